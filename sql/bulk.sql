@@ -1,0 +1,14 @@
+-- 200,000 saturations in one statement: one incident
+SELECT integrity_guard.purge('0') >= 0 AS purged;
+CREATE TABLE bulk (id int, times_seen bigint, started timestamptz, ended timestamptz);
+SELECT integrity_guard.guard_counter('bulk', ARRAY['times_seen']);
+SELECT integrity_guard.guard_range('bulk', 'started', 'ended');
+INSERT INTO bulk
+SELECT g, 2147483647 - (g % 3), '2024-01-01'::timestamptz + g * interval '1 minute', NULL
+  FROM generate_series(1, 200000) g;
+UPDATE bulk SET times_seen = times_seen + 10,
+                ended = started - interval '1 second';
+SELECT event_type, target, occurrences FROM integrity_guard.audit_log ORDER BY event_type;
+SELECT count(*) FILTER (WHERE times_seen = 2147483647) AS saturated,
+       count(*) FILTER (WHERE ended = started) AS clamped
+  FROM bulk;

@@ -1,0 +1,375 @@
+-- pg_integrity_guard 1.0
+\echo Use "CREATE EXTENSION pg_integrity_guard" to load this file. \quit
+
+--------------------------------------------------------------------------
+-- Audit table: one row per incident (event type, relation, role, target),
+-- with the number of occurrences the incident aggregates.
+--------------------------------------------------------------------------
+CREATE TABLE integrity_guard.audit_log (
+    id               bigserial PRIMARY KEY,
+    event_type       text        NOT NULL,
+    schema_name      name,
+    table_name       name,
+    relid            oid,
+    target           text,
+    occurrences      bigint      NOT NULL DEFAULT 1 CHECK (occurrences > 0),
+    first_seen       timestamptz NOT NULL,
+    last_seen        timestamptz NOT NULL,
+    role_name        name,
+    database_name    name,
+    application_name text,
+    detail           jsonb
+);
+CREATE INDEX audit_log_last_seen_idx ON integrity_guard.audit_log (last_seen);
+CREATE INDEX audit_log_relid_idx ON integrity_guard.audit_log (relid, last_seen);
+
+COMMENT ON TABLE integrity_guard.audit_log IS
+  'Incidents absorbed by pg_integrity_guard; each row aggregates the occurrences of one statement';
+
+-- Audit rows are dumped with the database (pg_dump keeps them).
+SELECT pg_catalog.pg_extension_config_dump('integrity_guard.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('integrity_guard.audit_log_id_seq', '');
+
+-- Nobody but the owner writes; everybody reads, but only the rows of tables
+-- they can SELECT (superusers and pg_read_all_stats members see all).
+REVOKE ALL ON integrity_guard.audit_log FROM PUBLIC;
+REVOKE ALL ON SEQUENCE integrity_guard.audit_log_id_seq FROM PUBLIC;
+GRANT SELECT ON integrity_guard.audit_log TO PUBLIC;
+ALTER TABLE integrity_guard.audit_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY audit_log_visible ON integrity_guard.audit_log FOR SELECT
+  USING (pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
+         OR coalesce(pg_catalog.has_table_privilege(relid, 'SELECT'), false));
+
+--------------------------------------------------------------------------
+-- Trigger functions (C)
+--------------------------------------------------------------------------
+CREATE FUNCTION integrity_guard.saturate_counter()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'saturate_counter'
+LANGUAGE C;
+
+COMMENT ON FUNCTION integrity_guard.saturate_counter() IS
+  'BEFORE INSERT OR UPDATE ROW trigger: stores out-of-bounds counter values as the bound. Arguments: ''col'' or ''col:min:max''';
+
+CREATE FUNCTION integrity_guard.clamp_range()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'clamp_range'
+LANGUAGE C;
+
+COMMENT ON FUNCTION integrity_guard.clamp_range() IS
+  'BEFORE INSERT OR UPDATE ROW trigger: repairs inverted time ranges. Arguments: ''lower_col'', ''upper_col'' or ''range_col'', then ''on_inverted=clamp_upper|clamp_lower|swap|error''';
+
+--------------------------------------------------------------------------
+-- Internal helpers
+--------------------------------------------------------------------------
+CREATE FUNCTION integrity_guard._check_args(guard text, rel regclass, args text[])
+RETURNS void
+AS 'MODULE_PATHNAME', 'ig_check_args'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION integrity_guard._trigger_args(tgargs bytea)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'ig_trigger_args'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- A deterministic trigger name within NAMEDATALEN: long names keep a hash.
+CREATE FUNCTION integrity_guard._trigger_name(prefix text, parts text[])
+RETURNS name
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN octet_length(full_name) <= 63 THEN full_name
+              ELSE left(full_name, 50) || '_' || left(md5(full_name), 8)
+         END::name
+  FROM (SELECT prefix || coalesce('_' || array_to_string(parts, '_'), '') AS full_name) s
+$$;
+
+--------------------------------------------------------------------------
+-- The guards view: every attached guard
+--------------------------------------------------------------------------
+CREATE VIEW integrity_guard.guards
+WITH (security_invoker = true) AS
+SELECT t.tgrelid::regclass AS table_name,
+       CASE p.proname
+            WHEN 'saturate_counter' THEN 'counter'
+            WHEN 'clamp_range' THEN 'range'
+            WHEN 'nullify_children' THEN 'children'
+            WHEN 'guard_unique' THEN 'unique'
+       END AS kind,
+       ARRAY(SELECT a FROM unnest(g.args) a WHERE a !~ '^[a-z_]+=') AS columns,
+       ARRAY(SELECT a FROM unnest(g.args) a WHERE a ~ '^[a-z_]+=') AS options,
+       t.tgname AS trigger_name,
+       t.tgenabled <> 'D' AS enabled
+FROM pg_catalog.pg_trigger t
+JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+CROSS JOIN LATERAL integrity_guard._trigger_args(t.tgargs) AS g(args)
+WHERE p.pronamespace = 'integrity_guard'::regnamespace
+  AND p.prorettype = 'pg_catalog.trigger'::regtype
+  AND t.tgparentid = 0;
+
+COMMENT ON VIEW integrity_guard.guards IS
+  'Every guard attached to a table (partition clones are listed through their parent)';
+
+-- Validate, refuse a second guard of the same name, create the trigger.
+CREATE FUNCTION integrity_guard._attach(rel regclass, kind text, trigger_name name,
+                                        func text, args text[])
+RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind_of_rel "char";
+BEGIN
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'table must not be NULL'
+              USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relkind INTO kind_of_rel FROM pg_class c WHERE c.oid = rel;
+    IF kind_of_rel IS DISTINCT FROM 'r' AND kind_of_rel IS DISTINCT FROM 'p' THEN
+        RAISE EXCEPTION '"%" is not a table', rel
+              USING ERRCODE = 'wrong_object_type',
+                    HINT = 'Guards attach to ordinary and partitioned tables.';
+    END IF;
+
+    PERFORM integrity_guard._check_args(func, rel, args);
+
+    IF EXISTS (SELECT 1 FROM pg_trigger t
+               WHERE t.tgrelid = rel AND t.tgname = trigger_name) THEN
+        RAISE EXCEPTION 'table % already has a % guard named "%"', rel, kind, trigger_name
+              USING ERRCODE = 'duplicate_object',
+                    HINT = format('Remove it with integrity_guard.unguard(%L, %L) and attach again with all columns and options in one call.',
+                                  rel::text, trigger_name);
+    END IF;
+
+    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION integrity_guard.%I(%s)',
+                   trigger_name, rel, func,
+                   (SELECT string_agg(quote_literal(a), ', ' ORDER BY n)
+                    FROM unnest(args) WITH ORDINALITY AS u(a, n)));
+
+    IF kind_of_rel = 'r' AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = rel) THEN
+        RAISE NOTICE 'the % guard covers rows stored in % itself, not in its inheritance children', kind, rel
+              USING HINT = 'Row triggers are not inherited: attach the guard to each child table too.';
+    END IF;
+    RETURN trigger_name;
+END
+$$;
+
+--------------------------------------------------------------------------
+-- Attach helpers
+--------------------------------------------------------------------------
+CREATE FUNCTION integrity_guard.guard_counter(rel regclass, columns text[],
+                                              max_value bigint DEFAULT 2147483647,
+                                              min_value bigint DEFAULT -2147483648)
+RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    args text[];
+BEGIN
+    IF columns IS NULL OR cardinality(columns) = 0 THEN
+        RAISE EXCEPTION 'guard_counter() needs at least one column'
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Pass the counter columns as an array, e.g. ARRAY[''times_seen''].';
+    END IF;
+    IF max_value IS NULL OR min_value IS NULL THEN
+        RAISE EXCEPTION 'guard_counter() bounds must not be NULL'
+              USING ERRCODE = 'null_value_not_allowed',
+                    HINT = 'Leave a bound out to get the default 32-bit bound.';
+    END IF;
+    -- Default bounds travel as empty so that the trigger narrows them to
+    -- the column type (smallint); explicit ones are checked against it.
+    SELECT array_agg(CASE
+                       WHEN max_value = 2147483647 AND min_value = -2147483648
+                            AND position(':' IN c) = 0 THEN c
+                       ELSE c || ':' ||
+                            CASE WHEN min_value = -2147483648 THEN '' ELSE min_value::text END || ':' ||
+                            CASE WHEN max_value = 2147483647 THEN '' ELSE max_value::text END
+                     END ORDER BY n)
+      INTO args
+      FROM unnest(columns) WITH ORDINALITY AS u(c, n);
+    RETURN integrity_guard._attach(rel, 'counter', 'integrity_guard_counter',
+                                   'saturate_counter', args);
+END
+$$;
+
+COMMENT ON FUNCTION integrity_guard.guard_counter(regclass, text[], bigint, bigint) IS
+  'Attaches saturate_counter() to the columns and returns the trigger name';
+
+CREATE FUNCTION integrity_guard.guard_range(rel regclass, range_column name,
+                                            on_inverted text DEFAULT 'clamp_upper')
+RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF on_inverted IS NULL THEN
+        RAISE EXCEPTION 'on_inverted must not be NULL'
+              USING ERRCODE = 'null_value_not_allowed',
+                    HINT = 'Use clamp_upper, clamp_lower, swap or error.';
+    END IF;
+    RETURN integrity_guard._attach(rel, 'range',
+                                   integrity_guard._trigger_name('integrity_guard_range', ARRAY[range_column::text]),
+                                   'clamp_range',
+                                   ARRAY[range_column::text, 'on_inverted=' || on_inverted]);
+END
+$$;
+
+COMMENT ON FUNCTION integrity_guard.guard_range(regclass, name, text) IS
+  'Attaches clamp_range() to a tstzrange, tsrange or daterange column and returns the trigger name';
+
+CREATE FUNCTION integrity_guard.guard_range(rel regclass, lower_column text, upper_column text,
+                                            on_inverted text DEFAULT 'clamp_upper')
+RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- guard_range(t, 'period', 'swap') resolves to this form; a range
+    -- column in first place means the caller meant the range-column form.
+    IF EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
+               WHERE a.attrelid = rel AND a.attname = lower_column
+                 AND NOT a.attisdropped AND ty.typtype = 'r') THEN
+        IF on_inverted IS DISTINCT FROM 'clamp_upper' THEN
+            RAISE EXCEPTION 'column "%" is a range column: give it alone, with at most a policy', lower_column
+                  USING ERRCODE = 'invalid_parameter_value',
+                        HINT = 'Call integrity_guard.guard_range(rel, range_column => ..., on_inverted => ...).';
+        END IF;
+        RETURN integrity_guard.guard_range(rel, lower_column::name, upper_column);
+    END IF;
+    IF on_inverted IS NULL THEN
+        RAISE EXCEPTION 'on_inverted must not be NULL'
+              USING ERRCODE = 'null_value_not_allowed',
+                    HINT = 'Use clamp_upper, clamp_lower, swap or error.';
+    END IF;
+    RETURN integrity_guard._attach(rel, 'range',
+                                   integrity_guard._trigger_name('integrity_guard_range', ARRAY[lower_column, upper_column]),
+                                   'clamp_range',
+                                   ARRAY[lower_column, upper_column, 'on_inverted=' || on_inverted]);
+END
+$$;
+
+COMMENT ON FUNCTION integrity_guard.guard_range(regclass, text, text, text) IS
+  'Attaches clamp_range() to a pair of bound columns and returns the trigger name';
+
+CREATE FUNCTION integrity_guard.unguard(rel regclass, guard text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g record;
+    removed integer := 0;
+BEGIN
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'table must not be NULL'
+              USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    FOR g IN SELECT gs.trigger_name FROM integrity_guard.guards gs
+             WHERE gs.table_name = rel
+               AND (guard IS NULL OR gs.kind = guard OR gs.trigger_name = guard)
+             ORDER BY gs.trigger_name
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', g.trigger_name, rel);
+        removed := removed + 1;
+    END LOOP;
+    IF removed = 0 AND guard IS NOT NULL THEN
+        RAISE EXCEPTION 'table % has no guard "%"', rel, guard
+              USING ERRCODE = 'undefined_object',
+                    HINT = 'Name a kind (counter, range, children, unique) or a trigger_name listed in integrity_guard.guards.';
+    END IF;
+    RETURN removed;
+END
+$$;
+
+COMMENT ON FUNCTION integrity_guard.unguard(regclass, text) IS
+  'Removes the guards of a table (all, one kind, or one trigger) and returns how many';
+
+--------------------------------------------------------------------------
+-- Reading the audit
+--------------------------------------------------------------------------
+CREATE FUNCTION integrity_guard.flush()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'ig_flush'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION integrity_guard.flush() IS
+  'Writes pending incidents now and returns how many rows were written';
+
+CREATE FUNCTION integrity_guard.events(since timestamptz DEFAULT NULL,
+                                       rel regclass DEFAULT NULL,
+                                       event_type text DEFAULT NULL)
+RETURNS SETOF integrity_guard.audit_log
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT a.*
+  FROM integrity_guard.audit_log a
+  WHERE ($1 IS NULL OR a.last_seen >= $1)
+    AND ($2 IS NULL OR a.relid = $2)
+    AND ($3 IS NULL OR a.event_type = $3)
+  ORDER BY a.last_seen DESC, a.id DESC
+$$;
+
+COMMENT ON FUNCTION integrity_guard.events(timestamptz, regclass, text) IS
+  'Incidents, newest first, of the tables the caller can read';
+
+CREATE FUNCTION integrity_guard.summary(since timestamptz DEFAULT NULL)
+RETURNS TABLE (schema_name name, table_name name, event_type text, target text,
+               incidents bigint, occurrences bigint,
+               first_seen timestamptz, last_seen timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT a.schema_name, a.table_name, a.event_type, a.target,
+         count(*), sum(a.occurrences)::bigint, min(a.first_seen), max(a.last_seen)
+  FROM integrity_guard.audit_log a
+  WHERE $1 IS NULL OR a.last_seen >= $1
+  GROUP BY a.schema_name, a.table_name, a.event_type, a.target
+  ORDER BY sum(a.occurrences) DESC, a.schema_name, a.table_name, a.event_type, a.target
+$$;
+
+COMMENT ON FUNCTION integrity_guard.summary(timestamptz) IS
+  'Incidents and occurrences per table, event type and target';
+
+CREATE FUNCTION integrity_guard.purge(older_than interval)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    owner oid;
+    removed bigint;
+BEGIN
+    IF older_than IS NULL THEN
+        RAISE EXCEPTION 'older_than must not be NULL'
+              USING ERRCODE = 'null_value_not_allowed',
+                    HINT = 'Use interval ''0'' to remove every incident.';
+    END IF;
+    SELECT e.extowner INTO owner FROM pg_extension e WHERE e.extname = 'pg_integrity_guard';
+    IF NOT pg_has_role(owner, 'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to purge the integrity_guard audit log'
+              USING ERRCODE = 'insufficient_privilege',
+                    HINT = 'Only the extension owner or a superuser can purge.';
+    END IF;
+    DELETE FROM integrity_guard.audit_log a WHERE a.last_seen < now() - older_than;
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN removed;
+END
+$$;
+
+COMMENT ON FUNCTION integrity_guard.purge(interval) IS
+  'Deletes incidents last seen before now() - older_than (extension owner or superuser)';
+
+CREATE VIEW integrity_guard.recent_events
+WITH (security_invoker = true) AS
+SELECT a.*
+FROM integrity_guard.audit_log a
+WHERE a.last_seen > now() - interval '1 day'
+ORDER BY a.last_seen DESC, a.id DESC;
+
+COMMENT ON VIEW integrity_guard.recent_events IS
+  'Incidents of the last 24 hours, newest first, of the tables the caller can read';
+
+GRANT SELECT ON integrity_guard.guards, integrity_guard.recent_events TO PUBLIC;
+GRANT USAGE ON SCHEMA integrity_guard TO PUBLIC;

@@ -1,0 +1,472 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.c
+ *		The one audit API every guard reports through.
+ *
+ * Guards call ig_audit_record() per absorbed failure.  Events are
+ * aggregated in backend memory by (event type, relation, role, target,
+ * detail) and written as one incident row per key, carrying the number of
+ * occurrences, when the top-level statement ends (ExecutorFinish, or
+ * ProcessUtility for COPY, CALL and DO), at PRE_COMMIT for anything still
+ * pending, or when integrity_guard.flush() is called.  A statement that
+ * saturates 200,000 rows therefore writes one row, not 200,000.
+ *
+ * This is the transactional path: incidents are inserted into
+ * integrity_guard.audit_log in the current transaction and share its fate.
+ * Events pending when a savepoint rolls back are kept and written with the
+ * surrounding transaction; a top-level abort discards them.
+ *
+ * Rows are written as the extension's owner: the guarded table's writers
+ * need no privilege on the audit table, and PUBLIC gets none.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "pg_integrity_guard.h"
+
+typedef struct IgPendingKey
+{
+	IgEventType type;
+	Oid			relid;
+	Oid			roleid;
+	const char *target;			/* copied into pending_cxt on insert */
+	const char *detail;			/* JSON text or NULL, likewise */
+} IgPendingKey;
+
+typedef struct IgPending
+{
+	IgPendingKey key;
+	char	   *schema_name;
+	char	   *table_name;
+	int64		occurrences;
+	TimestampTz first_seen;
+	TimestampTz last_seen;
+} IgPending;
+
+static MemoryContext pending_cxt = NULL;
+static HTAB *pending = NULL;
+static bool flushing = false;
+
+/* Depth of executor and utility calls; 0 means "between statements". */
+static int	nesting = 0;
+
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+#define IG_AUDIT_NPARAMS 12
+
+static const char *const ig_audit_insert =
+"INSERT INTO integrity_guard.audit_log (event_type, schema_name, table_name,"
+" relid, target, occurrences, first_seen, last_seen, role_name,"
+" database_name, application_name, detail)"
+" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_catalog.jsonb)";
+
+const char *
+ig_event_type_name(IgEventType type)
+{
+	switch (type)
+	{
+		case IG_EVENT_COUNTER_SATURATED:
+			return "counter_saturated";
+		case IG_EVENT_RANGE_CLAMPED:
+			return "range_clamped";
+		case IG_EVENT_CHILDREN_NULLIFIED:
+			return "children_nullified";
+		case IG_EVENT_DUPLICATE_KEY:
+			return "duplicate_key";
+	}
+	return "unknown";
+}
+
+static uint32
+pending_hash(const void *key, Size keysize)
+{
+	const IgPendingKey *k = key;
+	uint32		h;
+
+	h = hash_bytes_uint32((uint32) k->type);
+	h = hash_combine(h, hash_bytes_uint32(k->relid));
+	h = hash_combine(h, hash_bytes_uint32(k->roleid));
+	h = hash_combine(h, hash_bytes((const unsigned char *) k->target,
+								   strlen(k->target)));
+	if (k->detail)
+		h = hash_combine(h, hash_bytes((const unsigned char *) k->detail,
+									   strlen(k->detail)));
+	return h;
+}
+
+static int
+pending_match(const void *key1, const void *key2, Size keysize)
+{
+	const IgPendingKey *a = key1;
+	const IgPendingKey *b = key2;
+
+	if (a->type != b->type || a->relid != b->relid || a->roleid != b->roleid)
+		return 1;
+	if (strcmp(a->target, b->target) != 0)
+		return 1;
+	if ((a->detail == NULL) != (b->detail == NULL))
+		return 1;
+	if (a->detail && strcmp(a->detail, b->detail) != 0)
+		return 1;
+	return 0;
+}
+
+/* Keys arrive pointing at the caller's strings: keep our own copies. */
+static void *
+pending_keycopy(void *dest, const void *src, Size keysize)
+{
+	IgPendingKey *d = dest;
+	const IgPendingKey *s = src;
+
+	d->type = s->type;
+	d->relid = s->relid;
+	d->roleid = s->roleid;
+	d->target = MemoryContextStrdup(pending_cxt, s->target);
+	d->detail = s->detail ? MemoryContextStrdup(pending_cxt, s->detail) : NULL;
+	return dest;
+}
+
+static void
+pending_discard(void)
+{
+	pending = NULL;
+	if (pending_cxt)
+		MemoryContextReset(pending_cxt);
+}
+
+/*
+ * Record 'occurrences' events of one kind.  Per-row cost: one hash probe
+ * and a clock read; memory is allocated only for a new key.
+ */
+void
+ig_audit_record(IgEventType type, Relation rel, const char *target,
+				const char *detail_json, int64 occurrences)
+{
+	IgPendingKey key;
+	IgPending  *entry;
+	bool		found;
+	TimestampTz now;
+
+	if (occurrences <= 0 || flushing)
+		return;
+
+	if (pending == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(IgPendingKey);
+		ctl.entrysize = sizeof(IgPending);
+		ctl.hash = pending_hash;
+		ctl.match = pending_match;
+		ctl.keycopy = pending_keycopy;
+		ctl.hcxt = pending_cxt;
+		pending = hash_create("integrity_guard pending events", 16, &ctl,
+							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
+							  HASH_KEYCOPY | HASH_CONTEXT);
+	}
+
+	key.type = type;
+	key.relid = RelationGetRelid(rel);
+	key.roleid = GetUserId();
+	key.target = target ? target : "";
+	key.detail = detail_json;
+
+	entry = hash_search(pending, &key, HASH_ENTER, &found);
+	now = GetCurrentTimestamp();
+	if (!found)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(pending_cxt);
+
+		entry->schema_name = get_namespace_name(RelationGetNamespace(rel));
+		entry->table_name = pstrdup(RelationGetRelationName(rel));
+		MemoryContextSwitchTo(oldcxt);
+		entry->occurrences = 0;
+		entry->first_seen = now;
+	}
+	entry->occurrences += occurrences;
+	entry->last_seen = now;
+}
+
+/* The extension's owner, or false when it is not installed here. */
+static bool
+ig_extension_owner(Oid *owner)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		found = false;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(IG_EXTENSION_NAME));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		*owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+		found = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+static Datum
+ig_text_or_null(const char *s, bool *isnull)
+{
+	*isnull = (s == NULL);
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/*
+ * Write every pending incident into integrity_guard.audit_log and return
+ * how many rows were written.
+ */
+static int64
+ig_audit_flush(void)
+{
+	HTAB	   *batch = pending;
+	HASH_SEQ_STATUS status;
+	IgPending  *entry;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec_context;
+	Oid			argtypes[IG_AUDIT_NPARAMS];
+	SPIPlanPtr	plan;
+	char	   *dbname;
+	volatile int64 written = 0;
+	volatile bool pushed_snapshot = false;
+	int			i;
+
+	if (batch == NULL || flushing || !IsTransactionState())
+		return 0;
+	if (hash_get_num_entries(batch) == 0 || !ig_extension_owner(&owner))
+	{
+		pending_discard();
+		return 0;
+	}
+
+	dbname = get_database_name(MyDatabaseId);
+	for (i = 0; i < IG_AUDIT_NPARAMS; i++)
+		argtypes[i] = TEXTOID;
+	argtypes[3] = OIDOID;
+	argtypes[5] = INT8OID;
+	argtypes[6] = TIMESTAMPTZOID;
+	argtypes[7] = TIMESTAMPTZOID;
+
+	flushing = true;
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	PG_TRY();
+	{
+		/*
+		 * A SELECT's ExecutorFinish runs at portal cleanup and PRE_COMMIT
+		 * runs after the portals: neither has an active snapshot.
+		 */
+		if (!ActiveSnapshotSet())
+		{
+			PushActiveSnapshot(GetTransactionSnapshot());
+			pushed_snapshot = true;
+		}
+		SetUserIdAndSecContext(owner, save_sec_context |
+							   SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		plan = SPI_prepare(ig_audit_insert, IG_AUDIT_NPARAMS, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+
+		hash_seq_init(&status, batch);
+		while ((entry = hash_seq_search(&status)) != NULL)
+		{
+			Datum		values[IG_AUDIT_NPARAMS];
+			bool		isnull[IG_AUDIT_NPARAMS];
+			char		nulls[IG_AUDIT_NPARAMS];
+
+			values[0] = ig_text_or_null(ig_event_type_name(entry->key.type),
+										&isnull[0]);
+			values[1] = ig_text_or_null(entry->schema_name, &isnull[1]);
+			values[2] = ig_text_or_null(entry->table_name, &isnull[2]);
+			values[3] = ObjectIdGetDatum(entry->key.relid);
+			isnull[3] = false;
+			values[4] = ig_text_or_null(entry->key.target, &isnull[4]);
+			values[5] = Int64GetDatum(entry->occurrences);
+			isnull[5] = false;
+			values[6] = TimestampTzGetDatum(entry->first_seen);
+			isnull[6] = false;
+			values[7] = TimestampTzGetDatum(entry->last_seen);
+			isnull[7] = false;
+			values[8] = ig_text_or_null(GetUserNameFromId(entry->key.roleid,
+														  true), &isnull[8]);
+			values[9] = ig_text_or_null(dbname, &isnull[9]);
+			values[10] = ig_text_or_null(application_name &&
+										 application_name[0] ?
+										 application_name : NULL,
+										 &isnull[10]);
+			values[11] = ig_text_or_null(entry->key.detail, &isnull[11]);
+			for (i = 0; i < IG_AUDIT_NPARAMS; i++)
+				nulls[i] = isnull[i] ? 'n' : ' ';
+
+			if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not write to integrity_guard.audit_log");
+			written++;
+		}
+		SPI_finish();
+		if (pushed_snapshot)
+			PopActiveSnapshot();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		flushing = false;
+		pending_discard();
+	}
+	PG_END_TRY();
+
+	return written;
+}
+
+static void
+ig_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+			   bool execute_once)
+{
+	nesting++;
+	PG_TRY();
+	{
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
+}
+
+/* AFTER triggers run inside ExecutorFinish: flush once they are done. */
+static void
+ig_ExecutorFinish(QueryDesc *queryDesc)
+{
+	nesting++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
+
+	if (nesting == 0 && pending != NULL)
+		ig_audit_flush();
+}
+
+/* COPY FROM fires row triggers without the executor hooks; so do CALL/DO. */
+static void
+ig_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+				  bool readOnlyTree, ProcessUtilityContext context,
+				  ParamListInfo params, QueryEnvironment *queryEnv,
+				  DestReceiver *dest, QueryCompletion *qc)
+{
+	nesting++;
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		nesting--;
+	}
+	PG_END_TRY();
+
+	if (nesting == 0 && pending != NULL)
+		ig_audit_flush();
+}
+
+static void
+ig_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			ig_audit_flush();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PREPARE:
+			pending_discard();
+			flushing = false;
+			break;
+		default:
+			break;
+	}
+}
+
+void
+ig_audit_init(void)
+{
+	pending_cxt = AllocSetContextCreate(TopMemoryContext,
+										"integrity_guard pending events",
+										ALLOCSET_DEFAULT_SIZES);
+
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = ig_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = ig_ExecutorFinish;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = ig_ProcessUtility;
+	RegisterXactCallback(ig_xact_callback, NULL);
+}
+
+/*
+ * integrity_guard.flush() returns bigint
+ *
+ * Write pending incidents now.  Statements flush on their own when they
+ * end; this is for readers inside the statement that produced events.
+ */
+PG_FUNCTION_INFO_V1(ig_flush);
+
+Datum
+ig_flush(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(ig_audit_flush());
+}

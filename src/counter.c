@@ -1,0 +1,351 @@
+/*-------------------------------------------------------------------------
+ *
+ * counter.c
+ *		saturate_counter(): hold counter columns to their bounds.
+ *
+ * BEFORE INSERT OR UPDATE, FOR EACH ROW.  Arguments, one per column:
+ *		'col'			bounds [-2147483648, 2147483647] narrowed to the type
+ *		'col:min:max'	explicit bounds; either may be empty (the default)
+ * Column types: smallint, integer, bigint, numeric.  A value past a bound
+ * is stored as the bound and a counter_saturated event is recorded.  NULL
+ * and numeric NaN are left alone.  A row that needs no change is returned
+ * as it came, without a copy.
+ *
+ * What reaches a trigger is already of the column's type: an integer column
+ * overflowing inside int4pl never gets here (see the rewrite).  The trigger
+ * serves bigint and numeric columns held to 32-bit or custom bounds, and
+ * custom bounds on any column.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <errno.h>
+#include <limits.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/numeric.h"
+
+#include "pg_integrity_guard.h"
+
+#define IG_COUNTER_DEFAULT_MIN	((int64) PG_INT32_MIN)
+#define IG_COUNTER_DEFAULT_MAX	((int64) PG_INT32_MAX)
+
+typedef struct CounterColumn
+{
+	AttrNumber	attnum;
+	Oid			typid;
+	int64		min;
+	int64		max;
+	Datum		min_numeric;	/* bounds as numeric, for numeric columns */
+	Datum		max_numeric;
+	char	   *name;
+	char	   *detail_min;		/* audit detail JSON, built once */
+	char	   *detail_max;
+} CounterColumn;
+
+typedef struct CounterConfig
+{
+	int			ncolumns;
+	/* scratch space for heap_modify_tuple_by_cols, sized once */
+	int		   *repl_cols;
+	Datum	   *repl_values;
+	bool	   *repl_nulls;
+	CounterColumn columns[FLEXIBLE_ARRAY_MEMBER];
+} CounterConfig;
+
+static const char *const counter_options[] = {NULL};
+
+static bool
+parse_bound(const char *s, int64 *result)
+{
+	char	   *end;
+	long long	v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end == s || *end != '\0' || errno == ERANGE)
+		return false;
+	*result = (int64) v;
+	return true;
+}
+
+static void
+type_range(Oid typid, int64 *lo, int64 *hi)
+{
+	switch (typid)
+	{
+		case INT2OID:
+			*lo = PG_INT16_MIN;
+			*hi = PG_INT16_MAX;
+			break;
+		case INT4OID:
+			*lo = PG_INT32_MIN;
+			*hi = PG_INT32_MAX;
+			break;
+		default:
+			*lo = PG_INT64_MIN;
+			*hi = PG_INT64_MAX;
+			break;
+	}
+}
+
+static char *
+counter_detail(const char *column, const char *bound, int64 limit)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	ig_append_json_string(&buf, "column", column, true);
+	ig_append_json_string(&buf, "bound", bound, false);
+	appendStringInfo(&buf, ", \"limit\": " INT64_FORMAT "}", limit);
+	return buf.data;
+}
+
+/*
+ * Split 'col:min:max' at its last two colons; a name without colons is a
+ * plain column.  A column whose name contains colons is written 'a:b::'.
+ */
+static void
+parse_column_spec(IgArgs *args, const char *spec, CounterColumn *col,
+				  bool *has_min, bool *has_max)
+{
+	const char *last = strrchr(spec, ':');
+	const char *prev = NULL;
+	const char *p;
+	char	   *min_text;
+	char	   *max_text;
+
+	*has_min = *has_max = false;
+	if (last == NULL)
+	{
+		col->name = pstrdup(spec);
+		return;
+	}
+	for (p = spec; p < last; p++)
+		if (*p == ':')
+			prev = p;
+	if (prev == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid column specification \"%s\" for saturate_counter() on table \"%s\"",
+						spec, RelationGetRelationName(args->rel)),
+				 errhint("Use 'column' or 'column:min:max'; either bound may be empty, as in 'times_seen::1000000'.")));
+
+	col->name = pnstrdup(spec, prev - spec);
+	min_text = pnstrdup(prev + 1, last - prev - 1);
+	max_text = pstrdup(last + 1);
+
+	if (min_text[0] != '\0')
+	{
+		if (!parse_bound(min_text, &col->min))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid lower bound \"%s\" for column \"%s\" in saturate_counter()",
+							min_text, col->name),
+					 errhint("Bounds are whole numbers within the bigint range, or empty for the default.")));
+		*has_min = true;
+	}
+	if (max_text[0] != '\0')
+	{
+		if (!parse_bound(max_text, &col->max))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid upper bound \"%s\" for column \"%s\" in saturate_counter()",
+							max_text, col->name),
+					 errhint("Bounds are whole numbers within the bigint range, or empty for the default.")));
+		*has_max = true;
+	}
+}
+
+void *
+ig_counter_parse(IgArgs *args)
+{
+	TupleDesc	tupdesc = RelationGetDescr(args->rel);
+	CounterConfig *cfg;
+	int			i,
+				j;
+
+	ig_reject_unknown_options(args, counter_options);
+	if (args->ncolumns == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("saturate_counter() on table \"%s\" needs at least one column",
+						RelationGetRelationName(args->rel)),
+				 errhint("Pass one argument per column: 'column' or 'column:min:max'.")));
+
+	cfg = palloc0(offsetof(CounterConfig, columns) +
+				  sizeof(CounterColumn) * args->ncolumns);
+	cfg->ncolumns = args->ncolumns;
+	cfg->repl_cols = palloc(sizeof(int) * args->ncolumns);
+	cfg->repl_values = palloc(sizeof(Datum) * args->ncolumns);
+	cfg->repl_nulls = palloc0(sizeof(bool) * args->ncolumns);
+
+	for (i = 0; i < args->ncolumns; i++)
+	{
+		CounterColumn *col = &cfg->columns[i];
+		bool		has_min,
+					has_max;
+		int64		type_lo,
+					type_hi;
+		Form_pg_attribute att;
+
+		parse_column_spec(args, args->columns[i], col, &has_min, &has_max);
+		col->attnum = ig_column_attnum(args, col->name);
+		for (j = 0; j < i; j++)
+			if (cfg->columns[j].attnum == col->attnum)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_COLUMN),
+						 errmsg("column \"%s\" is named more than once in saturate_counter() on table \"%s\"",
+								col->name, RelationGetRelationName(args->rel))));
+
+		att = TupleDescAttr(tupdesc, col->attnum - 1);
+		col->typid = att->atttypid;
+		if (col->typid != INT2OID && col->typid != INT4OID &&
+			col->typid != INT8OID && col->typid != NUMERICOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of relation \"%s\" is of type %s",
+							col->name, RelationGetRelationName(args->rel),
+							format_type_be(col->typid)),
+					 errdetail("saturate_counter() guards smallint, integer, bigint and numeric columns (not domains over them)."),
+					 errhint("Guard a counter column, or change the column's type.")));
+
+		/* Default bounds are 32-bit, narrowed to the column's type. */
+		type_range(col->typid, &type_lo, &type_hi);
+		if (!has_min)
+			col->min = Max(IG_COUNTER_DEFAULT_MIN, type_lo);
+		if (!has_max)
+			col->max = Min(IG_COUNTER_DEFAULT_MAX, type_hi);
+
+		if (col->min < type_lo || col->max > type_hi ||
+			col->min > type_hi || col->max < type_lo)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("bounds [" INT64_FORMAT ", " INT64_FORMAT "] are out of range for column \"%s\" of type %s",
+							col->min, col->max, col->name,
+							format_type_be(col->typid)),
+					 errhint("Bounds of a %s column lie within [" INT64_FORMAT ", " INT64_FORMAT "].",
+							 format_type_be(col->typid), type_lo, type_hi)));
+		if (col->min > col->max)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("lower bound " INT64_FORMAT " is greater than upper bound " INT64_FORMAT " for column \"%s\"",
+							col->min, col->max, col->name),
+					 errhint("Give bounds as 'column:min:max' with min <= max.")));
+
+		if (col->typid == NUMERICOID)
+		{
+			col->min_numeric = NumericGetDatum(int64_to_numeric(col->min));
+			col->max_numeric = NumericGetDatum(int64_to_numeric(col->max));
+		}
+		col->detail_min = counter_detail(col->name, "min", col->min);
+		col->detail_max = counter_detail(col->name, "max", col->max);
+	}
+
+	return cfg;
+}
+
+/* -1: below min, 1: above max, 0: within bounds. */
+static inline int
+counter_position(CounterColumn *col, Datum value)
+{
+	int64		v;
+
+	switch (col->typid)
+	{
+		case INT2OID:
+			v = DatumGetInt16(value);
+			break;
+		case INT4OID:
+			v = DatumGetInt32(value);
+			break;
+		case INT8OID:
+			v = DatumGetInt64(value);
+			break;
+		default:
+			if (numeric_is_nan(DatumGetNumeric(value)))
+				return 0;
+			if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, value,
+												  col->max_numeric)) > 0)
+				return 1;
+			if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, value,
+												  col->min_numeric)) < 0)
+				return -1;
+			return 0;
+	}
+	return v > col->max ? 1 : (v < col->min ? -1 : 0);
+}
+
+static Datum
+counter_bound_datum(CounterColumn *col, bool upper)
+{
+	int64		bound = upper ? col->max : col->min;
+
+	switch (col->typid)
+	{
+		case INT2OID:
+			return Int16GetDatum((int16) bound);
+		case INT4OID:
+			return Int32GetDatum((int32) bound);
+		case INT8OID:
+			return Int64GetDatum(bound);
+		default:
+			return upper ? col->max_numeric : col->min_numeric;
+	}
+}
+
+PG_FUNCTION_INFO_V1(saturate_counter);
+
+Datum
+saturate_counter(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = ig_require_before_row_write(fcinfo, "saturate_counter");
+	HeapTuple	tuple = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ?
+		td->tg_newtuple : td->tg_trigtuple;
+	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
+	CounterConfig *cfg;
+	int			nchanged = 0;
+	int			i;
+
+	if (!ig_enabled)
+		return PointerGetDatum(tuple);
+
+	cfg = ig_trigger_config(fcinfo, "saturate_counter", ig_counter_parse);
+
+	for (i = 0; i < cfg->ncolumns; i++)
+	{
+		CounterColumn *col = &cfg->columns[i];
+		bool		isnull;
+		Datum		value;
+		int			pos;
+
+		value = heap_getattr(tuple, col->attnum, tupdesc, &isnull);
+		if (isnull)
+			continue;
+		pos = counter_position(col, value);
+		if (pos == 0)
+			continue;
+
+		cfg->repl_cols[nchanged] = col->attnum;
+		cfg->repl_values[nchanged] = counter_bound_datum(col, pos > 0);
+		nchanged++;
+		ig_audit_record(IG_EVENT_COUNTER_SATURATED, td->tg_relation,
+						col->name, pos > 0 ? col->detail_max : col->detail_min,
+						1);
+	}
+
+	if (nchanged == 0)
+		return PointerGetDatum(tuple);
+
+	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, tupdesc, nchanged,
+													 cfg->repl_cols,
+													 cfg->repl_values,
+													 cfg->repl_nulls));
+}

@@ -1,0 +1,54 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_integrity_guard.c
+ *		Module entry point: GUCs, caches and hooks.
+ *
+ * The library is loaded by the first guard trigger that fires in a backend,
+ * or earlier through shared_preload_libraries / session_preload_libraries.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "pg_integrity_guard.h"
+
+PG_MODULE_MAGIC;
+
+bool		ig_enabled = true;
+bool		ig_log_key_values = true;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomBoolVariable("integrity_guard.enabled",
+							 "Lets the integrity guards act.",
+							 "When off, every guard trigger passes rows through unchanged and the server's own errors are raised again.",
+							 &ig_enabled,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("integrity_guard.log_key_values",
+							 "Records key values in the detail of audit incidents.",
+							 "Audit rows are visible only to roles that can read the audited table.",
+							 &ig_log_key_values,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("integrity_guard");
+#else
+	EmitWarningsOnPlaceholders("integrity_guard");
+#endif
+
+	ig_cache_init();
+	ig_audit_init();
+}

@@ -1,0 +1,91 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_integrity_guard.h
+ *		Shared declarations of pg_integrity_guard.
+ *
+ * The guards (counter.c, range.c, ...) are trigger functions.  They share
+ * the trigger-argument parser and the per-trigger cache (guard_cache.c) and
+ * report what they absorbed through one audit API (audit.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_INTEGRITY_GUARD_H
+#define PG_INTEGRITY_GUARD_H
+
+#include "postgres.h"
+
+#include "commands/trigger.h"
+#include "utils/rel.h"
+
+#define IG_EXTENSION_NAME	"pg_integrity_guard"
+#define IG_SCHEMA_NAME		"integrity_guard"
+
+/* GUCs (pg_integrity_guard.c) */
+extern bool ig_enabled;
+extern bool ig_log_key_values;
+
+/*
+ * Audit event types.  The text forms are what audit_log.event_type holds;
+ * keep ig_event_type_name() in step.
+ */
+typedef enum IgEventType
+{
+	IG_EVENT_COUNTER_SATURATED,
+	IG_EVENT_RANGE_CLAMPED,
+	IG_EVENT_CHILDREN_NULLIFIED,
+	IG_EVENT_DUPLICATE_KEY
+} IgEventType;
+
+/* audit.c */
+extern void ig_audit_init(void);
+extern void ig_audit_record(IgEventType type, Relation rel,
+							const char *target, const char *detail_json,
+							int64 occurrences);
+extern const char *ig_event_type_name(IgEventType type);
+
+/*
+ * Trigger arguments, split once into columns and options.  An argument of
+ * the form key=value whose key is a lower-case word is an option; anything
+ * else is a column specification for the guard to interpret.
+ */
+typedef struct IgOption
+{
+	char	   *key;
+	char	   *value;
+} IgOption;
+
+typedef struct IgArgs
+{
+	const char *guard;			/* trigger function name, for messages */
+	Relation	rel;
+	int			ncolumns;
+	char	  **columns;
+	int			noptions;
+	IgOption   *options;
+} IgArgs;
+
+/*
+ * A guard's parser turns its arguments into a private configuration,
+ * allocated in CurrentMemoryContext.  It must raise the same errors at
+ * attach time (integrity_guard._check_args) and at fire time.
+ */
+typedef void *(*IgParseFunc) (IgArgs *args);
+
+/* guard_cache.c */
+extern void ig_cache_init(void);
+extern void *ig_trigger_config(FunctionCallInfo fcinfo, const char *guard,
+							   IgParseFunc parse);
+extern TriggerData *ig_require_before_row_write(FunctionCallInfo fcinfo,
+											   const char *guard);
+extern void ig_split_args(IgArgs *args, const char *guard, Relation rel,
+						  int nargs, char **argv);
+extern void ig_reject_unknown_options(IgArgs *args, const char *const *known);
+extern AttrNumber ig_column_attnum(IgArgs *args, const char *column);
+extern void ig_append_json_string(StringInfo buf, const char *key,
+								  const char *value, bool first);
+
+/* counter.c, range.c */
+extern void *ig_counter_parse(IgArgs *args);
+extern void *ig_range_parse(IgArgs *args);
+
+#endif							/* PG_INTEGRITY_GUARD_H */

@@ -1,0 +1,272 @@
+/*-------------------------------------------------------------------------
+ *
+ * range.c
+ *		clamp_range(): keep a time range from being inverted.
+ *
+ * BEFORE INSERT OR UPDATE, FOR EACH ROW.  Arguments:
+ *		'lower_col', 'upper_col'	timestamptz, timestamp or date columns
+ *		'range_col'					a tstzrange, tsrange or daterange column
+ * then 'on_inverted=clamp_upper' (default: upper := lower), 'clamp_lower'
+ * (lower := upper), 'swap', or 'error'.  NULL bounds are open, never
+ * inverted.
+ *
+ * The column-pair form is what rescues Sentry's GroupOpenPeriod: its
+ * exclusion constraint evaluates tstzrange(date_started, date_ended, '[]')
+ * after BEFORE ROW triggers, so fixing the pair here keeps the range
+ * constructor from raising "range lower bound must be less than or equal to
+ * range upper bound".  A stored range value can never be inverted (its
+ * constructor raises first), so the range-column form has nothing to do per
+ * row: it is validated here and acted on by the assignment rewrite.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "pg_integrity_guard.h"
+
+typedef enum RangePolicy
+{
+	RANGE_CLAMP_UPPER,
+	RANGE_CLAMP_LOWER,
+	RANGE_SWAP,
+	RANGE_ERROR
+} RangePolicy;
+
+static const char *const range_policy_names[] = {
+	"clamp_upper", "clamp_lower", "swap", "error", NULL
+};
+
+static const char *const range_options[] = {"on_inverted", NULL};
+
+typedef struct RangeConfig
+{
+	bool		pair;			/* column pair, else one range column */
+	AttrNumber	lower_attnum;
+	AttrNumber	upper_attnum;
+	Oid			typid;			/* bound type (pair) or range type */
+	RangePolicy policy;
+	char	   *lower_name;
+	char	   *upper_name;
+	char	   *target;			/* audit target and detail, built once */
+	char	   *detail;
+	int			repl_cols[2];
+	Datum		repl_values[2];
+	bool		repl_nulls[2];
+} RangeConfig;
+
+static bool
+is_bound_type(Oid typid)
+{
+	return typid == TIMESTAMPTZOID || typid == TIMESTAMPOID || typid == DATEOID;
+}
+
+static RangePolicy
+parse_policy(IgArgs *args)
+{
+	const char *value = NULL;
+	int			i;
+
+	for (i = 0; i < args->noptions; i++)
+	{
+		if (value != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"on_inverted\" is given more than once for clamp_range() on table \"%s\"",
+							RelationGetRelationName(args->rel))));
+		value = args->options[i].value;
+	}
+	if (value == NULL)
+		return RANGE_CLAMP_UPPER;
+
+	for (i = 0; range_policy_names[i] != NULL; i++)
+		if (strcmp(value, range_policy_names[i]) == 0)
+			return (RangePolicy) i;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown on_inverted policy \"%s\" for clamp_range() on table \"%s\"",
+					value, RelationGetRelationName(args->rel)),
+			 errhint("Valid policies are clamp_upper (the default), clamp_lower, swap and error.")));
+	return RANGE_CLAMP_UPPER;	/* keep compiler quiet */
+}
+
+void *
+ig_range_parse(IgArgs *args)
+{
+	TupleDesc	tupdesc = RelationGetDescr(args->rel);
+	RangeConfig *cfg = palloc0(sizeof(RangeConfig));
+	StringInfoData buf;
+
+	ig_reject_unknown_options(args, range_options);
+	cfg->policy = parse_policy(args);
+
+	if (args->ncolumns == 2)
+	{
+		Oid			upper_typid;
+
+		cfg->pair = true;
+		cfg->lower_name = args->columns[0];
+		cfg->upper_name = args->columns[1];
+		cfg->lower_attnum = ig_column_attnum(args, cfg->lower_name);
+		cfg->upper_attnum = ig_column_attnum(args, cfg->upper_name);
+		if (cfg->lower_attnum == cfg->upper_attnum)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("clamp_range() on table \"%s\" needs two different columns",
+							RelationGetRelationName(args->rel)),
+					 errdetail("Both bounds name column \"%s\".", cfg->lower_name)));
+		cfg->typid = TupleDescAttr(tupdesc, cfg->lower_attnum - 1)->atttypid;
+		upper_typid = TupleDescAttr(tupdesc, cfg->upper_attnum - 1)->atttypid;
+		if (!is_bound_type(cfg->typid) || upper_typid != cfg->typid)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("columns \"%s\" (%s) and \"%s\" (%s) of relation \"%s\" cannot bound a time range",
+							cfg->lower_name, format_type_be(cfg->typid),
+							cfg->upper_name, format_type_be(upper_typid),
+							RelationGetRelationName(args->rel)),
+					 errhint("Both columns must be timestamptz, both timestamp, or both date.")));
+
+		cfg->repl_cols[0] = cfg->lower_attnum;
+		cfg->repl_cols[1] = cfg->upper_attnum;
+		initStringInfo(&buf);
+		appendStringInfo(&buf, "%s,%s", cfg->lower_name, cfg->upper_name);
+		cfg->target = buf.data;
+	}
+	else if (args->ncolumns == 1)
+	{
+		Oid			subtype;
+
+		cfg->pair = false;
+		cfg->lower_name = args->columns[0];
+		cfg->lower_attnum = ig_column_attnum(args, cfg->lower_name);
+		cfg->typid = TupleDescAttr(tupdesc, cfg->lower_attnum - 1)->atttypid;
+		subtype = type_is_range(cfg->typid) ?
+			get_range_subtype(cfg->typid) : InvalidOid;
+		if (!is_bound_type(subtype))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of relation \"%s\" is of type %s, not a time range",
+							cfg->lower_name, RelationGetRelationName(args->rel),
+							format_type_be(cfg->typid)),
+					 errhint("Pass a tstzrange, tsrange or daterange column, or the two columns that bound the range.")));
+		cfg->target = cfg->lower_name;
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("clamp_range() on table \"%s\" takes one range column or two bound columns, not %d",
+						RelationGetRelationName(args->rel), args->ncolumns),
+				 errhint("Use clamp_range('lower_column', 'upper_column'[, 'on_inverted=...']) or clamp_range('range_column'[, 'on_inverted=...']).")));
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	if (cfg->pair)
+	{
+		ig_append_json_string(&buf, "lower_column", cfg->lower_name, true);
+		ig_append_json_string(&buf, "upper_column", cfg->upper_name, false);
+	}
+	else
+		ig_append_json_string(&buf, "column", cfg->lower_name, true);
+	ig_append_json_string(&buf, "policy", range_policy_names[cfg->policy],
+						  false);
+	appendStringInfoChar(&buf, '}');
+	cfg->detail = buf.data;
+
+	return cfg;
+}
+
+static inline bool
+bounds_inverted(Oid typid, Datum lower, Datum upper)
+{
+	if (typid == DATEOID)
+		return DatumGetDateADT(lower) > DatumGetDateADT(upper);
+	/* timestamp and timestamptz are both int64 microseconds */
+	return DatumGetTimestamp(lower) > DatumGetTimestamp(upper);
+}
+
+static char *
+bound_text(Oid typid, Datum value)
+{
+	Oid			outfunc;
+	bool		isvarlena;
+
+	getTypeOutputInfo(typid, &outfunc, &isvarlena);
+	return OidOutputFunctionCall(outfunc, value);
+}
+
+PG_FUNCTION_INFO_V1(clamp_range);
+
+Datum
+clamp_range(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = ig_require_before_row_write(fcinfo, "clamp_range");
+	HeapTuple	tuple = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ?
+		td->tg_newtuple : td->tg_trigtuple;
+	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
+	RangeConfig *cfg;
+	Datum		lower,
+				upper;
+	bool		lower_null,
+				upper_null;
+	int			nrepl = 2;
+
+	if (!ig_enabled)
+		return PointerGetDatum(tuple);
+
+	cfg = ig_trigger_config(fcinfo, "clamp_range", ig_range_parse);
+	if (!cfg->pair)
+		return PointerGetDatum(tuple);
+
+	lower = heap_getattr(tuple, cfg->lower_attnum, tupdesc, &lower_null);
+	upper = heap_getattr(tuple, cfg->upper_attnum, tupdesc, &upper_null);
+	if (lower_null || upper_null || !bounds_inverted(cfg->typid, lower, upper))
+		return PointerGetDatum(tuple);
+
+	switch (cfg->policy)
+	{
+		case RANGE_CLAMP_UPPER:
+			cfg->repl_cols[0] = cfg->upper_attnum;
+			cfg->repl_values[0] = lower;
+			nrepl = 1;
+			break;
+		case RANGE_CLAMP_LOWER:
+			cfg->repl_cols[0] = cfg->lower_attnum;
+			cfg->repl_values[0] = upper;
+			nrepl = 1;
+			break;
+		case RANGE_SWAP:
+			cfg->repl_cols[0] = cfg->lower_attnum;
+			cfg->repl_values[0] = upper;
+			cfg->repl_cols[1] = cfg->upper_attnum;
+			cfg->repl_values[1] = lower;
+			break;
+		case RANGE_ERROR:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("range lower bound must be less than or equal to range upper bound"),
+					 errdetail("In table \"%s\", column \"%s\" = %s is after column \"%s\" = %s.",
+							   RelationGetRelationName(td->tg_relation),
+							   cfg->lower_name, bound_text(cfg->typid, lower),
+							   cfg->upper_name, bound_text(cfg->typid, upper)),
+					 errhint("Write an upper bound at or after the lower bound, or attach the guard with on_inverted=clamp_upper, clamp_lower or swap."),
+					 errtable(td->tg_relation)));
+			break;
+	}
+
+	ig_audit_record(IG_EVENT_RANGE_CLAMPED, td->tg_relation, cfg->target,
+					cfg->detail, 1);
+
+	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, tupdesc, nrepl,
+													 cfg->repl_cols,
+													 cfg->repl_values,
+													 cfg->repl_nulls));
+}

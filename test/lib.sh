@@ -1,0 +1,84 @@
+# Shared shell functions of the test driver, the demo and the benchmarks.
+# Source it; it sets PG_CONFIG, PGBIN and the cluster helpers.  Everything
+# runs as root on a fresh Debian 12: the server itself runs as the postgres
+# OS user, on a private socket directory, and is stopped on exit.
+
+PG_MAJOR=${PG_MAJOR:-15}
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+IG_CLUSTERS=()
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Install what is missing (Debian packages), once.
+ensure_packages() {
+    local need=()
+    [ -x "$PGBIN/postgres" ] || need+=("postgresql-$PG_MAJOR")
+    [ -x "$PG_CONFIG" ] && [ -f "$($PG_CONFIG --pgxs 2>/dev/null)" ] || need+=("postgresql-server-dev-$PG_MAJOR")
+    command -v make >/dev/null || need+=(make)
+    command -v gcc >/dev/null || need+=(gcc libc6-dev)
+    command -v runuser >/dev/null || need+=(util-linux)
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+    done
+    if [ ${#need[@]} -gt 0 ]; then
+        log "installing Debian packages: ${need[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        # Debian's postgresql-common would create and start a default cluster.
+        mkdir -p /etc/postgresql-common
+        grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf ||
+            echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf
+        apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+    id postgres >/dev/null 2>&1 || useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
+}
+
+build_install() {
+    log "building and installing pg_integrity_guard"
+    make -C "$TOP" -s PG_CONFIG="$PG_CONFIG" >/dev/null
+    make -C "$TOP" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+}
+
+# start_cluster VAR [postgresql.conf lines...]
+# Starts a throwaway cluster; sets VAR to its directory.  Socket and port:
+# $dir/sock and 5432 (private directory, so no clash with anything else).
+start_cluster() {
+    local var=$1; shift
+    local dir
+    dir=$(mktemp -d /tmp/pg_integrity_guard.XXXXXX)
+    chmod 755 "$dir"
+    mkdir "$dir/sock"
+    chown -R postgres: "$dir"
+    IG_CLUSTERS+=("$dir")
+    runuser -u postgres -- "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres \
+        --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+    {
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$dir/sock'"
+        echo "port = 5432"
+        echo "fsync = off"
+        echo "max_prepared_transactions = 4"
+        for line in "$@"; do echo "$line"; done
+    } >>"$dir/data/postgresql.conf"
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null ||
+        { cat "$dir/server.log" >&2; return 1; }
+    printf -v "$var" '%s' "$dir"
+}
+
+stop_clusters() {
+    local dir
+    for dir in "${IG_CLUSTERS[@]}"; do
+        if [ -f "$dir/data/postmaster.pid" ]; then
+            runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1
+        fi
+        rm -rf "$dir"
+    done
+    IG_CLUSTERS=()
+}
+
+# Environment for clients of cluster $1.
+cluster_env() {
+    export PGHOST="$1/sock" PGPORT=5432 PGUSER=postgres
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# pg_integrity_guard test driver: installs what is missing, builds and
+# installs the extension, runs every suite against throwaway clusters and
+# ends with one line "N passed, N failed".  Exit status 1 on any failure.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap stop_clusters EXIT
+trap 'exit 130' INT TERM
+
+ensure_packages || { echo "0 passed, 1 failed"; exit 1; }
+build_install || { echo "0 passed, 1 failed"; exit 1; }
+
+PASSED=0
+FAILED=0
+
+# pg_regress: sql/*.sql against expected/*.out, on a cluster without preload.
+suite_regress() {
+    local dir out
+    start_cluster dir || { FAILED=$((FAILED + 1)); return; }
+    cluster_env "$dir"
+    log "suite regress (pg_regress, no preload)"
+    out=$(cd "$TOP" && make -s PG_CONFIG="$PG_CONFIG" installcheck 2>&1)
+    printf '%s\n' "$out" | grep -E '\.\.\. |^(ok|not ok) ' >&2
+    PASSED=$((PASSED + $(printf '%s\n' "$out" | grep -cE '\.\.\. ok')))
+    FAILED=$((FAILED + $(printf '%s\n' "$out" | grep -cE '\.\.\. (FAILED|failed)')))
+    if [ -s "$TOP/regression.diffs" ]; then
+        head -n 200 "$TOP/regression.diffs" >&2
+    fi
+    if ! printf '%s\n' "$out" | grep -qE '\.\.\. '; then
+        printf '%s\n' "$out" >&2
+        FAILED=$((FAILED + 1))
+    fi
+}
+
+# Shell suites under test/suites/: each prints "ok - ..." / "not ok - ...".
+suite_shell() {
+    local script=$1 dir out
+    start_cluster dir || { FAILED=$((FAILED + 1)); return; }
+    cluster_env "$dir"
+    log "suite $(basename "$script" .sh)"
+    out=$(bash "$script" "$dir" 2>&1)
+    printf '%s\n' "$out" >&2
+    PASSED=$((PASSED + $(printf '%s\n' "$out" | grep -cE '^ok ')))
+    FAILED=$((FAILED + $(printf '%s\n' "$out" | grep -cE '^not ok ')))
+    if ! printf '%s\n' "$out" | grep -qE '^(not )?ok '; then
+        FAILED=$((FAILED + 1))
+    fi
+}
+
+suite_regress
+stop_clusters
+for script in "$TOP"/test/suites/*.sh; do
+    suite_shell "$script"
+    stop_clusters
+done
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
