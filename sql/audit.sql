@@ -15,7 +15,7 @@ SELECT event_type, schema_name, table_name, relid = 'counters'::regclass AS reli
   FROM integrity_guard.audit_log;
 -- min and max are separate incidents; another statement is another incident
 UPDATE counters SET n = CASE WHEN id <= 3 THEN -1 ELSE 101 END;
-SELECT target, detail->>'bound' AS bound, occurrences FROM integrity_guard.audit_log ORDER BY id;
+SELECT target, detail->>'bound' AS bound, occurrences FROM integrity_guard.audit_log ORDER BY occurrences DESC;
 -- rows within bounds record nothing
 UPDATE counters SET n = 50;
 SELECT count(*) FROM integrity_guard.audit_log;
