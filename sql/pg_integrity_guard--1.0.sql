@@ -21,7 +21,7 @@ CREATE TABLE integrity_guard.audit_log (
     detail           jsonb
 );
 CREATE INDEX audit_log_last_seen_idx ON integrity_guard.audit_log (last_seen);
-CREATE INDEX audit_log_relid_idx ON integrity_guard.audit_log (relid, last_seen);
+CREATE INDEX audit_log_table_idx ON integrity_guard.audit_log (schema_name, table_name, last_seen);
 
 COMMENT ON TABLE integrity_guard.audit_log IS
   'Incidents absorbed by pg_integrity_guard; each row aggregates the occurrences of one statement';
@@ -29,6 +29,18 @@ COMMENT ON TABLE integrity_guard.audit_log IS
 -- Audit rows are dumped with the database (pg_dump keeps them).
 SELECT pg_catalog.pg_extension_config_dump('integrity_guard.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('integrity_guard.audit_log_id_seq', '');
+
+COMMENT ON COLUMN integrity_guard.audit_log.relid IS
+  'OID of the table when the incident was recorded; schema_name and table_name identify it across dump and restore';
+
+-- The table an incident belongs to, by the names it was recorded with.
+-- Names, not relid: pg_restore gives tables new OIDs, and a stale OID could
+-- name another table.
+CREATE FUNCTION integrity_guard._incident_table(schema_name name, table_name name)
+RETURNS regclass
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT to_regclass(quote_ident($1) || '.' || quote_ident($2)) $$;
 
 -- Nobody but the owner writes; everybody reads, but only the rows of tables
 -- they can SELECT (superusers and pg_read_all_stats members see all).
@@ -38,7 +50,8 @@ GRANT SELECT ON integrity_guard.audit_log TO PUBLIC;
 ALTER TABLE integrity_guard.audit_log ENABLE ROW LEVEL SECURITY;
 CREATE POLICY audit_log_visible ON integrity_guard.audit_log FOR SELECT
   USING (pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
-         OR coalesce(pg_catalog.has_table_privilege(relid, 'SELECT'), false));
+         OR coalesce(pg_catalog.has_table_privilege(
+                integrity_guard._incident_table(schema_name, table_name), 'SELECT'), false));
 
 --------------------------------------------------------------------------
 -- Trigger functions (C)
@@ -306,7 +319,7 @@ AS $$
   SELECT a.*
   FROM integrity_guard.audit_log a
   WHERE ($1 IS NULL OR a.last_seen >= $1)
-    AND ($2 IS NULL OR a.relid = $2)
+    AND ($2 IS NULL OR integrity_guard._incident_table(a.schema_name, a.table_name) = $2)
     AND ($3 IS NULL OR a.event_type = $3)
   ORDER BY a.last_seen DESC, a.id DESC
 $$;

@@ -46,25 +46,25 @@ build_install() {
 # $dir/sock and 5432 (private directory, so no clash with anything else).
 start_cluster() {
     local var=$1; shift
-    local dir
-    dir=$(mktemp -d /tmp/pg_integrity_guard.XXXXXX)
-    chmod 755 "$dir"
-    mkdir "$dir/sock"
-    chown -R postgres: "$dir"
-    IG_CLUSTERS+=("$dir")
-    runuser -u postgres -- "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres \
-        --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+    local _ig_dir
+    _ig_dir=$(mktemp -d /tmp/pg_integrity_guard.XXXXXX)
+    chmod 755 "$_ig_dir"
+    mkdir "$_ig_dir/sock"
+    chown -R postgres: "$_ig_dir"
+    IG_CLUSTERS+=("$_ig_dir")
+    runuser -u postgres -- "$PGBIN/initdb" -D "$_ig_dir/data" -A trust -U postgres \
+        --no-sync >"$_ig_dir/initdb.log" 2>&1 || { cat "$_ig_dir/initdb.log" >&2; return 1; }
     {
         echo "listen_addresses = ''"
-        echo "unix_socket_directories = '$dir/sock'"
+        echo "unix_socket_directories = '$_ig_dir/sock'"
         echo "port = 5432"
         echo "fsync = off"
         echo "max_prepared_transactions = 4"
         for line in "$@"; do echo "$line"; done
-    } >>"$dir/data/postgresql.conf"
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null ||
-        { cat "$dir/server.log" >&2; return 1; }
-    printf -v "$var" '%s' "$dir"
+    } >>"$_ig_dir/data/postgresql.conf"
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$_ig_dir/data" -l "$_ig_dir/server.log" -w start >/dev/null ||
+        { cat "$_ig_dir/server.log" >&2; return 1; }
+    printf -v "$var" '%s' "$_ig_dir"
 }
 
 stop_clusters() {

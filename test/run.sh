@@ -13,12 +13,14 @@ build_install || { echo "0 passed, 1 failed"; exit 1; }
 PASSED=0
 FAILED=0
 
-# pg_regress: sql/*.sql against expected/*.out, on a cluster without preload.
+# pg_regress: sql/*.sql against expected/*.out.  Run once loaded on first
+# use and once preloaded: the outcome must not depend on how it was loaded.
 suite_regress() {
-    local dir out
-    start_cluster dir || { FAILED=$((FAILED + 1)); return; }
+    local label=$1 dir out
+    shift
+    start_cluster dir "$@" || { FAILED=$((FAILED + 1)); return; }
     cluster_env "$dir"
-    log "suite regress (pg_regress, no preload)"
+    log "suite regress ($label)"
     out=$(cd "$TOP" && make -s PG_CONFIG="$PG_CONFIG" installcheck 2>&1)
     printf '%s\n' "$out" | grep -E '\.\.\. |^(ok|not ok) ' >&2
     PASSED=$((PASSED + $(printf '%s\n' "$out" | grep -cE '\.\.\. ok')))
@@ -47,7 +49,10 @@ suite_shell() {
     fi
 }
 
-suite_regress
+suite_regress "pg_regress, loaded on first use"
+stop_clusters
+suite_regress "pg_regress, shared_preload_libraries" \
+    "shared_preload_libraries = 'pg_integrity_guard'"
 stop_clusters
 for script in "$TOP"/test/suites/*.sh; do
     suite_shell "$script"
