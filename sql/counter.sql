@@ -89,8 +89,18 @@ SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('wrong', ARRAY['cnt'],
 SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('wrong', ARRAY['cnt', NULL])$$);
 CREATE VIEW wrong_view AS SELECT * FROM wrong;
 SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('wrong_view', ARRAY['cnt'])$$);
--- a second counter guard on the same table is refused
+-- a column is guarded once; another column joins the table's counter
+-- trigger with its own bounds
 SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('grp', ARRAY['times_seen'])$$);
+ALTER TABLE grp ADD COLUMN num_comments int NOT NULL DEFAULT 0 CHECK (num_comments >= 0);
+SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('grp', ARRAY['num_comments', 'nope'], min_value => 0)$$);
+SELECT integrity_guard.guard_counter('grp', ARRAY['num_comments'], min_value => 0);
+SELECT columns FROM integrity_guard.guards WHERE table_name = 'grp'::regclass;
+UPDATE grp SET num_comments = num_comments - 1, times_seen = times_seen + 1 WHERE id = 5;
+SELECT * FROM grp WHERE id = 5;
+ALTER TABLE grp DROP COLUMN num_comments;
+SELECT integrity_guard.unguard('grp', 'counter');
+SELECT integrity_guard.guard_counter('grp', ARRAY['times_seen']);
 -- nothing was attached by the failures above
 SELECT count(*) FROM integrity_guard.guards WHERE table_name = 'wrong'::regclass;
 

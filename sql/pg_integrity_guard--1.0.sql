@@ -179,6 +179,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     args text[];
+    existing text[];
+    taken text;
 BEGIN
     IF columns IS NULL OR cardinality(columns) = 0 THEN
         RAISE EXCEPTION 'guard_counter() needs at least one column'
@@ -201,6 +203,30 @@ BEGIN
                      END ORDER BY n)
       INTO args
       FROM unnest(columns) WITH ORDINALITY AS u(c, n);
+
+    -- A table has one counter trigger; a later call adds its columns (with
+    -- their own bounds) to it.  A column already guarded is refused.
+    SELECT g.columns INTO existing FROM integrity_guard.guards g
+     WHERE g.table_name = rel AND g.trigger_name = 'integrity_guard_counter';
+    IF existing IS NOT NULL THEN
+        PERFORM integrity_guard._check_args('saturate_counter', rel, args);
+        SELECT c INTO taken
+          FROM unnest(existing) AS e(spec),
+               LATERAL (SELECT CASE WHEN spec ~ ':.*:'
+                                    THEN regexp_replace(spec, ':[^:]*:[^:]*$', '')
+                                    ELSE spec END) AS n(guarded),
+               unnest(columns) AS u(c)
+         WHERE c = guarded
+         LIMIT 1;
+        IF taken IS NOT NULL THEN
+            RAISE EXCEPTION 'column "%" of table % already has a counter guard', taken, rel
+                  USING ERRCODE = 'duplicate_object',
+                        HINT = format('To change its bounds, remove the counter guard with integrity_guard.unguard(%L, %L) and attach again.',
+                                      rel::text, 'counter');
+        END IF;
+        EXECUTE format('DROP TRIGGER integrity_guard_counter ON %s', rel);
+        args := existing || args;
+    END IF;
     RETURN integrity_guard._attach(rel, 'counter', 'integrity_guard_counter',
                                    'saturate_counter', args);
 END

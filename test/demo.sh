@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The main job: install what is missing, build and install the extension,
+# start a throwaway cluster, show each guard absorbing a real failure, query
+# the audit, stop the cluster.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap stop_clusters EXIT
+trap 'exit 130' INT TERM
+
+ensure_packages
+build_install
+start_cluster dir
+cluster_env "$dir"
+log "cluster running on socket $PGHOST; running test/demo.sql"
+"$PGBIN/createdb" sentry
+"$PGBIN/psql" -X -d sentry -f "$TOP/test/demo.sql" 2>&1
+log "demo done; stopping the cluster"

@@ -1,0 +1,66 @@
+-- pg_integrity_guard demo: each guard turning a production error into the
+-- guarded outcome, on a small Sentry-like schema.  Run by test/demo.sh.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+\pset footer off
+SET client_min_messages = warning;
+CREATE EXTENSION pg_integrity_guard;
+CREATE EXTENSION btree_gist;
+RESET client_min_messages;
+
+\echo
+\echo '=== 1. Counters saturate (SENTRY-4E5F: "integer out of range" on times_seen)'
+\echo
+CREATE TABLE sentry_groupedmessage (
+    id int PRIMARY KEY,
+    times_seen bigint NOT NULL DEFAULT 0 CHECK (times_seen >= 0),
+    num_comments integer NOT NULL DEFAULT 0 CHECK (num_comments >= 0)
+);
+INSERT INTO sentry_groupedmessage VALUES (1, 2147483600, 0);
+\echo '-- before: the counter passes 2^31-1 and every 32-bit reader of it breaks'
+UPDATE sentry_groupedmessage SET times_seen = times_seen + 100 WHERE id = 1;
+SELECT times_seen::integer FROM sentry_groupedmessage WHERE id = 1;
+\echo '-- before: a decrement below zero trips the CHECK constraint'
+UPDATE sentry_groupedmessage SET num_comments = num_comments - 1 WHERE id = 1;
+UPDATE sentry_groupedmessage SET times_seen = 2147483600 WHERE id = 1;
+\echo '-- attach the guard: times_seen held to 32 bits, num_comments floored at 0'
+SELECT integrity_guard.guard_counter('sentry_groupedmessage', ARRAY['times_seen']);
+SELECT integrity_guard.guard_counter('sentry_groupedmessage', ARRAY['num_comments'], min_value => 0);
+\echo '-- after: the same statements succeed and store the bound'
+UPDATE sentry_groupedmessage SET times_seen = times_seen + 100 WHERE id = 1;
+UPDATE sentry_groupedmessage SET times_seen = times_seen + 1 WHERE id = 1;
+UPDATE sentry_groupedmessage SET num_comments = num_comments - 1 WHERE id = 1;
+SELECT id, times_seen, times_seen::integer AS as_int4, num_comments FROM sentry_groupedmessage;
+
+\echo
+\echo '=== 2. Inverted time ranges are clamped (GroupOpenPeriod: "range lower bound must be less than or equal to range upper bound")'
+\echo
+CREATE TABLE sentry_groupopenperiod (
+    id serial PRIMARY KEY,
+    group_id int NOT NULL,
+    date_started timestamptz NOT NULL,
+    date_ended timestamptz,
+    EXCLUDE USING gist (group_id WITH =, tstzrange(date_started, date_ended, '[]') WITH &&)
+);
+INSERT INTO sentry_groupopenperiod (group_id, date_started) VALUES (1, '2024-03-10 12:00:00+00');
+\echo '-- before: closing the open period with an end before its start'
+UPDATE sentry_groupopenperiod SET date_ended = '2024-03-10 11:59:58+00' WHERE group_id = 1;
+\echo '-- attach the guard (default policy clamp_upper: date_ended := date_started)'
+SELECT integrity_guard.guard_range('sentry_groupopenperiod', 'date_started', 'date_ended');
+\echo '-- after: the same statement succeeds'
+UPDATE sentry_groupopenperiod SET date_ended = '2024-03-10 11:59:58+00' WHERE group_id = 1;
+SELECT group_id, date_started, date_ended FROM sentry_groupopenperiod;
+
+\echo
+\echo '=== 3. A bulk statement is one incident, not 100,000'
+\echo
+INSERT INTO sentry_groupedmessage SELECT g, 2147483000, 0 FROM generate_series(2, 100001) g;
+UPDATE sentry_groupedmessage SET times_seen = times_seen + 1000 WHERE id > 1;
+
+\echo
+\echo '=== 4. The audit'
+\echo
+SELECT * FROM integrity_guard.guards;
+SELECT table_name, event_type, target, incidents, occurrences FROM integrity_guard.summary();
+SELECT id, event_type, table_name, target, occurrences, role_name, detail
+  FROM integrity_guard.events() ORDER BY id;
