@@ -63,11 +63,22 @@ typedef struct IgPending
 	int64		occurrences;
 	TimestampTz first_seen;
 	TimestampTz last_seen;
+	const char *source_target;	/* the caller's pointers, for the fast path */
+	const char *source_detail;
 } IgPending;
 
 static MemoryContext pending_cxt = NULL;
 static HTAB *pending = NULL;
 static bool flushing = false;
+
+/*
+ * The entry of the previous event.  A guard passes the same strings from its
+ * trigger cache for every row of a statement, so pointer equality finds the
+ * entry again without hashing them; the cache generation guards against a
+ * rebuilt trigger cache reusing an address for other text.
+ */
+static IgPending *last_entry = NULL;
+static uint64 last_generation = 0;
 
 /* Depth of executor and utility calls; 0 means "between statements". */
 static int	nesting = 0;
@@ -154,6 +165,7 @@ static void
 pending_discard(void)
 {
 	pending = NULL;
+	last_entry = NULL;
 	if (pending_cxt)
 		MemoryContextReset(pending_cxt);
 }
@@ -173,6 +185,19 @@ ig_audit_record(IgEventType type, Relation rel, const char *target,
 
 	if (occurrences <= 0 || flushing)
 		return;
+
+	if (last_entry != NULL &&
+		last_generation == ig_cache_generation &&
+		last_entry->key.type == type &&
+		last_entry->key.relid == RelationGetRelid(rel) &&
+		last_entry->key.roleid == GetUserId() &&
+		last_entry->source_target == target &&
+		last_entry->source_detail == detail_json)
+	{
+		last_entry->occurrences += occurrences;
+		last_entry->last_seen = GetCurrentTimestamp();
+		return;
+	}
 
 	if (pending == NULL)
 	{
@@ -209,6 +234,10 @@ ig_audit_record(IgEventType type, Relation rel, const char *target,
 	}
 	entry->occurrences += occurrences;
 	entry->last_seen = now;
+	entry->source_target = target;
+	entry->source_detail = detail_json;
+	last_entry = entry;
+	last_generation = ig_cache_generation;
 }
 
 /* The extension's owner, or false when it is not installed here. */

@@ -46,12 +46,16 @@ typedef struct IgCacheEntry
 
 static HTAB *trigger_cache = NULL;
 
+/* Bumped by every relcache invalidation; see ig_audit_record(). */
+uint64		ig_cache_generation = 0;
+
 static void
 ig_cache_invalidate(Datum arg, Oid relid)
 {
 	HASH_SEQ_STATUS status;
 	IgCacheEntry *entry;
 
+	ig_cache_generation++;
 	if (trigger_cache == NULL)
 		return;
 
@@ -148,9 +152,19 @@ ig_trigger_config(FunctionCallInfo fcinfo, const char *guard,
 	IgArgs		args;
 	MemoryContext oldcxt;
 
+	/*
+	 * The trigger's FmgrInfo lives for the statement: remember the entry
+	 * there and skip the hash probe on every later row.  Entries are never
+	 * removed from the hash, so the pointer stays good.
+	 */
+	entry = (IgCacheEntry *) fcinfo->flinfo->fn_extra;
+	if (entry != NULL && entry->valid && entry->tgoid == trigger->tgoid)
+		return entry->config;
+
 	if (trigger_cache == NULL)
 		ig_cache_create();
 	entry = hash_search(trigger_cache, &trigger->tgoid, HASH_ENTER, &found);
+	fcinfo->flinfo->fn_extra = entry;
 	if (!found)
 	{
 		entry->valid = false;

@@ -72,6 +72,7 @@ typedef struct IgArgs
 typedef void *(*IgParseFunc) (IgArgs *args);
 
 /* guard_cache.c */
+extern uint64 ig_cache_generation;
 extern void ig_cache_init(void);
 extern void *ig_trigger_config(FunctionCallInfo fcinfo, const char *guard,
 							   IgParseFunc parse);
