@@ -26,10 +26,8 @@ ensure_packages() {
         log "installing Debian packages: ${need[*]}"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq >/dev/null
-        # Debian's postgresql-common would create and start a default cluster.
-        mkdir -p /etc/postgresql-common
-        grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf ||
-            echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf
+        # A main cluster Debian may start listens on its own socket directory
+        # and port; the clusters here use private ones, so the two never meet.
         apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     fi
     id postgres >/dev/null 2>&1 || useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
