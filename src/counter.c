@@ -307,8 +307,7 @@ Datum
 saturate_counter(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = ig_require_before_row_write(fcinfo, "saturate_counter");
-	HeapTuple	tuple = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ?
-		td->tg_newtuple : td->tg_trigtuple;
+	HeapTuple	tuple = ig_new_row(td);
 	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
 	CounterConfig *cfg;
 	int			nchanged = 0;

@@ -85,6 +85,14 @@ extern AttrNumber ig_column_attnum(IgArgs *args, const char *column);
 extern void ig_append_json_string(StringInfo buf, const char *key,
 								  const char *value, bool first);
 
+/* The row a BEFORE INSERT/UPDATE guard examines and may replace. */
+static inline HeapTuple
+ig_new_row(TriggerData *td)
+{
+	return TRIGGER_FIRED_BY_UPDATE(td->tg_event) ?
+		td->tg_newtuple : td->tg_trigtuple;
+}
+
 /* counter.c, range.c */
 extern void *ig_counter_parse(IgArgs *args);
 extern void *ig_range_parse(IgArgs *args);

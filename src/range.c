@@ -209,8 +209,7 @@ Datum
 clamp_range(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = ig_require_before_row_write(fcinfo, "clamp_range");
-	HeapTuple	tuple = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ?
-		td->tg_newtuple : td->tg_trigtuple;
+	HeapTuple	tuple = ig_new_row(td);
 	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
 	RangeConfig *cfg;
 	Datum		lower,
