@@ -12,7 +12,8 @@ OBJS = \
 	src/guard_cache.o \
 	src/audit.o \
 	src/counter.o \
-	src/range.o
+	src/range.o \
+	src/children.o
 
 DATA = sql/pg_integrity_guard--1.0.sql
 

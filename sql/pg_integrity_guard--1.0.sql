@@ -69,6 +69,14 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'clamp_range'
 LANGUAGE C;
 
+CREATE FUNCTION integrity_guard.nullify_children()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'nullify_children'
+LANGUAGE C;
+
+COMMENT ON FUNCTION integrity_guard.nullify_children() IS
+  'DELETE trigger on a parent: clears or deletes child rows that reference deleted rows. Arguments: none (every NO ACTION/RESTRICT foreign key) or ''[schema.]child(col[, col])[ = (parent_col[, ...])]'', then ''action=set_null|delete''';
+
 COMMENT ON FUNCTION integrity_guard.clamp_range() IS
   'BEFORE INSERT OR UPDATE ROW trigger: repairs inverted time ranges. Arguments: ''lower_col'', ''upper_col'' or ''range_col'', then ''on_inverted=clamp_upper|clamp_lower|swap|error''';
 
@@ -123,9 +131,19 @@ WHERE p.pronamespace = 'integrity_guard'::regnamespace
 COMMENT ON VIEW integrity_guard.guards IS
   'Every guard attached to a table (partition clones are listed through their parent)';
 
+CREATE FUNCTION integrity_guard._children_immediate(rel regclass, args text[])
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'ig_children_immediate'
+LANGUAGE C STRICT;
+
 -- Validate, refuse a second guard of the same name, create the trigger.
+-- timing, level and transition come from this script's own callers, never
+-- from user input.
 CREATE FUNCTION integrity_guard._attach(rel regclass, kind text, trigger_name name,
-                                        func text, args text[])
+                                        func text, args text[],
+                                        timing text DEFAULT 'BEFORE INSERT OR UPDATE',
+                                        level text DEFAULT 'ROW',
+                                        transition name DEFAULT NULL)
 RETURNS name
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -154,8 +172,11 @@ BEGIN
                                   rel::text, trigger_name);
     END IF;
 
-    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION integrity_guard.%I(%s)',
-                   trigger_name, rel, func,
+    EXECUTE format('CREATE TRIGGER %I %s ON %s %s FOR EACH %s EXECUTE FUNCTION integrity_guard.%I(%s)',
+                   trigger_name, timing, rel,
+                   CASE WHEN transition IS NULL THEN ''
+                        ELSE format('REFERENCING OLD TABLE AS %I', transition) END,
+                   level, func,
                    (SELECT string_agg(quote_literal(a), ', ' ORDER BY n)
                     FROM unnest(args) WITH ORDINALITY AS u(a, n)));
 
@@ -290,6 +311,49 @@ $$;
 
 COMMENT ON FUNCTION integrity_guard.guard_range(regclass, text, text, text) IS
   'Attaches clamp_range() to a pair of bound columns and returns the trigger name';
+
+CREATE FUNCTION integrity_guard.guard_children(parent regclass, refs text[] DEFAULT NULL,
+                                               action text DEFAULT 'set_null')
+RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    args text[];
+    kind_of_rel "char";
+BEGIN
+    IF action IS NULL THEN
+        RAISE EXCEPTION 'action must not be NULL'
+              USING ERRCODE = 'null_value_not_allowed',
+                    HINT = 'Use set_null or delete.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(refs) r WHERE r IS NULL) THEN
+        RAISE EXCEPTION 'references must not be NULL'
+              USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    args := coalesce(refs, '{}') || ('action=' || action);
+    SELECT c.relkind INTO kind_of_rel FROM pg_class c WHERE c.oid = parent;
+
+    -- The fastest correct placement (DESIGN.md fact 3).  Its name sorts
+    -- before the server's "RI_ConstraintTrigger_a_..." so that it acts
+    -- before immediate foreign key checks.
+    IF kind_of_rel = 'p' AND integrity_guard._children_immediate(parent, args) THEN
+        -- no row trigger with a transition table on a partitioned table
+        RETURN integrity_guard._attach(parent, 'children', 'IG_integrity_guard_children',
+                                       'nullify_children', args, 'AFTER DELETE', 'ROW');
+    ELSIF kind_of_rel = 'p' THEN
+        RETURN integrity_guard._attach(parent, 'children', 'IG_integrity_guard_children',
+                                       'nullify_children', args, 'AFTER DELETE', 'STATEMENT',
+                                       'ig_deleted_rows');
+    END IF;
+    RETURN integrity_guard._attach(parent, 'children', 'IG_integrity_guard_children',
+                                   'nullify_children', args, 'AFTER DELETE', 'ROW',
+                                   'ig_deleted_rows');
+END
+$$;
+
+COMMENT ON FUNCTION integrity_guard.guard_children(regclass, text[], text) IS
+  'Attaches nullify_children() in the fastest correct placement and returns the trigger name';
 
 CREATE FUNCTION integrity_guard.unguard(rel regclass, guard text DEFAULT NULL)
 RETURNS integer

@@ -106,6 +106,8 @@ ig_event_type_name(IgEventType type)
 			return "range_clamped";
 		case IG_EVENT_CHILDREN_NULLIFIED:
 			return "children_nullified";
+		case IG_EVENT_CHILDREN_DELETED:
+			return "children_deleted";
 		case IG_EVENT_DUPLICATE_KEY:
 			return "duplicate_key";
 	}

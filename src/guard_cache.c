@@ -20,6 +20,7 @@
 #include <ctype.h>
 
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -29,6 +30,7 @@
 #include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
+#include "nodes/pg_list.h"
 #include "utils/memutils.h"
 #include "utils/catcache.h"
 #include "utils/relcache.h"
@@ -39,6 +41,7 @@ typedef struct IgCacheEntry
 {
 	Oid			tgoid;			/* hash key */
 	Oid			relid;
+	List	   *depends;		/* further relids, in cxt */
 	bool		valid;
 	MemoryContext cxt;
 	void	   *config;
@@ -62,9 +65,27 @@ ig_cache_invalidate(Datum arg, Oid relid)
 	hash_seq_init(&status, trigger_cache);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		if (relid == InvalidOid || entry->relid == relid)
+		if (relid == InvalidOid || entry->relid == relid ||
+			(entry->valid && list_member_oid(entry->depends, relid)))
 			entry->valid = false;
 	}
+}
+
+uint64		ig_abort_generation = 0;
+
+static void
+ig_xact_abort_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		ig_abort_generation++;
+}
+
+static void
+ig_subxact_abort_callback(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		ig_abort_generation++;
 }
 
 /* Called from _PG_init, possibly in the postmaster: no catalog caches yet. */
@@ -72,6 +93,8 @@ void
 ig_cache_init(void)
 {
 	CacheRegisterRelcacheCallback(ig_cache_invalidate, (Datum) 0);
+	RegisterXactCallback(ig_xact_abort_callback, NULL);
+	RegisterSubXactCallback(ig_subxact_abort_callback, NULL);
 }
 
 static void
@@ -174,13 +197,18 @@ ig_trigger_config(FunctionCallInfo fcinfo, const char *guard,
 	if (entry->valid)
 		return entry->config;
 
-	if (entry->cxt == NULL)
-		entry->cxt = AllocSetContextCreate(CacheMemoryContext,
-										   "integrity_guard trigger",
-										   ALLOCSET_SMALL_SIZES);
-	else
-		MemoryContextReset(entry->cxt);
+	/*
+	 * The replaced configuration may still be in use by an outer firing of
+	 * this trigger (a guard's own statement can fire it again): free it with
+	 * the transaction rather than now.
+	 */
+	if (entry->cxt != NULL)
+		MemoryContextSetParent(entry->cxt, TopTransactionContext);
+	entry->cxt = AllocSetContextCreate(CacheMemoryContext,
+									   "integrity_guard trigger",
+									   ALLOCSET_SMALL_SIZES);
 	entry->config = NULL;
+	entry->depends = NIL;
 	entry->relid = RelationGetRelid(td->tg_relation);
 
 	/*
@@ -193,7 +221,9 @@ ig_trigger_config(FunctionCallInfo fcinfo, const char *guard,
 	{
 		ig_split_args(&args, guard, td->tg_relation,
 					  trigger->tgnargs, trigger->tgargs);
+		args.trigger = trigger;
 		entry->config = parse(&args);
+		entry->depends = args.depends;
 	}
 	PG_CATCH();
 	{
@@ -228,6 +258,8 @@ ig_split_args(IgArgs *args, const char *guard, Relation rel,
 
 	args->guard = guard;
 	args->rel = rel;
+	args->trigger = NULL;
+	args->depends = NIL;
 	args->ncolumns = 0;
 	args->noptions = 0;
 	args->columns = palloc(sizeof(char *) * Max(nargs, 1));
@@ -347,12 +379,39 @@ ig_append_json_string(StringInfo buf, const char *key, const char *value,
  */
 PG_FUNCTION_INFO_V1(ig_check_args);
 
+static void *ig_check_args_config(FunctionCallInfo fcinfo);
+
 Datum
 ig_check_args(PG_FUNCTION_ARGS)
 {
-	char	   *guard = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	Oid			relid = PG_GETARG_OID(1);
-	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(2);
+	(void) ig_check_args_config(fcinfo);
+	PG_RETURN_VOID();
+}
+
+/*
+ * integrity_guard._children_immediate(rel regclass, args text[]) returns bool
+ *
+ * Whether nullify_children() with these arguments covers a foreign key that
+ * the server checks at each row (not INITIALLY DEFERRED): guard_children()
+ * then needs a placement that fires before those checks.
+ */
+PG_FUNCTION_INFO_V1(ig_children_immediate);
+
+Datum
+ig_children_immediate(PG_FUNCTION_ARGS)
+{
+	return BoolGetDatum(ig_children_has_immediate(ig_check_args_config(fcinfo)));
+}
+
+static void *
+ig_check_args_config(FunctionCallInfo fcinfo)
+{
+	bool		children = fcinfo->nargs == 2;
+	char	   *guard = children ? "nullify_children" :
+		text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			relid = PG_GETARG_OID(children ? 0 : 1);
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(children ? 1 : 2);
+	void	   *config;
 	Datum	   *elems;
 	bool	   *nulls;
 	int			nelems;
@@ -366,6 +425,8 @@ ig_check_args(PG_FUNCTION_ARGS)
 		parse = ig_counter_parse;
 	else if (strcmp(guard, "clamp_range") == 0)
 		parse = ig_range_parse;
+	else if (strcmp(guard, "nullify_children") == 0)
+		parse = ig_children_parse;
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -385,10 +446,10 @@ ig_check_args(PG_FUNCTION_ARGS)
 
 	rel = table_open(relid, AccessShareLock);
 	ig_split_args(&args, guard, rel, nelems, argv);
-	(void) parse(&args);
+	config = parse(&args);
 	table_close(rel, AccessShareLock);
 
-	PG_RETURN_VOID();
+	return config;
 }
 
 /*

@@ -33,6 +33,7 @@ typedef enum IgEventType
 	IG_EVENT_COUNTER_SATURATED,
 	IG_EVENT_RANGE_CLAMPED,
 	IG_EVENT_CHILDREN_NULLIFIED,
+	IG_EVENT_CHILDREN_DELETED,
 	IG_EVENT_DUPLICATE_KEY
 } IgEventType;
 
@@ -58,6 +59,8 @@ typedef struct IgArgs
 {
 	const char *guard;			/* trigger function name, for messages */
 	Relation	rel;
+	Trigger    *trigger;		/* the firing trigger; NULL at attach time */
+	List	   *depends;		/* other relations whose changes invalidate */
 	int			ncolumns;
 	char	  **columns;
 	int			noptions;
@@ -93,8 +96,13 @@ ig_new_row(TriggerData *td)
 		td->tg_newtuple : td->tg_trigtuple;
 }
 
-/* counter.c, range.c */
+/* counter.c, range.c, children.c */
 extern void *ig_counter_parse(IgArgs *args);
 extern void *ig_range_parse(IgArgs *args);
+extern void *ig_children_parse(IgArgs *args);
+extern bool ig_children_has_immediate(void *config);
+
+/* Bumped when a transaction or subtransaction aborts (guard_cache.c). */
+extern uint64 ig_abort_generation;
 
 #endif							/* PG_INTEGRITY_GUARD_H */

@@ -1,0 +1,875 @@
+/*-------------------------------------------------------------------------
+ *
+ * children.c
+ *		nullify_children(): clear (or delete) child rows that still reference
+ *		a parent row being deleted, so that the delete never trips a foreign
+ *		key and undeclared references never dangle.
+ *
+ * On the parent table, for DELETE.  Arguments:
+ *		none						every FK referencing the table whose delete
+ *									action is NO ACTION or RESTRICT
+ *		'[schema.]child(col[, col])'			against the parent's primary key
+ *												(no schema: the parent's)
+ *		'[schema.]child(col[, col]) = (pcol[, pcol])'	against those columns
+ *		'action=set_null' (default) or 'action=delete'
+ * Relation and column names in a reference follow SQL identifier rules.
+ *
+ * Placements (see DESIGN.md, fact 3):
+ *	BEFORE ROW			one indexed UPDATE per parent row.  Breaks when a
+ *						self-referencing table deletes parent and child in one
+ *						statement ("tuple to be deleted was already modified").
+ *	AFTER ROW			the same per row, or, with REFERENCING OLD TABLE, one
+ *						set-based statement per reference at the statement's
+ *						first row event.  Fires before the server's RI checks
+ *						only if its name sorts before "RI_ConstraintTrigger".
+ *	AFTER STATEMENT		set-based over the transition table; runs after
+ *						immediate RI checks, so only for deferred or undeclared
+ *						references.
+ *
+ * Security: actions for declared foreign keys run as the child table's owner,
+ * like the server's own RI actions; undeclared references run as the
+ * deleting role with normal privilege checks and row-level security.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/regproc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
+#include "utils/syscache.h"
+#include "utils/tuplestore.h"
+#include "utils/typcache.h"
+#include "utils/varlena.h"
+
+#include "pg_integrity_guard.h"
+
+/* RI action triggers are named RI_ConstraintTrigger_a_<oid>. */
+#define RI_TRIGGER_PREFIX "RI_ConstraintTrigger"
+
+typedef struct ChildRef
+{
+	Oid			child_relid;
+	Oid			child_owner;
+	bool		declared;		/* backed by a foreign key constraint */
+	bool		deferred;		/* ... that is INITIALLY DEFERRED */
+	int			nkeys;
+	AttrNumber	parent_attnums[INDEX_MAX_KEYS];
+	Oid			parent_types[INDEX_MAX_KEYS];
+	char	   *row_sql;		/* per parent row, $n = parent key */
+	char	   *set_sql;		/* over the transition table, or NULL */
+	SPIPlanPtr	row_plan;		/* saved on first use */
+	SPIPlanPtr	set_plan;
+	char	   *target;			/* audit target, "schema.child(cols)" */
+	char	   *detail;
+} ChildRef;
+
+typedef struct ChildrenConfig
+{
+	bool		delete_action;
+	bool		has_immediate_declared;
+	int			nrefs;
+	ChildRef   *refs;
+	/* set-based AFTER ROW: which statement was handled already */
+	Tuplestorestate *done_store;
+	int64		done_remaining;
+	uint64		done_generation;
+} ChildrenConfig;
+
+static const char *const children_options[] = {"action", NULL};
+
+/*
+ * Free the saved plans with the configuration.  A replaced configuration is
+ * freed at the end of the transaction (guard_cache.c), so no plan goes away
+ * while an outer, recursive firing of the trigger still runs it.
+ */
+static void
+children_config_reset(void *arg)
+{
+	ChildrenConfig *cfg = arg;
+	int			i;
+
+	for (i = 0; i < cfg->nrefs; i++)
+	{
+		if (cfg->refs[i].row_plan)
+			SPI_freeplan(cfg->refs[i].row_plan);
+		if (cfg->refs[i].set_plan)
+			SPI_freeplan(cfg->refs[i].set_plan);
+	}
+}
+
+static bool
+parse_action(IgArgs *args)
+{
+	bool		delete_action = false;
+	bool		seen = false;
+	int			i;
+
+	for (i = 0; i < args->noptions; i++)
+	{
+		const char *value = args->options[i].value;
+
+		if (seen)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"action\" is given more than once for nullify_children() on table \"%s\"",
+							RelationGetRelationName(args->rel))));
+		seen = true;
+		if (strcmp(value, "set_null") == 0)
+			delete_action = false;
+		else if (strcmp(value, "delete") == 0)
+			delete_action = true;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown action \"%s\" for nullify_children() on table \"%s\"",
+							value, RelationGetRelationName(args->rel)),
+					 errhint("Valid actions are set_null (the default) and delete.")));
+	}
+	return delete_action;
+}
+
+/* The equality operator between a parent and a child key column. */
+static Oid
+key_equality_operator(Oid parent_type, Oid child_type,
+					  const char *parent_col, const char *child_col)
+{
+	Oid			opr;
+	TypeCacheEntry *tce;
+
+	opr = OpernameGetOprid(list_make2(makeString("pg_catalog"),
+									  makeString("=")),
+						   parent_type, child_type);
+	if (OidIsValid(opr))
+		return opr;
+	if (getBaseType(parent_type) == getBaseType(child_type))
+	{
+		tce = lookup_type_cache(getBaseType(parent_type), TYPECACHE_EQ_OPR);
+		if (OidIsValid(tce->eq_opr))
+			return tce->eq_opr;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_FUNCTION),
+			 errmsg("no equality operator between parent column \"%s\" (%s) and child column \"%s\" (%s)",
+					parent_col, format_type_be(parent_type),
+					child_col, format_type_be(child_type)),
+			 errhint("Reference columns of the same type, or of types pg_catalog can compare.")));
+	return InvalidOid;			/* keep compiler quiet */
+}
+
+static void
+check_child_privileges(IgArgs *args, Relation child, AttrNumber *attnums,
+					   int nkeys, bool delete_action)
+{
+	Oid			user = GetUserId();
+	AclMode		write = delete_action ? ACL_DELETE : ACL_UPDATE;
+	int			i;
+
+	if (pg_class_aclcheck(RelationGetRelid(child), user, ACL_SELECT) != ACLCHECK_OK)
+		for (i = 0; i < nkeys; i++)
+			if (pg_attribute_aclcheck(RelationGetRelid(child), attnums[i], user,
+									  ACL_SELECT) != ACLCHECK_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied for table %s",
+								RelationGetRelationName(child)),
+						 errdetail("An undeclared reference runs as the deleting role, which reads the child's key columns."),
+						 errhint("Grant SELECT on the key columns of \"%s\" to the role attaching the guard.",
+								 RelationGetRelationName(child))));
+
+	if (pg_class_aclcheck(RelationGetRelid(child), user, write) == ACLCHECK_OK)
+		return;
+	for (i = 0; i < nkeys; i++)
+		if (delete_action ||
+			pg_attribute_aclcheck(RelationGetRelid(child), attnums[i], user,
+								  write) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table %s",
+							RelationGetRelationName(child)),
+					 errdetail("action=%s on an undeclared reference needs %s privilege on the child table.",
+							   delete_action ? "delete" : "set_null",
+							   delete_action ? "DELETE" : "UPDATE"),
+					 errhint("Grant the privilege to the role attaching the guard, or declare a foreign key.")));
+}
+
+/* The parent's primary key columns, for a reference that names none. */
+static int
+parent_primary_key(IgArgs *args, AttrNumber *attnums)
+{
+	Oid			indexoid = RelationGetPrimaryKeyIndex(args->rel);
+	Relation	index;
+	int			n,
+				i;
+
+	if (!OidIsValid(indexoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("table \"%s\" has no primary key for nullify_children() to match",
+						RelationGetRelationName(args->rel)),
+				 errhint("Name the parent columns: 'child(col) = (parent_col)'.")));
+	index = index_open(indexoid, AccessShareLock);
+	n = index->rd_index->indnkeyatts;
+	for (i = 0; i < n; i++)
+		attnums[i] = index->rd_index->indkey.values[i];
+	index_close(index, AccessShareLock);
+	return n;
+}
+
+/* Split "a, "B c"" into column names, with identifier rules. */
+static List *
+parse_column_list(IgArgs *args, const char *spec, const char *text)
+{
+	char	   *copy = pstrdup(text);
+	List	   *names;
+
+	if (!SplitIdentifierString(copy, ',', &names) || names == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid column list in reference \"%s\" for nullify_children()",
+						spec),
+				 errhint("Write references as '[schema.]child(col[, col])' or '[schema.]child(col) = (parent_col)'.")));
+	return names;
+}
+
+static void
+bad_reference(const char *spec)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid reference \"%s\" for nullify_children()", spec),
+			 errhint("Write references as '[schema.]child(col[, col])' or '[schema.]child(col) = (parent_col)'.")));
+}
+
+/* Find the text between the parentheses that start at *p; advance *p. */
+static char *
+take_parenthesized(const char *spec, const char **p)
+{
+	const char *start;
+	bool		quoted = false;
+
+	while (**p == ' ')
+		(*p)++;
+	if (**p != '(')
+		bad_reference(spec);
+	start = ++(*p);
+	for (; **p != '\0'; (*p)++)
+	{
+		if (**p == '"')
+			quoted = !quoted;
+		else if (**p == ')' && !quoted)
+		{
+			char	   *inner = pnstrdup(start, *p - start);
+
+			(*p)++;
+			return inner;
+		}
+	}
+	bad_reference(spec);
+	return NULL;				/* keep compiler quiet */
+}
+
+/* Find the FK constraint from child(cols) to the parent's (pcols), if any. */
+static HeapTuple
+find_declared_fk(Relation parent, Oid child_relid, AttrNumber *child_attnums,
+				 AttrNumber *parent_attnums, int nkeys)
+{
+	Relation	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	HeapTuple	result = NULL;
+
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(child_relid));
+	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true,
+							  NULL, 1, &key);
+	while ((tuple = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tuple);
+		AttrNumber	conkey[INDEX_MAX_KEYS];
+		AttrNumber	confkey[INDEX_MAX_KEYS];
+		int			n,
+					i;
+
+		if (con->contype != CONSTRAINT_FOREIGN ||
+			con->confrelid != RelationGetRelid(parent))
+			continue;
+		DeconstructFkConstraintRow(tuple, &n, conkey, confkey,
+								   NULL, NULL, NULL, NULL, NULL);
+		if (n != nkeys)
+			continue;
+		for (i = 0; i < n; i++)
+			if (conkey[i] != child_attnums[i] || confkey[i] != parent_attnums[i])
+				break;
+		if (i == n)
+		{
+			result = heap_copytuple(tuple);
+			break;
+		}
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+	return result;
+}
+
+/*
+ * Fill in a reference and build its SQL.  'fk' is the declared constraint
+ * (with its operators), or NULL for an undeclared reference.
+ */
+static void
+build_reference(IgArgs *args, ChildRef *ref, bool delete_action,
+				Relation child, AttrNumber *child_attnums,
+				AttrNumber *parent_attnums, int nkeys, HeapTuple fk)
+{
+	TupleDesc	ptupdesc = RelationGetDescr(args->rel);
+	TupleDesc	ctupdesc = RelationGetDescr(child);
+	Oid			pf_eq_oprs[INDEX_MAX_KEYS];
+	StringInfoData set_clause,
+				row_where,
+				set_where,
+				buf;
+	const char *child_name;
+	const char *only;
+	int			i;
+
+	ref->child_relid = RelationGetRelid(child);
+	ref->child_owner = child->rd_rel->relowner;
+	ref->nkeys = nkeys;
+	ref->declared = (fk != NULL);
+	if (fk)
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(fk);
+		AttrNumber	conkey[INDEX_MAX_KEYS];
+		AttrNumber	confkey[INDEX_MAX_KEYS];
+		int			n;
+
+		if (con->confdeltype != FKCONSTR_ACTION_NOACTION &&
+			con->confdeltype != FKCONSTR_ACTION_RESTRICT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("foreign key \"%s\" on table \"%s\" has its own ON DELETE action",
+							NameStr(con->conname), RelationGetRelationName(child)),
+					 errhint("The server already acts on it; leave it out of nullify_children().")));
+		ref->deferred = con->condeferred;
+		DeconstructFkConstraintRow(fk, &n, conkey, confkey, pf_eq_oprs,
+								   NULL, NULL, NULL, NULL);
+	}
+
+	child_name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(child)),
+											RelationGetRelationName(child));
+	only = child->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ";
+
+	initStringInfo(&set_clause);
+	initStringInfo(&row_where);
+	initStringInfo(&set_where);
+	for (i = 0; i < nkeys; i++)
+	{
+		Form_pg_attribute patt = TupleDescAttr(ptupdesc, parent_attnums[i] - 1);
+		Form_pg_attribute catt = TupleDescAttr(ctupdesc, child_attnums[i] - 1);
+		const char *ccol = quote_identifier(NameStr(catt->attname));
+		char		param[16];
+		char	   *cref;
+		char	   *pref;
+		Oid			opr;
+
+		if (!delete_action && catt->attnotnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("column \"%s\" of table \"%s\" is NOT NULL: action=set_null cannot clear it",
+							NameStr(catt->attname), RelationGetRelationName(child)),
+					 errhint("Use action=delete for this reference, or drop the NOT NULL constraint.")));
+
+		ref->parent_attnums[i] = parent_attnums[i];
+		ref->parent_types[i] = patt->atttypid;
+		opr = fk ? pf_eq_oprs[i] :
+			key_equality_operator(patt->atttypid, catt->atttypid,
+								  NameStr(patt->attname), NameStr(catt->attname));
+
+		appendStringInfo(&set_clause, "%s%s = NULL", i > 0 ? ", " : "", ccol);
+		cref = psprintf("x.%s", ccol);
+		pref = psprintf("o.%s", quote_identifier(NameStr(patt->attname)));
+		snprintf(param, sizeof(param), "$%d", i + 1);
+		appendStringInfoString(&row_where, i > 0 ? " AND " : "");
+		generate_operator_clause(&row_where, param, patt->atttypid, opr,
+								 cref, catt->atttypid);
+		appendStringInfoString(&set_where, i > 0 ? " AND " : "");
+		generate_operator_clause(&set_where, pref, patt->atttypid, opr,
+								 cref, catt->atttypid);
+	}
+
+	initStringInfo(&buf);
+	if (delete_action)
+		appendStringInfo(&buf, "DELETE FROM %s%s x WHERE %s",
+						 only, child_name, row_where.data);
+	else
+		appendStringInfo(&buf, "UPDATE %s%s x SET %s WHERE %s",
+						 only, child_name, set_clause.data, row_where.data);
+	ref->row_sql = buf.data;
+
+	ref->set_sql = NULL;
+	if (args->trigger && args->trigger->tgoldtable)
+	{
+		initStringInfo(&buf);
+		if (delete_action)
+			appendStringInfo(&buf, "DELETE FROM %s%s x", only, child_name);
+		else
+			appendStringInfo(&buf, "UPDATE %s%s x SET %s", only, child_name,
+							 set_clause.data);
+		appendStringInfo(&buf, " WHERE EXISTS (SELECT 1 FROM %s o WHERE %s)",
+						 quote_identifier(args->trigger->tgoldtable),
+						 set_where.data);
+		ref->set_sql = buf.data;
+	}
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s.%s(",
+					 get_namespace_name(RelationGetNamespace(child)),
+					 RelationGetRelationName(child));
+	for (i = 0; i < nkeys; i++)
+		appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
+						 NameStr(TupleDescAttr(ctupdesc, child_attnums[i] - 1)->attname));
+	appendStringInfoChar(&buf, ')');
+	ref->target = buf.data;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	ig_append_json_string(&buf, "action", delete_action ? "delete" : "set_null", true);
+	appendStringInfo(&buf, ", \"declared\": %s}", ref->declared ? "true" : "false");
+	ref->detail = buf.data;
+
+	args->depends = lappend_oid(args->depends, ref->child_relid);
+}
+
+/* An explicit reference argument. */
+static void
+parse_reference(IgArgs *args, const char *spec, ChildRef *ref,
+				bool delete_action)
+{
+	const char *p = spec;
+	const char *paren = NULL;
+	bool		quoted = false;
+	char	   *relname;
+	char	   *cols;
+	List	   *child_cols;
+	List	   *parent_cols = NIL;
+	List	   *names;
+	RangeVar   *rv;
+	Oid			child_relid;
+	Relation	child;
+	AttrNumber	child_attnums[INDEX_MAX_KEYS];
+	AttrNumber	parent_attnums[INDEX_MAX_KEYS];
+	int			nkeys;
+	int			i;
+	ListCell   *lc;
+	HeapTuple	fk;
+
+	for (; *p != '\0'; p++)
+	{
+		if (*p == '"')
+			quoted = !quoted;
+		else if (*p == '(' && !quoted)
+		{
+			paren = p;
+			break;
+		}
+	}
+	if (paren == NULL || paren == spec)
+		bad_reference(spec);
+
+	relname = pnstrdup(spec, paren - spec);
+	cols = take_parenthesized(spec, &p);
+	child_cols = parse_column_list(args, spec, cols);
+	while (*p == ' ')
+		p++;
+	if (*p == '=')
+	{
+		p++;
+		parent_cols = parse_column_list(args, spec, take_parenthesized(spec, &p));
+		while (*p == ' ')
+			p++;
+	}
+	if (*p != '\0')
+		bad_reference(spec);
+
+	/*
+	 * An unqualified child is in the parent's schema: never resolved through
+	 * a search_path, which differs between the attaching and deleting roles.
+	 */
+	names = stringToQualifiedNameList(relname);
+	if (list_length(names) == 1)
+		names = lcons(makeString(get_namespace_name(RelationGetNamespace(args->rel))),
+					  names);
+	rv = makeRangeVarFromNameList(names);
+	child_relid = RangeVarGetRelid(rv, AccessShareLock, true);
+	if (!OidIsValid(child_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("child table \"%s\" of nullify_children() on table \"%s\" does not exist",
+						relname, RelationGetRelationName(args->rel)),
+				 errhint("If the child was dropped or renamed, unguard the parent and attach the guard again.")));
+	child = table_open(child_relid, NoLock);
+	if (child->rd_rel->relkind != RELKIND_RELATION &&
+		child->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", relname)));
+
+	nkeys = list_length(child_cols);
+	if (nkeys > INDEX_MAX_KEYS)
+		bad_reference(spec);
+	i = 0;
+	foreach(lc, child_cols)
+	{
+		char	   *name = (char *) lfirst(lc);
+		IgArgs		cargs = *args;
+
+		cargs.rel = child;
+		child_attnums[i++] = ig_column_attnum(&cargs, name);
+	}
+
+	if (parent_cols == NIL)
+	{
+		int			npk = parent_primary_key(args, parent_attnums);
+
+		if (npk != nkeys)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("reference \"%s\" names %d column(s) but the primary key of \"%s\" has %d",
+							spec, nkeys, RelationGetRelationName(args->rel), npk),
+					 errhint("Name the parent columns: 'child(cols) = (parent_cols)'.")));
+	}
+	else
+	{
+		if (list_length(parent_cols) != nkeys)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("reference \"%s\" pairs %d child column(s) with %d parent column(s)",
+							spec, nkeys, list_length(parent_cols))));
+		i = 0;
+		foreach(lc, parent_cols)
+			parent_attnums[i++] = ig_column_attnum(args, (char *) lfirst(lc));
+	}
+
+	fk = find_declared_fk(args->rel, child_relid, child_attnums,
+						  parent_attnums, nkeys);
+	if (fk == NULL && args->trigger == NULL)
+		check_child_privileges(args, child, child_attnums, nkeys, delete_action);
+	build_reference(args, ref, delete_action, child, child_attnums,
+					parent_attnums, nkeys, fk);
+	table_close(child, NoLock);
+}
+
+/*
+ * Every FK referencing the parent whose delete action is NO ACTION or
+ * RESTRICT.  Constraints that partitions of a referencing table inherit are
+ * skipped: the one on the partitioned table covers them.
+ */
+static List *
+declared_references(IgArgs *args)
+{
+	Relation	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	List	   *fks = NIL;
+	List	   *oids = NIL;
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	/* pg_constraint has no index on confrelid; this runs once per trigger. */
+	scan = systable_beginscan(conrel, InvalidOid, false, NULL, 0, NULL);
+	while ((tuple = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tuple);
+
+		if (con->contype == CONSTRAINT_FOREIGN &&
+			con->confrelid == RelationGetRelid(args->rel) &&
+			(con->confdeltype == FKCONSTR_ACTION_NOACTION ||
+			 con->confdeltype == FKCONSTR_ACTION_RESTRICT))
+		{
+			fks = lappend(fks, heap_copytuple(tuple));
+			oids = lappend_oid(oids, con->oid);
+		}
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+
+	foreach(lc, fks)
+	{
+		HeapTuple	fk = (HeapTuple) lfirst(lc);
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(fk);
+
+		if (!list_member_oid(oids, con->conparentid))
+			result = lappend(result, fk);
+	}
+	return result;
+}
+
+void *
+ig_children_parse(IgArgs *args)
+{
+	ChildrenConfig *cfg = palloc0(sizeof(ChildrenConfig));
+	int			i;
+
+	ig_reject_unknown_options(args, children_options);
+	cfg->delete_action = parse_action(args);
+
+	if (args->ncolumns > 0)
+	{
+		cfg->nrefs = args->ncolumns;
+		cfg->refs = palloc0(sizeof(ChildRef) * cfg->nrefs);
+		for (i = 0; i < args->ncolumns; i++)
+			parse_reference(args, args->columns[i], &cfg->refs[i],
+							cfg->delete_action);
+	}
+	else
+	{
+		List	   *fks = declared_references(args);
+		ListCell   *lc;
+
+		if (fks == NIL && args->trigger == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("no foreign key with ON DELETE NO ACTION or RESTRICT references table \"%s\"",
+							RelationGetRelationName(args->rel)),
+					 errhint("Name undeclared references explicitly: 'child(col)' or 'child(col) = (parent_col)'.")));
+		cfg->nrefs = list_length(fks);
+		cfg->refs = palloc0(sizeof(ChildRef) * Max(cfg->nrefs, 1));
+		i = 0;
+		foreach(lc, fks)
+		{
+			HeapTuple	fk = (HeapTuple) lfirst(lc);
+			Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(fk);
+			AttrNumber	conkey[INDEX_MAX_KEYS];
+			AttrNumber	confkey[INDEX_MAX_KEYS];
+			int			n;
+			Relation	child;
+
+			DeconstructFkConstraintRow(fk, &n, conkey, confkey,
+									   NULL, NULL, NULL, NULL, NULL);
+			child = table_open(con->conrelid, AccessShareLock);
+			build_reference(args, &cfg->refs[i++], cfg->delete_action,
+							child, conkey, confkey, n, fk);
+			table_close(child, AccessShareLock);
+		}
+	}
+
+	for (i = 0; i < cfg->nrefs; i++)
+		if (cfg->refs[i].declared && !cfg->refs[i].deferred)
+			cfg->has_immediate_declared = true;
+
+	if (args->trigger != NULL)
+	{
+		MemoryContextCallback *cb = palloc0(sizeof(MemoryContextCallback));
+
+		cb->func = children_config_reset;
+		cb->arg = cfg;
+		MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+	}
+	return cfg;
+}
+
+bool
+ig_children_has_immediate(void *config)
+{
+	return ((ChildrenConfig *) config)->has_immediate_declared;
+}
+
+/* Refuse placements that cannot work, at fire time, before any row. */
+static void
+check_placement(TriggerData *td, ChildrenConfig *cfg)
+{
+	Trigger    *trigger = td->tg_trigger;
+	const char *relname = RelationGetRelationName(td->tg_relation);
+
+	if (!TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("nullify_children() must be fired for DELETE"),
+				 errdetail("Trigger \"%s\" on table \"%s\" fired for another event.",
+						   trigger->tgname, relname),
+				 errhint("Attach it with integrity_guard.guard_children().")));
+
+	if (TRIGGER_FIRED_BEFORE(td->tg_event) && !TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("nullify_children() cannot run BEFORE DELETE FOR EACH STATEMENT"),
+				 errdetail("Trigger \"%s\" on table \"%s\" fires before the rows to delete are known.",
+						   trigger->tgname, relname),
+				 errhint("Attach it with integrity_guard.guard_children(), which picks a working placement.")));
+
+	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event) && trigger->tgoldtable == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("nullify_children() FOR EACH STATEMENT needs a transition table"),
+				 errdetail("Trigger \"%s\" on table \"%s\" has no REFERENCING OLD TABLE clause.",
+						   trigger->tgname, relname),
+				 errhint("Recreate it with REFERENCING OLD TABLE AS old_rows, or use integrity_guard.guard_children().")));
+
+	if (TRIGGER_FIRED_AFTER(td->tg_event) && cfg->has_immediate_declared)
+	{
+		if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("nullify_children() AFTER DELETE FOR EACH STATEMENT runs after the foreign key checks of table \"%s\"",
+							relname),
+					 errdetail("A foreign key that references it is not INITIALLY DEFERRED, so the server checks it at each row."),
+					 errhint("Use an AFTER ROW trigger whose name sorts before \"" RI_TRIGGER_PREFIX "\", such as \"IG_children\", or integrity_guard.guard_children().")));
+		if (strcmp(trigger->tgname, RI_TRIGGER_PREFIX) >= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("trigger \"%s\" fires after the foreign key checks of table \"%s\"",
+							trigger->tgname, relname),
+					 errdetail("AFTER ROW triggers fire in name order (byte order), and the server's checks are named \"" RI_TRIGGER_PREFIX "_...\"."),
+					 errhint("Give the trigger a name that sorts first, such as \"IG_children\" (quoted, upper case), or use integrity_guard.guard_children().")));
+	}
+}
+
+/* Run one reference's statement; returns the number of child rows changed. */
+static uint64
+run_reference(ChildRef *ref, bool set_based, Datum *values, char *nulls)
+{
+	SPIPlanPtr *planp = set_based ? &ref->set_plan : &ref->row_plan;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			rc;
+
+	if (*planp == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(set_based ? ref->set_sql : ref->row_sql,
+									   set_based ? 0 : ref->nkeys,
+									   ref->parent_types);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 set_based ? ref->set_sql : ref->row_sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*planp = plan;
+	}
+
+	/* Declared FKs act as the child's owner, as the server's RI does. */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	if (ref->declared)
+		SetUserIdAndSecContext(ref->child_owner,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_NOFORCE_RLS);
+	rc = SPI_execute_plan(*planp, values, nulls, false, 0);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	if (rc != SPI_OK_UPDATE && rc != SPI_OK_DELETE)
+		elog(ERROR, "unexpected SPI result %d for \"%s\"", rc,
+			 set_based ? ref->set_sql : ref->row_sql);
+	return SPI_processed;
+}
+
+/*
+ * In a set-based AFTER ROW trigger, only the statement's first row event
+ * works; the others count down.  The transition table identifies the
+ * statement; the countdown and the abort generation keep a reused address
+ * from passing for the previous statement.
+ */
+static bool
+first_row_event(TriggerData *td, ChildrenConfig *cfg)
+{
+	if (cfg->done_store == td->tg_oldtable &&
+		cfg->done_remaining > 0 &&
+		cfg->done_generation == ig_abort_generation)
+	{
+		cfg->done_remaining--;
+		return false;
+	}
+	cfg->done_store = td->tg_oldtable;
+	cfg->done_remaining = tuplestore_tuple_count(td->tg_oldtable) - 1;
+	cfg->done_generation = ig_abort_generation;
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(nullify_children);
+
+Datum
+nullify_children(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	ChildrenConfig *cfg;
+	bool		set_based;
+	Datum		values[INDEX_MAX_KEYS];
+	char		nulls[INDEX_MAX_KEYS];
+	Datum		result;
+	int			i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("nullify_children() was not called by trigger manager")));
+	td = (TriggerData *) fcinfo->context;
+	result = TRIGGER_FIRED_BEFORE(td->tg_event) ?
+		PointerGetDatum(td->tg_trigtuple) : PointerGetDatum(NULL);
+
+	cfg = ig_trigger_config(fcinfo, "nullify_children", ig_children_parse);
+	check_placement(td, cfg);
+	if (!ig_enabled || cfg->nrefs == 0)
+		return result;
+
+	set_based = (td->tg_oldtable != NULL);
+	if (set_based && TRIGGER_FIRED_FOR_ROW(td->tg_event) &&
+		!first_row_event(td, cfg))
+		return result;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (set_based && SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "SPI_register_trigger_data failed");
+
+	for (i = 0; i < cfg->nrefs; i++)
+	{
+		ChildRef   *ref = &cfg->refs[i];
+		uint64		changed;
+
+		if (!set_based)
+		{
+			TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
+			bool		any_null = false;
+			int			k;
+
+			for (k = 0; k < ref->nkeys; k++)
+			{
+				bool		isnull;
+
+				values[k] = heap_getattr(td->tg_trigtuple,
+										 ref->parent_attnums[k],
+										 tupdesc, &isnull);
+				nulls[k] = isnull ? 'n' : ' ';
+				any_null |= isnull;
+			}
+			/* a NULL parent key is referenced by nothing */
+			if (any_null)
+				continue;
+		}
+
+		changed = run_reference(ref, set_based, values, nulls);
+		ig_audit_record(cfg->delete_action ? IG_EVENT_CHILDREN_DELETED :
+						IG_EVENT_CHILDREN_NULLIFIED,
+						td->tg_relation, ref->target, ref->detail,
+						(int64) changed);
+	}
+
+	SPI_finish();
+	return result;
+}
