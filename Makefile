@@ -18,7 +18,7 @@ OBJS = \
 DATA = sql/pg_integrity_guard--1.0.sql
 
 # pg_regress suites (sql/NAME.sql, expected/NAME.out), run by test/run.sh
-REGRESS = counter range guards audit cache bulk children
+REGRESS = counter range guards audit cache bulk children children_diff
 REGRESS_OPTS = --inputdir=.
 
 # Warnings are errors.  -Wextra's unused-parameter is silenced: PostgreSQL's
