@@ -34,6 +34,27 @@ suite_regress() {
     fi
 }
 
+# Isolation specs (test/isolation/specs/*.spec, expected/*.out): concurrent
+# sessions, run by pg_isolation_regress from postgresql-server-dev.
+suite_isolation() {
+    local dir out specs
+    start_cluster dir || { FAILED=$((FAILED + 1)); return; }
+    cluster_env "$dir"
+    log "suite isolation (pg_isolation_regress)"
+    specs=$(cd "$TOP/test/isolation/specs" && ls *.spec | sed 's/\.spec$//')
+    out=$("$($PG_CONFIG --pkglibdir)/pgxs/src/test/isolation/pg_isolation_regress" \
+        --inputdir="$TOP/test/isolation" --outputdir="$dir/isolation" \
+        --bindir="$PGBIN" --dbname=isolation_regression $specs 2>&1)
+    printf '%s\n' "$out" | grep -E '\.\.\. ' >&2
+    PASSED=$((PASSED + $(printf '%s\n' "$out" | grep -cE '\.\.\. ok')))
+    FAILED=$((FAILED + $(printf '%s\n' "$out" | grep -cE '\.\.\. (FAILED|failed)')))
+    [ -s "$dir/isolation/regression.diffs" ] && head -n 200 "$dir/isolation/regression.diffs" >&2
+    if ! printf '%s\n' "$out" | grep -qE '\.\.\. '; then
+        printf '%s\n' "$out" >&2
+        FAILED=$((FAILED + 1))
+    fi
+}
+
 # Shell suites under test/suites/: each prints "ok - ..." / "not ok - ...".
 suite_shell() {
     local script=$1 dir out
@@ -53,6 +74,8 @@ suite_regress "pg_regress, loaded on first use"
 stop_clusters
 suite_regress "pg_regress, shared_preload_libraries" \
     "shared_preload_libraries = 'pg_integrity_guard'"
+stop_clusters
+suite_isolation
 stop_clusters
 for script in "$TOP"/test/suites/*.sh; do
     suite_shell "$script"
