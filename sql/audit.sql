@@ -26,7 +26,8 @@ UPDATE counters SET n = 1000 WHERE id = 1;
 ROLLBACK;
 SELECT count(*) FROM integrity_guard.audit_log;
 -- ...but a statement that fails inside a savepoint (the get_or_create
--- shape) keeps its events: they are written with the next statement
+-- shape) keeps its events: they are written, as their own incident, when
+-- the next statement starts
 BEGIN;
 SAVEPOINT s;
 UPDATE counters SET n = CASE WHEN id = 1 THEN 1000 ELSE 1 / (id - id) END
@@ -34,7 +35,7 @@ UPDATE counters SET n = CASE WHEN id = 1 THEN 1000 ELSE 1 / (id - id) END
 ROLLBACK TO SAVEPOINT s;
 UPDATE counters SET n = 2000 WHERE id IN (2, 3);
 COMMIT;
-SELECT target, detail->>'bound' AS bound, occurrences FROM integrity_guard.audit_log ORDER BY id DESC LIMIT 1;
+SELECT target, detail->>'bound' AS bound, occurrences FROM integrity_guard.audit_log ORDER BY id DESC LIMIT 2;
 SELECT n FROM counters WHERE id <= 3 ORDER BY id;
 
 -- events inside a function are flushed when the top-level statement ends,

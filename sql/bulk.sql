@@ -12,3 +12,7 @@ SELECT event_type, target, occurrences FROM integrity_guard.audit_log ORDER BY e
 SELECT count(*) FILTER (WHERE times_seen = 2147483647) AS saturated,
        count(*) FILTER (WHERE ended = started) AS clamped
   FROM bulk;
+-- a fresh backend: the library is loaded inside the first row's trigger call
+\c -
+UPDATE bulk SET times_seen = times_seen + 1 WHERE id <= 1000;
+SELECT event_type, occurrences FROM integrity_guard.audit_log ORDER BY id DESC LIMIT 1;

@@ -275,3 +275,16 @@ SELECT count(*) FILTER (WHERE p IS NULL) FROM big_child;
 -- the guard's own cost of a repeat: a second, empty delete records nothing
 DELETE FROM big_parent WHERE id <= 5000;
 SELECT count(*) FROM integrity_guard.audit_log WHERE table_name = 'big_parent';
+-- a fresh backend: the library is loaded by the first trigger call, in the
+-- middle of this DELETE, and each row runs a nested UPDATE; still one
+-- incident for the statement
+CREATE TABLE row_parent (id int PRIMARY KEY);
+CREATE TABLE row_child (id int, p int REFERENCES row_parent);
+INSERT INTO row_parent SELECT generate_series(1, 1000);
+INSERT INTO row_child SELECT g, g FROM generate_series(1, 1000) g;
+CREATE TRIGGER "IG_per_row" AFTER DELETE ON row_parent FOR EACH ROW
+  EXECUTE FUNCTION integrity_guard.nullify_children();
+\c -
+DELETE FROM row_parent;
+SELECT count(*) AS incidents, sum(occurrences) FROM integrity_guard.audit_log
+ WHERE table_name = 'row_parent';

@@ -5,11 +5,16 @@
  *
  * Guards call ig_audit_record() per absorbed failure.  Events are
  * aggregated in backend memory by (event type, relation, role, target,
- * detail) and written as one incident row per key, carrying the number of
- * occurrences, when the top-level statement ends (ExecutorFinish, or
- * ProcessUtility for COPY, CALL and DO), at PRE_COMMIT for anything still
- * pending, or when integrity_guard.flush() is called.  A statement that
- * saturates 200,000 rows therefore writes one row, not 200,000.
+ * detail) for one top-level statement, and written as one incident row per
+ * key carrying the number of occurrences.  A statement that saturates
+ * 200,000 rows therefore writes one row, not 200,000.
+ *
+ * The top-level statement is identified by its start timestamp, which the
+ * statements it runs (functions, triggers, SPI) share.  Pending events are
+ * written when a later statement starts (ExecutorStart, ProcessUtility), at
+ * PRE_COMMIT, or by integrity_guard.flush().  Unlike counting executor
+ * depth, this is right even when the library is loaded by the first guard
+ * trigger in the middle of a statement whose start no hook saw.
  *
  * This is the transactional path: incidents are inserted into
  * integrity_guard.audit_log in the current transaction and share its fate.
@@ -69,6 +74,7 @@ typedef struct IgPending
 
 static MemoryContext pending_cxt = NULL;
 static HTAB *pending = NULL;
+static TimestampTz pending_statement;	/* statement start of the events */
 static bool flushing = false;
 
 /*
@@ -80,11 +86,7 @@ static bool flushing = false;
 static IgPending *last_entry = NULL;
 static uint64 last_generation = 0;
 
-/* Depth of executor and utility calls; 0 means "between statements". */
-static int	nesting = 0;
-
-static ExecutorRun_hook_type prev_ExecutorRun = NULL;
-static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 #define IG_AUDIT_NPARAMS 12
@@ -214,6 +216,7 @@ ig_audit_record(IgEventType type, Relation rel, const char *target,
 		pending = hash_create("integrity_guard pending events", 16, &ctl,
 							  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
 							  HASH_KEYCOPY | HASH_CONTEXT);
+		pending_statement = GetCurrentStatementStartTimestamp();
 	}
 
 	key.type = type;
@@ -383,72 +386,42 @@ ig_audit_flush(void)
 	return written;
 }
 
-static void
-ig_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-			   bool execute_once)
+/* Write what earlier top-level statements left pending. */
+static inline void
+ig_flush_earlier_statements(void)
 {
-	nesting++;
-	PG_TRY();
-	{
-		if (prev_ExecutorRun)
-			prev_ExecutorRun(queryDesc, direction, count, execute_once);
-		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
-	}
-	PG_FINALLY();
-	{
-		nesting--;
-	}
-	PG_END_TRY();
-}
-
-/* AFTER triggers run inside ExecutorFinish: flush once they are done. */
-static void
-ig_ExecutorFinish(QueryDesc *queryDesc)
-{
-	nesting++;
-	PG_TRY();
-	{
-		if (prev_ExecutorFinish)
-			prev_ExecutorFinish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-	}
-	PG_FINALLY();
-	{
-		nesting--;
-	}
-	PG_END_TRY();
-
-	if (nesting == 0 && pending != NULL)
+	if (pending != NULL && !flushing &&
+		pending_statement != GetCurrentStatementStartTimestamp())
 		ig_audit_flush();
 }
 
-/* COPY FROM fires row triggers without the executor hooks; so do CALL/DO. */
+static void
+ig_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+		ig_flush_earlier_statements();
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/* COPY FROM fires row triggers without the executor; so may CALL and DO. */
 static void
 ig_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				  bool readOnlyTree, ProcessUtilityContext context,
 				  ParamListInfo params, QueryEnvironment *queryEnv,
 				  DestReceiver *dest, QueryCompletion *qc)
 {
-	nesting++;
-	PG_TRY();
-	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+	/* COMMIT flushes at PRE_COMMIT; ROLLBACK would discard the work. */
+	if (!IsA(pstmt->utilityStmt, TransactionStmt))
+		ig_flush_earlier_statements();
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		nesting--;
-	}
-	PG_END_TRY();
-
-	if (nesting == 0 && pending != NULL)
-		ig_audit_flush();
 }
 
 static void
@@ -479,10 +452,8 @@ ig_audit_init(void)
 										"integrity_guard pending events",
 										ALLOCSET_DEFAULT_SIZES);
 
-	prev_ExecutorRun = ExecutorRun_hook;
-	ExecutorRun_hook = ig_ExecutorRun;
-	prev_ExecutorFinish = ExecutorFinish_hook;
-	ExecutorFinish_hook = ig_ExecutorFinish;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = ig_ExecutorStart;
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = ig_ProcessUtility;
 	RegisterXactCallback(ig_xact_callback, NULL);
@@ -491,8 +462,9 @@ ig_audit_init(void)
 /*
  * integrity_guard.flush() returns bigint
  *
- * Write pending incidents now.  Statements flush on their own when they
- * end; this is for readers inside the statement that produced events.
+ * Write pending incidents now.  Otherwise they are written when the next
+ * statement starts or the transaction commits; this is for readers inside
+ * the statement that produced the events.
  */
 PG_FUNCTION_INFO_V1(ig_flush);
 
