@@ -52,15 +52,49 @@ UPDATE sentry_groupopenperiod SET date_ended = '2024-03-10 11:59:58+00' WHERE gr
 SELECT group_id, date_started, date_ended FROM sentry_groupopenperiod;
 
 \echo
-\echo '=== 3. A bulk statement is one incident, not 100,000'
+\echo '=== 3. Dangling children are nullified (SENTRY-5DCR: "update or delete on table ... violates foreign key constraint")'
+\echo
+CREATE TABLE sentry_monitorcheckin (id bigint PRIMARY KEY, date_added timestamptz NOT NULL);
+-- Django declares every FK DEFERRABLE INITIALLY DEFERRED with NO ACTION
+CREATE TABLE sentry_monitorincident (
+    id bigint PRIMARY KEY,
+    starting_checkin_id bigint REFERENCES sentry_monitorcheckin DEFERRABLE INITIALLY DEFERRED,
+    resolving_checkin_id bigint REFERENCES sentry_monitorcheckin DEFERRABLE INITIALLY DEFERRED
+);
+-- a soft reference: an id column with no constraint at all
+CREATE TABLE sentry_checkinnote (id bigint PRIMARY KEY, checkin_id bigint);
+CREATE INDEX ON sentry_monitorincident (starting_checkin_id);
+CREATE INDEX ON sentry_monitorincident (resolving_checkin_id);
+CREATE INDEX ON sentry_checkinnote (checkin_id);
+INSERT INTO sentry_monitorcheckin SELECT g, now() - g * interval '1 minute' FROM generate_series(1, 20000) g;
+INSERT INTO sentry_monitorincident SELECT g, g * 4, g * 4 + 1 FROM generate_series(1, 4000) g;
+INSERT INTO sentry_checkinnote SELECT g, g * 2 FROM generate_series(1, 8000) g;
+\echo '-- before: the clean-up job deletes 10,000 old check-ins in one statement'
+DELETE FROM sentry_monitorcheckin WHERE id IN (SELECT id FROM sentry_monitorcheckin ORDER BY id LIMIT 10000);
+\echo '-- attach the guard: every NO ACTION foreign key, plus the soft reference'
+SELECT integrity_guard.guard_children('sentry_monitorcheckin');
+SELECT integrity_guard.unguard('sentry_monitorcheckin', 'children');
+SELECT integrity_guard.guard_children('sentry_monitorcheckin',
+    ARRAY['sentry_monitorincident(starting_checkin_id)', 'sentry_monitorincident(resolving_checkin_id)',
+          'sentry_checkinnote(checkin_id)']);
+\echo '-- after: the same statement succeeds; references to deleted check-ins are NULL'
+DELETE FROM sentry_monitorcheckin WHERE id IN (SELECT id FROM sentry_monitorcheckin ORDER BY id LIMIT 10000);
+SELECT count(*) FILTER (WHERE starting_checkin_id IS NULL) AS incidents_started_cleared,
+       count(*) FILTER (WHERE resolving_checkin_id IS NULL) AS incidents_resolved_cleared,
+       (SELECT count(*) FROM sentry_checkinnote WHERE checkin_id IS NULL) AS notes_cleared
+  FROM sentry_monitorincident;
+
+\echo
+\echo '=== 4. A bulk statement is one incident, not 100,000'
 \echo
 INSERT INTO sentry_groupedmessage SELECT g, 2147483000, 0 FROM generate_series(2, 100001) g;
 UPDATE sentry_groupedmessage SET times_seen = times_seen + 1000 WHERE id > 1;
 
 \echo
-\echo '=== 4. The audit'
+\echo '=== 5. The audit'
 \echo
 SELECT * FROM integrity_guard.guards;
 SELECT table_name, event_type, target, incidents, occurrences FROM integrity_guard.summary();
 SELECT id, event_type, table_name, target, occurrences, role_name, detail
   FROM integrity_guard.events() ORDER BY id;
+\echo '-- the duplicate-key guard (guard_unique) is not built yet'

@@ -46,7 +46,7 @@ measure() {
 }
 
 row() {  # row LABEL BASE_MS MS
-    awk -v l="$1" -v b="$2" -v t="$3" 'BEGIN {printf "| %-58s | %10.1f | %10.1f | %6.2fx |\n", l, b, t, t / b}'
+    awk -v l="$1" -v b="$2" -v t="$3" 'BEGIN {printf "| %-62s | %10.1f | %10.1f | %6.2fx |\n", l, b, t, t / b}'
 }
 
 log "setting up $ROWS-row tables"
@@ -120,6 +120,12 @@ row "counter, every row saturates: saturate_counter vs none" "${MS[s_none]}" "${
 row "counter, every row saturates: saturate_counter vs PL/pgSQL" "${MS[s_plpgsql]}" "${MS[s_guard]}"
 row "range, every row inverted: clamp_range vs no trigger" "${MS[r_none]}" "${MS[r_guard]}"
 row "range, every row inverted: clamp_range vs PL/pgSQL clamp" "${MS[r_plpgsql]}" "${MS[r_guard]}"
+
+printf '\nDeleting referenced parents, median of %s runs\n\n' "$REPS"
+printf '| %-58s | %10s | %10s | %7s |\n' "case" "base ms" "ms" "ratio"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "------------" "------------" "---------"
+source "$TOP/test/bench/children.sh"
+children_bench
 
 printf '\nincidents written for all saturating and clamping statements: %s rows (%s occurrences)\n' \
     "$(psql_q -c 'SELECT count(*) FROM integrity_guard.audit_log')" \
