@@ -13,12 +13,13 @@ OBJS = \
 	src/audit.o \
 	src/counter.o \
 	src/range.o \
-	src/children.o
+	src/children.o \
+	src/unique.o
 
 DATA = sql/pg_integrity_guard--1.0.sql
 
 # pg_regress suites (sql/NAME.sql, expected/NAME.out), run by test/run.sh
-REGRESS = counter range guards audit cache bulk children children_diff
+REGRESS = counter range guards audit cache bulk children children_diff unique
 REGRESS_OPTS = --inputdir=.
 
 # Warnings are errors.  -Wextra's unused-parameter is silenced: PostgreSQL's

@@ -77,6 +77,14 @@ LANGUAGE C;
 COMMENT ON FUNCTION integrity_guard.nullify_children() IS
   'DELETE trigger on a parent: clears or deletes child rows that reference deleted rows. Arguments: none (every NO ACTION/RESTRICT foreign key) or ''[schema.]child(col[, col])[ = (parent_col[, ...])]'', then ''action=set_null|delete''';
 
+CREATE FUNCTION integrity_guard.guard_unique()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'guard_unique'
+LANGUAGE C;
+
+COMMENT ON FUNCTION integrity_guard.guard_unique() IS
+  'BEFORE INSERT OR UPDATE ROW trigger: catches duplicate keys before the heap insert, as ON CONFLICT does, and audits them. Options: ''mode=raise|skip'', ''constraint=NAME'' (repeatable)';
+
 COMMENT ON FUNCTION integrity_guard.clamp_range() IS
   'BEFORE INSERT OR UPDATE ROW trigger: repairs inverted time ranges. Arguments: ''lower_col'', ''upper_col'' or ''range_col'', then ''on_inverted=clamp_upper|clamp_lower|swap|error''';
 
@@ -355,6 +363,26 @@ $$;
 COMMENT ON FUNCTION integrity_guard.guard_children(regclass, text[], text) IS
   'Attaches nullify_children() in the fastest correct placement and returns the trigger name';
 
+CREATE FUNCTION integrity_guard.guard_duplicates(rel regclass, mode text DEFAULT 'raise')
+RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF mode IS NULL THEN
+        RAISE EXCEPTION 'mode must not be NULL'
+              USING ERRCODE = 'null_value_not_allowed',
+                    HINT = 'Use raise or skip.';
+    END IF;
+    -- sorts after the counter and range guards: it sees their final row
+    RETURN integrity_guard._attach(rel, 'unique', 'integrity_guard_unique',
+                                   'guard_unique', ARRAY['mode=' || mode]);
+END
+$$;
+
+COMMENT ON FUNCTION integrity_guard.guard_duplicates(regclass, text) IS
+  'Attaches guard_unique() watching every immediate unique index and returns the trigger name';
+
 CREATE FUNCTION integrity_guard.unguard(rel regclass, guard text DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
@@ -432,6 +460,16 @@ AS $$
   ORDER BY sum(a.occurrences) DESC, a.schema_name, a.table_name, a.event_type, a.target
 $$;
 
+CREATE FUNCTION integrity_guard.duplicate_key_attempts(since timestamptz DEFAULT NULL,
+                                                       rel regclass DEFAULT NULL)
+RETURNS SETOF integrity_guard.audit_log
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM integrity_guard.events($1, $2, 'duplicate_key') $$;
+
+COMMENT ON FUNCTION integrity_guard.duplicate_key_attempts(timestamptz, regclass) IS
+  'duplicate_key incidents, newest first, of the tables the caller can read';
+
 COMMENT ON FUNCTION integrity_guard.summary(timestamptz) IS
   'Incidents and occurrences per table, event type and target';
 
@@ -471,8 +509,47 @@ FROM integrity_guard.audit_log a
 WHERE a.last_seen > now() - interval '1 day'
 ORDER BY a.last_seen DESC, a.id DESC;
 
+CREATE VIEW integrity_guard.duplicate_keys
+WITH (security_invoker = true) AS
+SELECT a.schema_name, a.table_name, a.target AS constraint_name,
+       a.detail->>'key' AS key, a.detail->>'mode' AS mode,
+       a.occurrences, a.first_seen, a.last_seen, a.role_name, a.application_name
+FROM integrity_guard.audit_log a
+WHERE a.event_type = 'duplicate_key'
+ORDER BY a.last_seen DESC, a.id DESC;
+
+COMMENT ON VIEW integrity_guard.duplicate_keys IS
+  'Duplicate-key attempts, newest first, of the tables the caller can read';
+
+CREATE FUNCTION integrity_guard._preloaded()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'ig_preloaded_fn'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION integrity_guard.status()
+RETURNS TABLE (name text, value text, detail text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  VALUES
+    ('preloaded', integrity_guard._preloaded()::text,
+     'whether this backend loaded the library from shared_preload_libraries'),
+    ('audit_mode', 'transactional',
+     'incidents are written in the transaction that produced them'),
+    ('lost_on_rollback', 'yes',
+     'incidents of a transaction that rolls back are lost with it: a duplicate raised by guard_unique in mode=raise outside a savepoint aborts its transaction and its own audit row; inside a savepoint (Django atomic/get_or_create in a transaction) it is kept'),
+    ('enabled', current_setting('integrity_guard.enabled', true),
+     'integrity_guard.enabled'),
+    ('log_key_values', current_setting('integrity_guard.log_key_values', true),
+     'integrity_guard.log_key_values')
+$$;
+
+COMMENT ON FUNCTION integrity_guard.status() IS
+  'How the extension runs in this backend, and what the audit can lose';
+
 COMMENT ON VIEW integrity_guard.recent_events IS
   'Incidents of the last 24 hours, newest first, of the tables the caller can read';
 
-GRANT SELECT ON integrity_guard.guards, integrity_guard.recent_events TO PUBLIC;
+GRANT SELECT ON integrity_guard.guards, integrity_guard.recent_events,
+                integrity_guard.duplicate_keys TO PUBLIC;
 GRANT USAGE ON SCHEMA integrity_guard TO PUBLIC;

@@ -68,8 +68,6 @@ typedef struct IgPending
 	int64		occurrences;
 	TimestampTz first_seen;
 	TimestampTz last_seen;
-	const char *source_target;	/* the caller's pointers, for the fast path */
-	const char *source_detail;
 } IgPending;
 
 static MemoryContext pending_cxt = NULL;
@@ -78,13 +76,10 @@ static TimestampTz pending_statement;	/* statement start of the events */
 static bool flushing = false;
 
 /*
- * The entry of the previous event.  A guard passes the same strings from its
- * trigger cache for every row of a statement, so pointer equality finds the
- * entry again without hashing them; the cache generation guards against a
- * rebuilt trigger cache reusing an address for other text.
+ * The entry of the previous event: a statement usually records the same
+ * incident row after row, and comparing with it is cheaper than hashing.
  */
 static IgPending *last_entry = NULL;
-static uint64 last_generation = 0;
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
@@ -191,12 +186,13 @@ ig_audit_record(IgEventType type, Relation rel, const char *target,
 		return;
 
 	if (last_entry != NULL &&
-		last_generation == ig_cache_generation &&
 		last_entry->key.type == type &&
 		last_entry->key.relid == RelationGetRelid(rel) &&
 		last_entry->key.roleid == GetUserId() &&
-		last_entry->source_target == target &&
-		last_entry->source_detail == detail_json)
+		strcmp(last_entry->key.target, target ? target : "") == 0 &&
+		(detail_json == NULL ? last_entry->key.detail == NULL :
+		 (last_entry->key.detail != NULL &&
+		  strcmp(last_entry->key.detail, detail_json) == 0)))
 	{
 		last_entry->occurrences += occurrences;
 		last_entry->last_seen = GetCurrentTimestamp();
@@ -239,10 +235,7 @@ ig_audit_record(IgEventType type, Relation rel, const char *target,
 	}
 	entry->occurrences += occurrences;
 	entry->last_seen = now;
-	entry->source_target = target;
-	entry->source_detail = detail_json;
 	last_entry = entry;
-	last_generation = ig_cache_generation;
 }
 
 /* The extension's owner, or false when it is not installed here. */

@@ -49,8 +49,16 @@ typedef struct IgCacheEntry
 
 static HTAB *trigger_cache = NULL;
 
-/* Bumped by every relcache invalidation; see ig_audit_record(). */
-uint64		ig_cache_generation = 0;
+/*
+ * What a trigger's FmgrInfo carries for the statement: the cache entry, so
+ * later rows skip the hash probe, and a guard's per-statement state.
+ * Allocated in fn_mcxt, which lives as long as the statement.
+ */
+typedef struct IgFnExtra
+{
+	IgCacheEntry *entry;
+	void	   *statement_state;
+} IgFnExtra;
 
 static void
 ig_cache_invalidate(Datum arg, Oid relid)
@@ -58,7 +66,6 @@ ig_cache_invalidate(Datum arg, Oid relid)
 	HASH_SEQ_STATUS status;
 	IgCacheEntry *entry;
 
-	ig_cache_generation++;
 	if (trigger_cache == NULL)
 		return;
 
@@ -175,19 +182,24 @@ ig_trigger_config(FunctionCallInfo fcinfo, const char *guard,
 	IgArgs		args;
 	MemoryContext oldcxt;
 
+	IgFnExtra  *extra = (IgFnExtra *) fcinfo->flinfo->fn_extra;
+
 	/*
 	 * The trigger's FmgrInfo lives for the statement: remember the entry
 	 * there and skip the hash probe on every later row.  Entries are never
 	 * removed from the hash, so the pointer stays good.
 	 */
-	entry = (IgCacheEntry *) fcinfo->flinfo->fn_extra;
+	if (extra == NULL)
+		extra = fcinfo->flinfo->fn_extra =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(IgFnExtra));
+	entry = extra->entry;
 	if (entry != NULL && entry->valid && entry->tgoid == trigger->tgoid)
 		return entry->config;
 
 	if (trigger_cache == NULL)
 		ig_cache_create();
 	entry = hash_search(trigger_cache, &trigger->tgoid, HASH_ENTER, &found);
-	fcinfo->flinfo->fn_extra = entry;
+	extra->entry = entry;
 	if (!found)
 	{
 		entry->valid = false;
@@ -234,6 +246,17 @@ ig_trigger_config(FunctionCallInfo fcinfo, const char *guard,
 	MemoryContextSwitchTo(oldcxt);
 
 	return entry->config;
+}
+
+/*
+ * A guard's per-statement state slot (NULL on the statement's first row).
+ * Memory for it belongs in fcinfo->flinfo->fn_mcxt.  Call after
+ * ig_trigger_config().
+ */
+void	  **
+ig_statement_state(FunctionCallInfo fcinfo)
+{
+	return &((IgFnExtra *) fcinfo->flinfo->fn_extra)->statement_state;
 }
 
 /* An option is key=value where key is a non-empty lower-case word. */
@@ -427,6 +450,8 @@ ig_check_args_config(FunctionCallInfo fcinfo)
 		parse = ig_range_parse;
 	else if (strcmp(guard, "nullify_children") == 0)
 		parse = ig_children_parse;
+	else if (strcmp(guard, "guard_unique") == 0)
+		parse = ig_unique_parse;
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "pg_integrity_guard.h"
@@ -19,12 +20,15 @@ PG_MODULE_MAGIC;
 
 bool		ig_enabled = true;
 bool		ig_log_key_values = true;
+static bool ig_preloaded = false;
 
 void		_PG_init(void);
 
 void
 _PG_init(void)
 {
+	ig_preloaded = process_shared_preload_libraries_in_progress;
+
 	DefineCustomBoolVariable("integrity_guard.enabled",
 							 "Lets the integrity guards act.",
 							 "When off, every guard trigger passes rows through unchanged and the server's own errors are raised again.",
@@ -51,4 +55,16 @@ _PG_init(void)
 
 	ig_cache_init();
 	ig_audit_init();
+}
+
+/*
+ * integrity_guard._preloaded() returns bool: whether this backend got the
+ * library from shared_preload_libraries.
+ */
+PG_FUNCTION_INFO_V1(ig_preloaded_fn);
+
+Datum
+ig_preloaded_fn(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(ig_preloaded);
 }

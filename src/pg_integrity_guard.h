@@ -75,10 +75,10 @@ typedef struct IgArgs
 typedef void *(*IgParseFunc) (IgArgs *args);
 
 /* guard_cache.c */
-extern uint64 ig_cache_generation;
 extern void ig_cache_init(void);
 extern void *ig_trigger_config(FunctionCallInfo fcinfo, const char *guard,
 							   IgParseFunc parse);
+extern void **ig_statement_state(FunctionCallInfo fcinfo);
 extern TriggerData *ig_require_before_row_write(FunctionCallInfo fcinfo,
 											   const char *guard);
 extern void ig_split_args(IgArgs *args, const char *guard, Relation rel,
@@ -101,6 +101,7 @@ extern void *ig_counter_parse(IgArgs *args);
 extern void *ig_range_parse(IgArgs *args);
 extern void *ig_children_parse(IgArgs *args);
 extern bool ig_children_has_immediate(void *config);
+extern void *ig_unique_parse(IgArgs *args);
 
 /* Bumped when a transaction or subtransaction aborts (guard_cache.c). */
 extern uint64 ig_abort_generation;
