@@ -57,9 +57,17 @@ typedef struct UniqueConfig
 } UniqueConfig;
 
 /* Executor state for one statement, in the trigger's fn_mcxt. */
+/*
+ * Distinct keys a statement records per index before further attempts
+ * aggregate into one incident without a key: a consumer replaying 90,000
+ * messages must not write 90,000 audit rows (DESIGN.md fact 6).
+ */
+#define IG_MAX_KEYED_INCIDENTS 100
+
 typedef struct UniqueStatement
 {
 	UniqueConfig *config;		/* built for this configuration */
+	int		   *keyed;			/* per index: attempts recorded with a key */
 	EState	   *estate;
 	TupleTableSlot *newslot;
 	TupleTableSlot *oldslot;
@@ -203,6 +211,7 @@ statement_state(FunctionCallInfo fcinfo, TriggerData *td, UniqueConfig *cfg)
 											table_slot_callbacks(td->tg_relation));
 	st->infos = palloc0(sizeof(IndexInfo *) * Max(cfg->nindexes, 1));
 	st->predicates = palloc0(sizeof(ExprState *) * Max(cfg->nindexes, 1));
+	st->keyed = palloc0(sizeof(int) * Max(cfg->nindexes, 1));
 	for (i = 0; i < cfg->nindexes; i++)
 	{
 		/* expression and predicate states belong to this statement */
@@ -382,16 +391,26 @@ guard_unique(PG_FUNCTION_ARGS)
 			continue;
 		}
 
-		/* the server's own description: NULL if the role may not see keys */
-		key = BuildIndexValueDescription(index, values, isnull);
+		/*
+		 * The server's own description, NULL if the role may not see the
+		 * key.  A skipped row needs it only for the audit.
+		 */
+		key = NULL;
+		if (!cfg->skip || (ig_log_key_values &&
+						   st->keyed[i] < IG_MAX_KEYED_INCIDENTS))
+			key = BuildIndexValueDescription(index, values, isnull);
 		index_close(index, RowExclusiveLock);
 
 		initStringInfo(&detail);
 		appendStringInfoChar(&detail, '{');
 		ig_append_json_string(&detail, "constraint", ui->name, true);
 		ig_append_json_string(&detail, "mode", cfg->skip ? "skip" : "raise", false);
-		if (ig_log_key_values && key != NULL)
+		if (ig_log_key_values && key != NULL &&
+			st->keyed[i] < IG_MAX_KEYED_INCIDENTS)
+		{
 			ig_append_json_string(&detail, "key", key, false);
+			st->keyed[i]++;
+		}
 		appendStringInfoChar(&detail, '}');
 		ig_audit_record(IG_EVENT_DUPLICATE_KEY, heap, ui->name, detail.data, 1);
 

@@ -127,6 +127,12 @@ printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "------------" "--------
 source "$TOP/test/bench/children.sh"
 children_bench
 
+printf '\nDuplicate keys, median of %s runs\n\n' "$REPS"
+printf '| %-62s | %10s | %10s | %7s |\n' "case" "base ms" "ms" "ratio"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..64})" "------------" "------------" "---------"
+source "$TOP/test/bench/unique.sh"
+unique_bench
+
 printf '\nincidents written for all saturating and clamping statements: %s rows (%s occurrences)\n' \
     "$(psql_q -c 'SELECT count(*) FROM integrity_guard.audit_log')" \
     "$(psql_q -c 'SELECT sum(occurrences) FROM integrity_guard.audit_log')"
