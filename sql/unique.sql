@@ -124,6 +124,16 @@ SELECT table_name, constraint_name, key, mode, occurrences
 SELECT count(*) = (SELECT count(*) FROM integrity_guard.audit_log WHERE event_type = 'duplicate_key')
   FROM integrity_guard.duplicate_key_attempts();
 SELECT count(*) FROM integrity_guard.duplicate_key_attempts(rel => 'consumed');
+-- a replay of many distinct keys writes at most 100 keyed incidents per
+-- index and statement; the rest aggregate into one incident without a key
+CREATE TABLE replayed (id int PRIMARY KEY);
+SELECT integrity_guard.guard_duplicates('replayed', 'skip');
+INSERT INTO replayed SELECT generate_series(1, 150);
+INSERT INTO replayed SELECT generate_series(1, 160);
+SELECT count(*) AS rows_kept FROM replayed;
+SELECT key IS NOT NULL AS keyed, count(*) AS incidents, sum(occurrences) AS attempts
+  FROM integrity_guard.duplicate_keys WHERE table_name = 'replayed'
+ GROUP BY 1 ORDER BY 1;
 -- without key values
 SET integrity_guard.log_key_values = off;
 INSERT INTO consumed VALUES ('m1', 'again');
