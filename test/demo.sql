@@ -85,16 +85,38 @@ SELECT count(*) FILTER (WHERE starting_checkin_id IS NULL) AS incidents_started_
   FROM sentry_monitorincident;
 
 \echo
-\echo '=== 4. A bulk statement is one incident, not 100,000'
+\echo '=== 4. Duplicate-key attempts are audited (seed 004: get_or_create races; consumers replaying messages)'
+\echo
+CREATE TABLE sentry_conference (id serial PRIMARY KEY, conference_id int NOT NULL, app text NOT NULL,
+                                UNIQUE (conference_id, app));
+CREATE TABLE sentry_consumed (message_id text PRIMARY KEY, payload text);
+SELECT integrity_guard.guard_duplicates('sentry_conference');
+SELECT integrity_guard.guard_duplicates('sentry_consumed', 'skip');
+INSERT INTO sentry_conference (conference_id, app) VALUES (7, 'web');
+\echo '-- Django get_or_create: INSERT in a savepoint, the same 23505 as ever, then get()'
+BEGIN;
+SAVEPOINT get_or_create;
+INSERT INTO sentry_conference (conference_id, app) VALUES (7, 'web');
+ROLLBACK TO SAVEPOINT get_or_create;
+SELECT id, conference_id, app FROM sentry_conference WHERE conference_id = 7 AND app = 'web';
+COMMIT;
+\echo '-- a consumer replays messages: mode=skip drops the replayed rows, the rest goes in'
+INSERT INTO sentry_consumed VALUES ('m1', 'first'), ('m2', 'second');
+INSERT INTO sentry_consumed VALUES ('m1', 'replay'), ('m2', 'replay'), ('m3', 'third');
+SELECT * FROM sentry_consumed ORDER BY message_id;
+SELECT table_name, constraint_name, key, mode, occurrences FROM integrity_guard.duplicate_keys;
+
+\echo
+\echo '=== 5. A bulk statement is one incident, not 100,000'
 \echo
 INSERT INTO sentry_groupedmessage SELECT g, 2147483000, 0 FROM generate_series(2, 100001) g;
 UPDATE sentry_groupedmessage SET times_seen = times_seen + 1000 WHERE id > 1;
 
 \echo
-\echo '=== 5. The audit'
+\echo '=== 6. The audit'
 \echo
 SELECT * FROM integrity_guard.guards;
 SELECT table_name, event_type, target, incidents, occurrences FROM integrity_guard.summary();
 SELECT id, event_type, table_name, target, occurrences, role_name, detail
   FROM integrity_guard.events() ORDER BY id;
-\echo '-- the duplicate-key guard (guard_unique) is not built yet'
+SELECT * FROM integrity_guard.status();
