@@ -14,12 +14,14 @@ OBJS = \
 	src/counter.o \
 	src/range.o \
 	src/children.o \
-	src/unique.o
+	src/unique.o \
+	src/saturate.o \
+	src/rewrite.o
 
 DATA = sql/pg_integrity_guard--1.0.sql
 
 # pg_regress suites (sql/NAME.sql, expected/NAME.out), run by test/run.sh
-REGRESS = counter range guards audit cache bulk children children_diff unique
+REGRESS = counter range guards audit cache bulk children children_diff unique rewrite
 REGRESS_OPTS = --inputdir=.
 
 # Warnings are errors.  -Wextra's unused-parameter is silenced: PostgreSQL's

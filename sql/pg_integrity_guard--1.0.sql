@@ -114,6 +114,85 @@ AS $$
 $$;
 
 --------------------------------------------------------------------------
+-- Saturating arithmetic and clamping range constructors (C)
+--------------------------------------------------------------------------
+-- Used by the assignment rewrite; int8 arithmetic stuck at the int64 limits.
+CREATE FUNCTION integrity_guard._sat_add(bigint, bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'ig_sat_add' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard._sat_sub(bigint, bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'ig_sat_sub' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard._sat_mul(bigint, bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'ig_sat_mul' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard._sat_neg(bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'ig_sat_neg' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard._numeric_int8_sat(numeric) RETURNS bigint
+AS 'MODULE_PATHNAME', 'ig_numeric_int8_sat' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+-- Clamps to a guard's bounds and records the event: volatile, never folded.
+CREATE FUNCTION integrity_guard._saturate(value bigint, min_value bigint, max_value bigint,
+                                          rel oid, col smallint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'ig_saturate' LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION integrity_guard.saturating_add(smallint, smallint) RETURNS smallint
+AS 'MODULE_PATHNAME', 'saturating_add' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_add(integer, integer) RETURNS integer
+AS 'MODULE_PATHNAME', 'saturating_add' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_add(bigint, bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'saturating_add' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_sub(smallint, smallint) RETURNS smallint
+AS 'MODULE_PATHNAME', 'saturating_sub' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_sub(integer, integer) RETURNS integer
+AS 'MODULE_PATHNAME', 'saturating_sub' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_sub(bigint, bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'saturating_sub' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_mul(smallint, smallint) RETURNS smallint
+AS 'MODULE_PATHNAME', 'saturating_mul' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_mul(integer, integer) RETURNS integer
+AS 'MODULE_PATHNAME', 'saturating_mul' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_mul(bigint, bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'saturating_mul' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+-- with explicit bounds (NULL: the type's own); not STRICT for that reason
+CREATE FUNCTION integrity_guard.saturating_add(a smallint, b smallint, min_value bigint, max_value bigint) RETURNS smallint
+AS 'MODULE_PATHNAME', 'saturating_add' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_add(a integer, b integer, min_value bigint, max_value bigint) RETURNS integer
+AS 'MODULE_PATHNAME', 'saturating_add' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_add(a bigint, b bigint, min_value bigint, max_value bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'saturating_add' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_sub(a smallint, b smallint, min_value bigint, max_value bigint) RETURNS smallint
+AS 'MODULE_PATHNAME', 'saturating_sub' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_sub(a integer, b integer, min_value bigint, max_value bigint) RETURNS integer
+AS 'MODULE_PATHNAME', 'saturating_sub' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_sub(a bigint, b bigint, min_value bigint, max_value bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'saturating_sub' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_mul(a smallint, b smallint, min_value bigint, max_value bigint) RETURNS smallint
+AS 'MODULE_PATHNAME', 'saturating_mul' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_mul(a integer, b integer, min_value bigint, max_value bigint) RETURNS integer
+AS 'MODULE_PATHNAME', 'saturating_mul' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.saturating_mul(a bigint, b bigint, min_value bigint, max_value bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'saturating_mul' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION integrity_guard.saturating_add(integer, integer) IS
+  'a + b, clamped to the result type (that of the wider operand) instead of raising';
+
+CREATE FUNCTION integrity_guard.tstzrange_clamped(lower timestamptz, upper timestamptz,
+        bounds text DEFAULT '[)', on_inverted text DEFAULT 'clamp_upper') RETURNS tstzrange
+AS 'MODULE_PATHNAME', 'ig_range_clamped' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.tsrange_clamped(lower timestamp, upper timestamp,
+        bounds text DEFAULT '[)', on_inverted text DEFAULT 'clamp_upper') RETURNS tsrange
+AS 'MODULE_PATHNAME', 'ig_range_clamped' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION integrity_guard.daterange_clamped(lower date, upper date,
+        bounds text DEFAULT '[)', on_inverted text DEFAULT 'clamp_upper') RETURNS daterange
+AS 'MODULE_PATHNAME', 'ig_range_clamped' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION integrity_guard.tstzrange_clamped(timestamptz, timestamptz, text, text) IS
+  'tstzrange(lower, upper, bounds) that repairs inverted bounds with the policy instead of raising';
+-- the rewrite's form: records range_clamped for the guarded column
+CREATE FUNCTION integrity_guard._tstzrange_guarded(timestamptz, timestamptz, text, text, oid, smallint)
+RETURNS tstzrange AS 'MODULE_PATHNAME', 'ig_range_clamped' LANGUAGE C VOLATILE;
+CREATE FUNCTION integrity_guard._tsrange_guarded(timestamp, timestamp, text, text, oid, smallint)
+RETURNS tsrange AS 'MODULE_PATHNAME', 'ig_range_clamped' LANGUAGE C VOLATILE;
+CREATE FUNCTION integrity_guard._daterange_guarded(date, date, text, text, oid, smallint)
+RETURNS daterange AS 'MODULE_PATHNAME', 'ig_range_clamped' LANGUAGE C VOLATILE;
+
+--------------------------------------------------------------------------
 -- The guards view: every attached guard
 --------------------------------------------------------------------------
 CREATE VIEW integrity_guard.guards
@@ -541,7 +620,12 @@ AS $$
     ('enabled', current_setting('integrity_guard.enabled', true),
      'integrity_guard.enabled'),
     ('log_key_values', current_setting('integrity_guard.log_key_values', true),
-     'integrity_guard.log_key_values')
+     'integrity_guard.log_key_values'),
+    ('rewrite', CASE WHEN current_setting('integrity_guard.rewrite', true) = 'off' THEN 'off'
+                     WHEN integrity_guard._preloaded()
+                          OR current_setting('session_preload_libraries') ~ 'pg_integrity_guard'
+                     THEN 'on' ELSE 'not loaded before parsing' END,
+     'arithmetic assigned to guarded integer columns saturates only when the library is in shared_preload_libraries or session_preload_libraries')
 $$;
 
 COMMENT ON FUNCTION integrity_guard.status() IS

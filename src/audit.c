@@ -177,6 +177,15 @@ void
 ig_audit_record(IgEventType type, Relation rel, const char *target,
 				const char *detail_json, int64 occurrences)
 {
+	ig_audit_record_relid(type, RelationGetRelid(rel), target, detail_json,
+						  occurrences);
+}
+
+/* The same for callers without an open relation (expressions). */
+void
+ig_audit_record_relid(IgEventType type, Oid relid, const char *target,
+					  const char *detail_json, int64 occurrences)
+{
 	IgPendingKey key;
 	IgPending  *entry;
 	bool		found;
@@ -187,7 +196,7 @@ ig_audit_record(IgEventType type, Relation rel, const char *target,
 
 	if (last_entry != NULL &&
 		last_entry->key.type == type &&
-		last_entry->key.relid == RelationGetRelid(rel) &&
+		last_entry->key.relid == relid &&
 		last_entry->key.roleid == GetUserId() &&
 		strcmp(last_entry->key.target, target ? target : "") == 0 &&
 		(detail_json == NULL ? last_entry->key.detail == NULL :
@@ -216,7 +225,7 @@ ig_audit_record(IgEventType type, Relation rel, const char *target,
 	}
 
 	key.type = type;
-	key.relid = RelationGetRelid(rel);
+	key.relid = relid;
 	key.roleid = GetUserId();
 	key.target = target ? target : "";
 	key.detail = detail_json;
@@ -227,8 +236,8 @@ ig_audit_record(IgEventType type, Relation rel, const char *target,
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(pending_cxt);
 
-		entry->schema_name = get_namespace_name(RelationGetNamespace(rel));
-		entry->table_name = pstrdup(RelationGetRelationName(rel));
+		entry->schema_name = get_namespace_name(get_rel_namespace(relid));
+		entry->table_name = get_rel_name(relid);
 		MemoryContextSwitchTo(oldcxt);
 		entry->occurrences = 0;
 		entry->first_seen = now;

@@ -95,8 +95,9 @@ type_range(Oid typid, int64 *lo, int64 *hi)
 	}
 }
 
-static char *
-counter_detail(const char *column, const char *bound, int64 limit)
+/* Audit detail of a saturation; the rewrite builds the same text. */
+char *
+ig_counter_detail(const char *column, const char *bound, int64 limit)
 {
 	StringInfoData buf;
 
@@ -245,11 +246,34 @@ ig_counter_parse(IgArgs *args)
 			col->min_numeric = NumericGetDatum(int64_to_numeric(col->min));
 			col->max_numeric = NumericGetDatum(int64_to_numeric(col->max));
 		}
-		col->detail_min = counter_detail(col->name, "min", col->min);
-		col->detail_max = counter_detail(col->name, "max", col->max);
+		col->detail_min = ig_counter_detail(col->name, "min", col->min);
+		col->detail_max = ig_counter_detail(col->name, "max", col->max);
 	}
 
 	return cfg;
+}
+
+/* The integer columns of a counter guard, with their bounds. */
+List *
+ig_counter_guarded_columns(IgArgs *args)
+{
+	CounterConfig *cfg = ig_counter_parse(args);
+	List	   *result = NIL;
+	int			i;
+
+	for (i = 0; i < cfg->ncolumns; i++)
+	{
+		IgGuardedColumn *gc;
+
+		if (cfg->columns[i].typid == NUMERICOID)
+			continue;			/* numeric arithmetic never overflows */
+		gc = palloc0(sizeof(IgGuardedColumn));
+		gc->attnum = cfg->columns[i].attnum;
+		gc->min = cfg->columns[i].min;
+		gc->max = cfg->columns[i].max;
+		result = lappend(result, gc);
+	}
+	return result;
 }
 
 /* -1: below min, 1: above max, 0: within bounds. */

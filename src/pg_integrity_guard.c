@@ -13,6 +13,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/plancache.h"
 
 #include "pg_integrity_guard.h"
 
@@ -20,9 +21,21 @@ PG_MODULE_MAGIC;
 
 bool		ig_enabled = true;
 bool		ig_log_key_values = true;
+bool		ig_rewrite = true;
 static bool ig_preloaded = false;
 
 void		_PG_init(void);
+
+/*
+ * Statements prepared under one setting hold rewritten (or plain) plans:
+ * a change drops every cached plan, so the next execution re-analyzes.
+ */
+static void
+ig_reset_plans(bool newval, void *extra)
+{
+	if (IsUnderPostmaster)
+		ResetPlanCache();
+}
 
 void
 _PG_init(void)
@@ -36,7 +49,16 @@ _PG_init(void)
 							 true,
 							 PGC_SUSET,
 							 0,
-							 NULL, NULL, NULL);
+							 NULL, ig_reset_plans, NULL);
+
+	DefineCustomBoolVariable("integrity_guard.rewrite",
+							 "Rewrites arithmetic assigned to guarded columns so that it saturates.",
+							 "Needs the library loaded before statements are parsed (shared_preload_libraries or session_preload_libraries).",
+							 &ig_rewrite,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, ig_reset_plans, NULL);
 
 	DefineCustomBoolVariable("integrity_guard.log_key_values",
 							 "Records key values in the detail of audit incidents.",
@@ -55,6 +77,7 @@ _PG_init(void)
 
 	ig_cache_init();
 	ig_audit_init();
+	ig_rewrite_init();
 }
 
 /*

@@ -23,6 +23,7 @@
 /* GUCs (pg_integrity_guard.c) */
 extern bool ig_enabled;
 extern bool ig_log_key_values;
+extern bool ig_rewrite;
 
 /*
  * Audit event types.  The text forms are what audit_log.event_type holds;
@@ -42,6 +43,9 @@ extern void ig_audit_init(void);
 extern void ig_audit_record(IgEventType type, Relation rel,
 							const char *target, const char *detail_json,
 							int64 occurrences);
+extern void ig_audit_record_relid(IgEventType type, Oid relid,
+								  const char *target, const char *detail_json,
+								  int64 occurrences);
 extern const char *ig_event_type_name(IgEventType type);
 
 /*
@@ -101,6 +105,22 @@ extern void *ig_counter_parse(IgArgs *args);
 extern void *ig_range_parse(IgArgs *args);
 extern void *ig_children_parse(IgArgs *args);
 extern bool ig_children_has_immediate(void *config);
+extern char *ig_counter_detail(const char *column, const char *bound,
+							   int64 limit);
+
+/* A column an assignment rewrite protects (rewrite.c). */
+typedef struct IgGuardedColumn
+{
+	AttrNumber	attnum;
+	bool		is_range;		/* else a counter */
+	int64		min;			/* counter bounds */
+	int64		max;
+	const char *policy;			/* range policy */
+} IgGuardedColumn;
+
+extern List *ig_counter_guarded_columns(IgArgs *args);
+extern List *ig_range_guarded_columns(IgArgs *args);
+extern void ig_rewrite_init(void);
 extern void *ig_unique_parse(IgArgs *args);
 
 /* Bumped when a transaction or subtransaction aborts (guard_cache.c). */

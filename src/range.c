@@ -184,6 +184,22 @@ ig_range_parse(IgArgs *args)
 	return cfg;
 }
 
+/* The range column of a range guard, with its policy. */
+List *
+ig_range_guarded_columns(IgArgs *args)
+{
+	RangeConfig *cfg = ig_range_parse(args);
+	IgGuardedColumn *gc;
+
+	if (cfg->pair)
+		return NIL;				/* the trigger handles a column pair */
+	gc = palloc0(sizeof(IgGuardedColumn));
+	gc->attnum = cfg->lower_attnum;
+	gc->is_range = true;
+	gc->policy = range_policy_names[cfg->policy];
+	return list_make1(gc);
+}
+
 static inline bool
 bounds_inverted(Oid typid, Datum lower, Datum upper)
 {

@@ -1,0 +1,361 @@
+/*-------------------------------------------------------------------------
+ *
+ * saturate.c
+ *		Saturating integer arithmetic and clamping range constructors.
+ *
+ * Two audiences:
+ *	- SQL callers: saturating_add/sub/mul over int2/int4/int8 (the result
+ *	  has the type of the wider operand and is clamped to it, or to explicit
+ *	  bounds), and tstzrange_clamped/tsrange_clamped/daterange_clamped.
+ *	- The assignment rewrite (rewrite.c): integer arithmetic assigned to a
+ *	  guarded column becomes _sat_add/_sat_sub/_sat_mul/_sat_neg over int8,
+ *	  then _saturate() clamps the result to the guard's bounds and records
+ *	  the event; range constructors become _range_guarded().
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/rangetypes.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+
+#include "pg_integrity_guard.h"
+
+/* int64 arithmetic that sticks at the int64 limits instead of failing. */
+static inline int64
+sat_add(int64 a, int64 b)
+{
+	int64		r;
+
+	if (!pg_add_s64_overflow(a, b, &r))
+		return r;
+	return b > 0 ? PG_INT64_MAX : PG_INT64_MIN;
+}
+
+static inline int64
+sat_sub(int64 a, int64 b)
+{
+	int64		r;
+
+	if (!pg_sub_s64_overflow(a, b, &r))
+		return r;
+	return b < 0 ? PG_INT64_MAX : PG_INT64_MIN;
+}
+
+static inline int64
+sat_mul(int64 a, int64 b)
+{
+	int64		r;
+
+	if (!pg_mul_s64_overflow(a, b, &r))
+		return r;
+	return ((a < 0) != (b < 0)) ? PG_INT64_MIN : PG_INT64_MAX;
+}
+
+static inline int64
+clamp64(int64 v, int64 lo, int64 hi)
+{
+	return v < lo ? lo : (v > hi ? hi : v);
+}
+
+PG_FUNCTION_INFO_V1(ig_sat_add);
+PG_FUNCTION_INFO_V1(ig_sat_sub);
+PG_FUNCTION_INFO_V1(ig_sat_mul);
+PG_FUNCTION_INFO_V1(ig_sat_neg);
+PG_FUNCTION_INFO_V1(ig_numeric_int8_sat);
+
+Datum
+ig_sat_add(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(sat_add(PG_GETARG_INT64(0), PG_GETARG_INT64(1)));
+}
+
+Datum
+ig_sat_sub(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(sat_sub(PG_GETARG_INT64(0), PG_GETARG_INT64(1)));
+}
+
+Datum
+ig_sat_mul(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(sat_mul(PG_GETARG_INT64(0), PG_GETARG_INT64(1)));
+}
+
+Datum
+ig_sat_neg(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(sat_sub(0, PG_GETARG_INT64(0)));
+}
+
+/* numeric -> int8, rounded as the server's cast rounds, stuck at the limits */
+Datum
+ig_numeric_int8_sat(PG_FUNCTION_ARGS)
+{
+	Numeric		num = PG_GETARG_NUMERIC(0);
+	Datum		lo = NumericGetDatum(int64_to_numeric(PG_INT64_MIN));
+	Datum		hi = NumericGetDatum(int64_to_numeric(PG_INT64_MAX));
+
+	if (numeric_is_nan(num))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot convert NaN to bigint")));
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(num), hi)) > 0)
+		PG_RETURN_INT64(PG_INT64_MAX);
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(num), lo)) < 0)
+		PG_RETURN_INT64(PG_INT64_MIN);
+	return DirectFunctionCall1(numeric_int8, NumericGetDatum(num));
+}
+
+/*
+ * integrity_guard._saturate(v int8, lo int8, hi int8, rel oid, col int2)
+ *
+ * The last step of a rewritten assignment: clamp to the guard's bounds and
+ * record a counter_saturated event like the trigger's.  With the guards
+ * turned off the value passes unchanged, so the cast back to the column's
+ * type fails as the statement would have without the extension.
+ */
+typedef struct SaturateCache
+{
+	Oid			relid;
+	AttrNumber	attnum;
+	char	   *column;
+	char	   *detail_min;
+	char	   *detail_max;
+} SaturateCache;
+
+PG_FUNCTION_INFO_V1(ig_saturate);
+
+Datum
+ig_saturate(PG_FUNCTION_ARGS)
+{
+	int64		v = PG_GETARG_INT64(0);
+	int64		lo = PG_GETARG_INT64(1);
+	int64		hi = PG_GETARG_INT64(2);
+	Oid			relid = PG_GETARG_OID(3);
+	AttrNumber	attnum = PG_GETARG_INT16(4);
+	SaturateCache *cache = (SaturateCache *) fcinfo->flinfo->fn_extra;
+	bool		upper;
+
+	if (!ig_enabled || !ig_rewrite || (v >= lo && v <= hi))
+		PG_RETURN_INT64(v);
+	upper = v > hi;
+
+	if (cache == NULL || cache->relid != relid || cache->attnum != attnum)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		char	   *name = get_attname(relid, attnum, true);
+
+		cache = palloc0(sizeof(SaturateCache));
+		cache->relid = relid;
+		cache->attnum = attnum;
+		cache->column = name ? name : psprintf("%d", attnum);
+		cache->detail_min = ig_counter_detail(cache->column, "min", lo);
+		cache->detail_max = ig_counter_detail(cache->column, "max", hi);
+		fcinfo->flinfo->fn_extra = cache;
+		MemoryContextSwitchTo(oldcxt);
+	}
+	ig_audit_record_relid(IG_EVENT_COUNTER_SATURATED, relid, cache->column,
+						  upper ? cache->detail_max : cache->detail_min, 1);
+	PG_RETURN_INT64(upper ? hi : lo);
+}
+
+/*
+ * Public saturating arithmetic.  saturating_op(a, b[, min, max]): exact
+ * result clamped to the result type and, if given, to [min, max].
+ */
+static Datum
+saturating_result(FunctionCallInfo fcinfo, int64 exact)
+{
+	Oid			rettype = get_fn_expr_rettype(fcinfo->flinfo);
+	int64		lo = PG_INT64_MIN,
+				hi = PG_INT64_MAX;
+
+	if (rettype == INT2OID)
+	{
+		lo = PG_INT16_MIN;
+		hi = PG_INT16_MAX;
+	}
+	else if (rettype == INT4OID)
+	{
+		lo = PG_INT32_MIN;
+		hi = PG_INT32_MAX;
+	}
+	if (PG_NARGS() == 4)
+	{
+		int64		min = PG_ARGISNULL(2) ? lo : PG_GETARG_INT64(2);
+		int64		max = PG_ARGISNULL(3) ? hi : PG_GETARG_INT64(3);
+
+		if (min > max)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("lower bound " INT64_FORMAT " is greater than upper bound " INT64_FORMAT,
+							min, max)));
+		lo = Max(lo, min);
+		hi = Min(hi, max);
+		if (lo > hi)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("bounds [" INT64_FORMAT ", " INT64_FORMAT "] are outside the range of type %s",
+							min, max, format_type_be(rettype))));
+	}
+	exact = clamp64(exact, lo, hi);
+	if (rettype == INT2OID)
+		return Int16GetDatum((int16) exact);
+	if (rettype == INT4OID)
+		return Int32GetDatum((int32) exact);
+	return Int64GetDatum(exact);
+}
+
+/* Operands arrive as int2, int4 or int8; read them as int64. */
+static int64
+int_arg(FunctionCallInfo fcinfo, int n)
+{
+	Oid			t = get_fn_expr_argtype(fcinfo->flinfo, n);
+
+	if (t == INT2OID)
+		return PG_GETARG_INT16(n);
+	if (t == INT4OID)
+		return PG_GETARG_INT32(n);
+	return PG_GETARG_INT64(n);
+}
+
+PG_FUNCTION_INFO_V1(saturating_add);
+PG_FUNCTION_INFO_V1(saturating_sub);
+PG_FUNCTION_INFO_V1(saturating_mul);
+
+Datum
+saturating_add(PG_FUNCTION_ARGS)
+{
+	return saturating_result(fcinfo, sat_add(int_arg(fcinfo, 0), int_arg(fcinfo, 1)));
+}
+
+Datum
+saturating_sub(PG_FUNCTION_ARGS)
+{
+	return saturating_result(fcinfo, sat_sub(int_arg(fcinfo, 0), int_arg(fcinfo, 1)));
+}
+
+Datum
+saturating_mul(PG_FUNCTION_ARGS)
+{
+	return saturating_result(fcinfo, sat_mul(int_arg(fcinfo, 0), int_arg(fcinfo, 1)));
+}
+
+/*
+ * Range constructors that never raise for inverted bounds:
+ *	*range_clamped(lower, upper[, bounds text[, policy text]])
+ *	_range_guarded(lower, upper, bounds, policy, rel oid, col int2)
+ * The range type is the function's result type.  A NULL bound is infinite,
+ * as with the server's constructors.
+ */
+static void
+parse_bounds_flags(const char *s, bool *lower_inc, bool *upper_inc)
+{
+	if (strlen(s) != 2 || (s[0] != '[' && s[0] != '(') ||
+		(s[1] != ']' && s[1] != ')'))
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("invalid range bound flags"),
+				 errhint("Valid values are \"[]\", \"[)\", \"(]\", and \"()\".")));
+	*lower_inc = s[0] == '[';
+	*upper_inc = s[1] == ']';
+}
+
+PG_FUNCTION_INFO_V1(ig_range_clamped);
+
+Datum
+ig_range_clamped(PG_FUNCTION_ARGS)
+{
+	Oid			rngtypid = get_fn_expr_rettype(fcinfo->flinfo);
+	TypeCacheEntry *typcache = lookup_type_cache(rngtypid, TYPECACHE_RANGE_INFO);
+	RangeBound	lower,
+				upper;
+	const char *policy = "clamp_upper";
+	bool		lower_inc = true,
+				upper_inc = false;
+	int			nargs = PG_NARGS();
+
+	if (typcache->rngelemtype == NULL)
+		elog(ERROR, "type %u is not a range type", rngtypid);
+
+	if (nargs >= 3 && !PG_ARGISNULL(2))
+		parse_bounds_flags(text_to_cstring(PG_GETARG_TEXT_PP(2)),
+						   &lower_inc, &upper_inc);
+	else if (nargs >= 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("range constructor flags argument must not be null")));
+	if (nargs >= 4 && !PG_ARGISNULL(3))
+		policy = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	/* guards off: the rewritten constructor fails as the original would */
+	if (nargs == 6 && (!ig_enabled || !ig_rewrite))
+		policy = "error";
+
+	lower.val = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	lower.infinite = PG_ARGISNULL(0);
+	lower.inclusive = lower_inc;
+	lower.lower = true;
+	upper.val = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	upper.infinite = PG_ARGISNULL(1);
+	upper.inclusive = upper_inc;
+	upper.lower = false;
+
+	if (!lower.infinite && !upper.infinite &&
+		DatumGetInt32(FunctionCall2Coll(&typcache->rng_cmp_proc_finfo,
+										typcache->rng_collation,
+										lower.val, upper.val)) > 0)
+	{
+		Datum		l = lower.val;
+
+		if (strcmp(policy, "clamp_upper") == 0)
+			upper.val = l;
+		else if (strcmp(policy, "clamp_lower") == 0)
+			lower.val = upper.val;
+		else if (strcmp(policy, "swap") == 0)
+		{
+			lower.val = upper.val;
+			upper.val = l;
+		}
+		else if (strcmp(policy, "error") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("range lower bound must be less than or equal to range upper bound")));
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown on_inverted policy \"%s\"", policy),
+					 errhint("Valid policies are clamp_upper (the default), clamp_lower, swap and error.")));
+
+		/* the rewritten form of a guarded column records the event */
+		if (nargs == 6 && ig_enabled && ig_rewrite)
+		{
+			Oid			relid = PG_GETARG_OID(4);
+			AttrNumber	attnum = PG_GETARG_INT16(5);
+			char	   *column = get_attname(relid, attnum, true);
+			StringInfoData detail;
+
+			if (column == NULL)
+				column = psprintf("%d", attnum);
+			initStringInfo(&detail);
+			appendStringInfoChar(&detail, '{');
+			ig_append_json_string(&detail, "column", column, true);
+			ig_append_json_string(&detail, "policy", policy, false);
+			appendStringInfoChar(&detail, '}');
+			ig_audit_record_relid(IG_EVENT_RANGE_CLAMPED, relid, column,
+								  detail.data, 1);
+		}
+	}
+
+	PG_RETURN_RANGE_P(make_range(typcache, &lower, &upper, false));
+}
