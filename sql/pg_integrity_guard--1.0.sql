@@ -230,7 +230,8 @@ CREATE FUNCTION integrity_guard._attach(rel regclass, kind text, trigger_name na
                                         func text, args text[],
                                         timing text DEFAULT 'BEFORE INSERT OR UPDATE',
                                         level text DEFAULT 'ROW',
-                                        transition name DEFAULT NULL)
+                                        transition name DEFAULT NULL,
+                                        inert boolean DEFAULT false)
 RETURNS name
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -259,11 +260,11 @@ BEGIN
                                   rel::text, trigger_name);
     END IF;
 
-    EXECUTE format('CREATE TRIGGER %I %s ON %s %s FOR EACH %s EXECUTE FUNCTION integrity_guard.%I(%s)',
+    EXECUTE format('CREATE TRIGGER %I %s ON %s %s FOR EACH %s %s EXECUTE FUNCTION integrity_guard.%I(%s)',
                    trigger_name, timing, rel,
                    CASE WHEN transition IS NULL THEN ''
                         ELSE format('REFERENCING OLD TABLE AS %I', transition) END,
-                   level, func,
+                   level, CASE WHEN inert THEN 'WHEN (false)' ELSE '' END, func,
                    (SELECT string_agg(quote_literal(a), ', ' ORDER BY n)
                     FROM unnest(args) WITH ORDINALITY AS u(a, n)));
 
@@ -289,6 +290,7 @@ DECLARE
     args text[];
     existing text[];
     taken text;
+    inert boolean;
 BEGIN
     IF columns IS NULL OR cardinality(columns) = 0 THEN
         RAISE EXCEPTION 'guard_counter() needs at least one column'
@@ -335,8 +337,20 @@ BEGIN
         EXECUTE format('DROP TRIGGER integrity_guard_counter ON %s', rel);
         args := existing || args;
     END IF;
+
+    -- A smallint or integer column held to its own type's whole range never
+    -- shows the trigger an out-of-range value: only the assignment rewrite
+    -- can act for it.  Then the trigger is created WHEN (false), a marker
+    -- the rewrite keys on that costs no function call per row.
+    SELECT bool_and(a.atttypid IN ('smallint'::regtype, 'integer'::regtype)
+                    AND (position(':' IN spec) = 0 OR spec ~ '::$'))
+      INTO inert
+      FROM unnest(args) AS u(spec)
+      JOIN pg_attribute a ON a.attrelid = rel
+       AND a.attname = CASE WHEN spec ~ ':.*:' THEN regexp_replace(spec, ':[^:]*:[^:]*$', '')
+                            ELSE spec END;
     RETURN integrity_guard._attach(rel, 'counter', 'integrity_guard_counter',
-                                   'saturate_counter', args);
+                                   'saturate_counter', args, inert => coalesce(inert, false));
 END
 $$;
 

@@ -12,7 +12,8 @@ REPS=${REPS:-5}
 
 ensure_packages
 build_install
-start_cluster dir "shared_buffers = '1GB'" "synchronous_commit = off" \
+start_cluster dir "shared_preload_libraries = 'pg_integrity_guard'" \
+    "shared_buffers = '1GB'" "synchronous_commit = off" \
     "max_wal_size = '4GB'" "checkpoint_timeout = '30min'" "autovacuum = off"
 cluster_env "$dir"
 "$PGBIN/createdb" bench
@@ -78,6 +79,13 @@ CREATE TRIGGER clamp BEFORE INSERT OR UPDATE ON c_plpgsql FOR EACH ROW EXECUTE F
 -- the server's own minimal C row trigger: the floor of any row trigger
 CREATE TRIGGER floor BEFORE UPDATE ON c_builtin FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
 CREATE TRIGGER clamp BEFORE INSERT OR UPDATE ON s_plpgsql FOR EACH ROW EXECUTE FUNCTION plpgsql_clamp_counter();
+-- the assignment rewrite: a 32-bit counter column
+CREATE UNLOGGED TABLE w_none AS SELECT id, 0::int AS n FROM c_none;
+CREATE UNLOGGED TABLE w_guard AS SELECT * FROM w_none;
+CREATE UNLOGGED TABLE w_least AS SELECT * FROM w_none;
+CREATE UNLOGGED TABLE w_plpgsql AS SELECT id, 0::bigint AS n FROM c_none;
+SELECT integrity_guard.guard_counter('w_guard', ARRAY['n']);
+CREATE TRIGGER clamp BEFORE INSERT OR UPDATE ON w_plpgsql FOR EACH ROW EXECUTE FUNCTION plpgsql_clamp_counter();
 CREATE UNLOGGED TABLE r_none AS SELECT id, '2024-01-01'::timestamptz + id * interval '1 s' AS lo,
                               '2024-01-01'::timestamptz + id * interval '1 s' + interval '1 h' AS hi
                          FROM c_none;
@@ -87,7 +95,7 @@ CREATE UNLOGGED TABLE r_plpgsql AS SELECT * FROM r_none;
 DO \$\$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['c_guard', 'c_plpgsql', 'c_builtin', 's_none', 's_guard', 's_plpgsql',
+    FOREACH t IN ARRAY ARRAY['w_none', 'w_guard', 'w_least', 'w_plpgsql', 'c_guard', 'c_plpgsql', 'c_builtin', 's_none', 's_guard', 's_plpgsql',
                              'r_none', 'r_guard', 'r_plpgsql'] LOOP
         EXECUTE format('ALTER TABLE %I ADD PRIMARY KEY (id)', t);
     END LOOP;
@@ -120,6 +128,17 @@ row "counter, every row saturates: saturate_counter vs none" "${MS[s_none]}" "${
 row "counter, every row saturates: saturate_counter vs PL/pgSQL" "${MS[s_plpgsql]}" "${MS[s_guard]}"
 row "range, every row inverted: clamp_range vs no trigger" "${MS[r_none]}" "${MS[r_guard]}"
 row "range, every row inverted: clamp_range vs PL/pgSQL clamp" "${MS[r_plpgsql]}" "${MS[r_guard]}"
+
+measure w_none w_none "UPDATE w_none SET n = n + 1" \
+        w_guard w_guard "UPDATE w_guard SET n = n + 1" \
+        w_least w_least "UPDATE w_least SET n = LEAST(n::bigint + 1, 2147483647)" \
+        w_plpgsql w_plpgsql "UPDATE w_plpgsql SET n = n + 1"
+printf '\nThe assignment rewrite (preloaded), %s rows, median of %s runs\n\n' "$ROWS" "$REPS"
+printf '| %-62s | %10s | %10s | %7s |\n' "case" "base ms" "ms" "ratio"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..64})" "------------" "------------" "---------"
+row "integer SET n = n + 1: guarded (rewrite + trigger) vs unguarded" "${MS[w_none]}" "${MS[w_guard]}"
+row "guarded vs the application's LEAST(n::bigint + 1, 2^31-1)" "${MS[w_least]}" "${MS[w_guard]}"
+row "guarded vs a PL/pgSQL clamp trigger on a bigint column" "${MS[w_plpgsql]}" "${MS[w_guard]}"
 
 printf '\nDeleting referenced parents, median of %s runs\n\n' "$REPS"
 printf '| %-58s | %10s | %10s | %7s |\n' "case" "base ms" "ms" "ratio"
