@@ -15,7 +15,8 @@ INSERT INTO sentry_group VALUES (1, 2147483600, 0), (2, 5, 0), (3, 0, 2147483647
 SELECT sqlstate_of($$UPDATE sentry_group SET times_seen = times_seen + 100$$);
 SELECT integrity_guard.guard_counter('sentry_group', ARRAY['times_seen']);
 -- an integer column held to its own range: the trigger could never act, so
--- it is created WHEN (false), a marker for the rewrite that costs nothing
+-- it is a marker for the rewrite that never fires (AFTER INSERT FOR EACH
+-- STATEMENT WHEN (false)) and costs UPDATEs nothing
 SELECT pg_get_triggerdef(oid) ~ 'WHEN \(false\)' AS inert FROM pg_trigger
  WHERE tgrelid = 'sentry_group'::regclass;
 -- after: F("times_seen") + N saturates, other rows add normally
