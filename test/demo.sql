@@ -11,26 +11,25 @@ RESET client_min_messages;
 \echo
 \echo '=== 1. Counters saturate (SENTRY-4E5F: "integer out of range" on times_seen)'
 \echo
+-- Django's PositiveIntegerField: a 32-bit integer with CHECK (>= 0)
 CREATE TABLE sentry_groupedmessage (
     id int PRIMARY KEY,
-    times_seen bigint NOT NULL DEFAULT 0 CHECK (times_seen >= 0),
+    times_seen integer NOT NULL DEFAULT 0 CHECK (times_seen >= 0),
     num_comments integer NOT NULL DEFAULT 0 CHECK (num_comments >= 0)
 );
 INSERT INTO sentry_groupedmessage VALUES (1, 2147483600, 0);
-\echo '-- before: the counter passes 2^31-1 and every 32-bit reader of it breaks'
+\echo '-- before: the buffer flush, Group.objects.filter(id=...).update(times_seen=F("times_seen") + 100)'
 UPDATE sentry_groupedmessage SET times_seen = times_seen + 100 WHERE id = 1;
-SELECT times_seen::integer FROM sentry_groupedmessage WHERE id = 1;
 \echo '-- before: a decrement below zero trips the CHECK constraint'
 UPDATE sentry_groupedmessage SET num_comments = num_comments - 1 WHERE id = 1;
-UPDATE sentry_groupedmessage SET times_seen = 2147483600 WHERE id = 1;
-\echo '-- attach the guard: times_seen held to 32 bits, num_comments floored at 0'
+\echo '-- attach the guards: times_seen held to 32 bits, num_comments floored at 0'
 SELECT integrity_guard.guard_counter('sentry_groupedmessage', ARRAY['times_seen']);
 SELECT integrity_guard.guard_counter('sentry_groupedmessage', ARRAY['num_comments'], min_value => 0);
 \echo '-- after: the same statements succeed and store the bound'
 UPDATE sentry_groupedmessage SET times_seen = times_seen + 100 WHERE id = 1;
 UPDATE sentry_groupedmessage SET times_seen = times_seen + 1 WHERE id = 1;
 UPDATE sentry_groupedmessage SET num_comments = num_comments - 1 WHERE id = 1;
-SELECT id, times_seen, times_seen::integer AS as_int4, num_comments FROM sentry_groupedmessage;
+SELECT id, times_seen, num_comments FROM sentry_groupedmessage;
 
 \echo
 \echo '=== 2. Inverted time ranges are clamped (GroupOpenPeriod: "range lower bound must be less than or equal to range upper bound")'
@@ -110,6 +109,7 @@ SELECT table_name, constraint_name, key, mode, occurrences FROM integrity_guard.
 \echo '=== 5. A bulk statement is one incident, not 100,000'
 \echo
 INSERT INTO sentry_groupedmessage SELECT g, 2147483000, 0 FROM generate_series(2, 100001) g;
+\echo '-- 100,000 counters pushed past 2^31-1 in one statement'
 UPDATE sentry_groupedmessage SET times_seen = times_seen + 1000 WHERE id > 1;
 
 \echo
