@@ -63,13 +63,10 @@ children_bench() {
                 children_fill "$n" "$k"
                 for v in native check_only before_row after_row after_row_set soft_plpgsql soft_set; do
                     psql_q -c "CHECKPOINT" >/dev/null
-                    runs[$v]+="$(psql_q -c '\timing on' -c "DELETE FROM cb.${v}_p" |
-                        sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p') "
+                    runs[$v]+="$(timed "DELETE FROM cb.${v}_p") "
                 done
             done
-            for v in "${!runs[@]}"; do
-                MS[$v]=$(printf '%s\n' ${runs[$v]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-            done
+            for v in "${!runs[@]}"; do MS[$v]=$(median_ms "${runs[$v]}"); done
             row "$n parents, $k child table(s): NO ACTION check alone vs native" "${MS[native]}" "${MS[check_only]}"
             row "$n parents, $k child table(s): BEFORE ROW vs native SET NULL" "${MS[native]}" "${MS[before_row]}"
             row "$n parents, $k child table(s): AFTER ROW vs native SET NULL" "${MS[native]}" "${MS[after_row]}"

@@ -19,11 +19,21 @@ cluster_env "$dir"
 "$PGBIN/createdb" bench
 psql_q() { "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d bench "$@"; }
 
+# timed SQL: the milliseconds one statement took (psql's \timing)
+timed() {
+    psql_q -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
+}
+
+# median_ms "MS MS ...": the median of a list of timings
+median_ms() {
+    printf '%s\n' $1 | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
+
 # time_ms TABLE SQL: wall time of one statement in its own transaction,
 # after a VACUUM and a CHECKPOINT so that every run starts alike.
 time_ms() {
     psql_q -c "VACUUM $1" -c "CHECKPOINT" >/dev/null
-    psql_q -c '\timing on' -c "$2" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
+    timed "$2"
 }
 
 # measure NAME TABLE SQL [NAME TABLE SQL ...]: the variants run round-robin,
@@ -104,7 +114,7 @@ CREATE TRIGGER clamp BEFORE INSERT OR UPDATE ON r_plpgsql FOR EACH ROW EXECUTE F
 VACUUM ANALYZE;
 SQL
 
-log "measuring (median of $REPS runs each)"
+log "measuring ($REPS round-robin runs each)"
 printf '\n%s rows per statement, fastest of %s round-robin runs\n\n' "$ROWS" "$REPS"
 printf '| %-58s | %10s | %10s | %7s |\n' "case" "base ms" "ms" "ratio"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "------------" "------------" "---------"

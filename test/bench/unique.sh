@@ -23,8 +23,7 @@ SQL
     for ((r = 0; r < REPS; r++)); do
         for v in plain guarded precheck; do
             psql_q -c "TRUNCATE ub.$v" -c "CHECKPOINT" >/dev/null
-            runs[$v]+="$(psql_q -c '\timing on' -c "INSERT INTO ub.$v SELECT g, g % 1000, 'k' || g FROM generate_series(1, $n) g $([ $v = precheck ] && echo ON CONFLICT DO NOTHING)" |
-                sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p') "
+            runs[$v]+="$(timed "INSERT INTO ub.$v SELECT g, g % 1000, 'k' || g FROM generate_series(1, $n) g $([ $v = precheck ] && echo ON CONFLICT DO NOTHING)") "
         done
         # a consumer replaying: 100,000 messages of which 90% were seen
         for v in skip on_conflict plpgsql; do
@@ -32,16 +31,11 @@ SQL
                    -c "INSERT INTO ub.$v SELECT g, g % 1000, 'k' || g FROM generate_series(1, $((dups * 9 / 10))) g" \
                    -c "VACUUM ANALYZE ub.$v" -c "CHECKPOINT" >/dev/null
         done
-        runs[dup_skip]+="$(psql_q -c '\timing on' -c "INSERT INTO ub.skip SELECT g, g % 1000, 'k' || g FROM generate_series(1, $dups) g" |
-            sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p') "
-        runs[dup_on_conflict]+="$(psql_q -c '\timing on' -c "INSERT INTO ub.on_conflict SELECT g, g % 1000, 'k' || g FROM generate_series(1, $dups) g ON CONFLICT DO NOTHING" |
-            sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p') "
-        runs[dup_plpgsql]+="$(psql_q -c '\timing on' -c "DO \$\$ BEGIN FOR g IN 1..$dups LOOP BEGIN INSERT INTO ub.plpgsql VALUES (g, g % 1000, 'k' || g); EXCEPTION WHEN unique_violation THEN NULL; END; END LOOP; END \$\$" |
-            sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p') "
+        runs[dup_skip]+="$(timed "INSERT INTO ub.skip SELECT g, g % 1000, 'k' || g FROM generate_series(1, $dups) g") "
+        runs[dup_on_conflict]+="$(timed "INSERT INTO ub.on_conflict SELECT g, g % 1000, 'k' || g FROM generate_series(1, $dups) g ON CONFLICT DO NOTHING") "
+        runs[dup_plpgsql]+="$(timed "DO \$\$ BEGIN FOR g IN 1..$dups LOOP BEGIN INSERT INTO ub.plpgsql VALUES (g, g % 1000, 'k' || g); EXCEPTION WHEN unique_violation THEN NULL; END; END LOOP; END \$\$") "
     done
-    for v in "${!runs[@]}"; do
-        MS[$v]=$(printf '%s\n' ${runs[$v]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    done
+    for v in "${!runs[@]}"; do MS[$v]=$(median_ms "${runs[$v]}"); done
     row "$n new rows (PK + unique key): guard_unique vs none" "${MS[plain]}" "${MS[guarded]}"
     row "$n new rows: the server's ON CONFLICT pre-check vs none" "${MS[plain]}" "${MS[precheck]}"
     row "$n new rows: guard_unique vs ON CONFLICT DO NOTHING" "${MS[precheck]}" "${MS[guarded]}"
