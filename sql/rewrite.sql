@@ -133,6 +133,18 @@ RESET integrity_guard.enabled;
 EXECUTE bump_later;
 SELECT n FROM later;
 
+-- the rewrite's internal functions are callable, but record nothing for a
+-- role that cannot write the table: no forged incidents
+CREATE ROLE regress_ig_forger;
+SELECT count(*) AS before FROM integrity_guard.audit_log \gset
+SET ROLE regress_ig_forger;
+SELECT integrity_guard._saturate(5, 0, 1, 'later'::regclass, 2::smallint) AS clamped_anyway;
+SELECT integrity_guard._daterange_guarded('2024-01-02', '2024-01-01', '[)', 'swap',
+                                          'rperiods'::regclass, 3::smallint) AS repaired_anyway;
+RESET ROLE;
+SELECT count(*) - :before AS forged FROM integrity_guard.audit_log;
+DROP ROLE regress_ig_forger;
+
 -- the explicit functions
 SELECT integrity_guard.saturating_add(2147483647, 1) AS add_int4,
        integrity_guard.saturating_sub((-32768)::smallint, 1::smallint) AS sub_int2,

@@ -20,6 +20,8 @@
 #include "common/int.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/fmgrprotos.h"
@@ -129,10 +131,24 @@ typedef struct SaturateCache
 {
 	Oid			relid;
 	AttrNumber	attnum;
+	bool		may_record;		/* the role writes to the relation */
 	char	   *column;
 	char	   *detail_min;
 	char	   *detail_max;
 } SaturateCache;
+
+/*
+ * These functions are callable by anyone, but their events are meant to
+ * come from rewritten INSERTs and UPDATEs, whose permission checks passed
+ * before any expression ran.  A role that can neither insert into nor
+ * update the table gets no incident written for it: nobody forges audit
+ * rows for tables they cannot write.
+ */
+static bool
+may_record_for(Oid relid)
+{
+	return pg_class_aclcheck(relid, GetUserId(), ACL_INSERT | ACL_UPDATE) == ACLCHECK_OK;
+}
 
 PG_FUNCTION_INFO_V1(ig_saturate);
 
@@ -159,14 +175,16 @@ ig_saturate(PG_FUNCTION_ARGS)
 		cache = palloc0(sizeof(SaturateCache));
 		cache->relid = relid;
 		cache->attnum = attnum;
+		cache->may_record = may_record_for(relid);
 		cache->column = name ? name : psprintf("%d", attnum);
 		cache->detail_min = ig_counter_detail(cache->column, "min", lo);
 		cache->detail_max = ig_counter_detail(cache->column, "max", hi);
 		fcinfo->flinfo->fn_extra = cache;
 		MemoryContextSwitchTo(oldcxt);
 	}
-	ig_audit_record_relid(IG_EVENT_COUNTER_SATURATED, relid, cache->column,
-						  upper ? cache->detail_max : cache->detail_min, 1);
+	if (cache->may_record)
+		ig_audit_record_relid(IG_EVENT_COUNTER_SATURATED, relid, cache->column,
+							  upper ? cache->detail_max : cache->detail_min, 1);
 	PG_RETURN_INT64(upper ? hi : lo);
 }
 
@@ -338,7 +356,8 @@ ig_range_clamped(PG_FUNCTION_ARGS)
 					 errhint("Valid policies are clamp_upper (the default), clamp_lower, swap and error.")));
 
 		/* the rewritten form of a guarded column records the event */
-		if (nargs == 6 && ig_enabled && ig_rewrite)
+		if (nargs == 6 && ig_enabled && ig_rewrite &&
+			may_record_for(PG_GETARG_OID(4)))
 		{
 			Oid			relid = PG_GETARG_OID(4);
 			AttrNumber	attnum = PG_GETARG_INT16(5);
