@@ -5,7 +5,7 @@
 set -uo pipefail
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-export IG_CLIENT_DB=clients
+export IG_CLIENT_DB=clients PYTHONDONTWRITEBYTECODE=1
 "$PGBIN/createdb" "$IG_CLIENT_DB" || { echo "not ok - create the client database"; exit 0; }
 "$PGBIN/psql" -X -q -c "ALTER DATABASE $IG_CLIENT_DB SET session_preload_libraries = 'pg_integrity_guard'"
 cd "$TOP/test/clients" || exit 0
