@@ -68,6 +68,11 @@ start_cluster() {
 stop_clusters() {
     local dir
     for dir in "${IG_CLUSTERS[@]}"; do
+        # clusters a TAP test left behind when it died
+        for pidfile in "$dir"/data/postmaster.pid "$dir"/tmp_check/t_*_data/pgdata/postmaster.pid; do
+            [ -f "$pidfile" ] || continue
+            runuser -u postgres -- "$PGBIN/pg_ctl" -D "$(dirname "$pidfile")" -m immediate stop >/dev/null 2>&1
+        done
         if [ -f "$dir/data/postmaster.pid" ]; then
             runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1
         fi

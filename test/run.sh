@@ -7,7 +7,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 trap stop_clusters EXIT
 trap 'exit 130' INT TERM
 
-ensure_packages python3-django python3-psycopg2 python3-psycopg python3-sqlalchemy python3-pytest ||
+ensure_packages python3-django python3-psycopg2 python3-psycopg python3-sqlalchemy python3-pytest \
+    libipc-run-perl ||
     { echo "0 passed, 1 failed"; exit 1; }
 build_install || { echo "0 passed, 1 failed"; exit 1; }
 
@@ -56,6 +57,28 @@ suite_isolation() {
     fi
 }
 
+# TAP tests (test/tap/*.pl) with PostgreSQL::Test::Cluster from
+# postgresql-server-dev: they make their own clusters, so they run as the
+# postgres OS user, in a scratch copy it can write to.
+suite_tap() {
+    local work out
+    work=$(mktemp -d /tmp/pg_integrity_guard_tap.XXXXXX)
+    IG_CLUSTERS+=("$work")
+    cp -r "$TOP/test/tap" "$work/t"
+    chown -R postgres: "$work"
+    log "suite tap (prove)"
+    out=$(cd "$work" && runuser -u postgres -- env PATH="$PGBIN:$PATH" \
+        PG_REGRESS="$($PG_CONFIG --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+        prove -v -I "$($PG_CONFIG --pkglibdir)/pgxs/src/test/perl" t/*.pl 2>&1)
+    printf '%s\n' "$out" >&2
+    PASSED=$((PASSED + $(printf '%s\n' "$out" | grep -cE '^ok [0-9]+')))
+    FAILED=$((FAILED + $(printf '%s\n' "$out" | grep -cE '^not ok [0-9]+')))
+    if ! printf '%s\n' "$out" | grep -q '^Result: PASS'; then
+        FAILED=$((FAILED + 1))
+        find "$work" -name '*.log' -path '*tmp_check*' -exec tail -n 30 {} + >&2 2>/dev/null
+    fi
+}
+
 # Shell suites under test/suites/: each prints "ok - ..." / "not ok - ...".
 suite_shell() {
     local script=$1 dir out
@@ -77,6 +100,8 @@ suite_regress "pg_regress, shared_preload_libraries" \
     "shared_preload_libraries = 'pg_integrity_guard'"
 stop_clusters
 suite_isolation
+stop_clusters
+suite_tap
 stop_clusters
 for script in "$TOP"/test/suites/*.sh; do
     suite_shell "$script"
