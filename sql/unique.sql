@@ -180,6 +180,10 @@ CREATE TRIGGER t BEFORE INSERT ON raw_u FOR EACH ROW
   EXECUTE FUNCTION integrity_guard.guard_unique('k');
 SELECT error_of($$INSERT INTO raw_u VALUES (1)$$);
 DROP TRIGGER t ON raw_u;
+CREATE TRIGGER t BEFORE INSERT ON raw_u FOR EACH ROW
+  EXECUTE FUNCTION integrity_guard.guard_unique('mode=raise', 'mode=skip');
+SELECT error_of($$INSERT INTO raw_u VALUES (1)$$);
+DROP TRIGGER t ON raw_u;
 CREATE TRIGGER t AFTER INSERT ON raw_u FOR EACH ROW
   EXECUTE FUNCTION integrity_guard.guard_unique();
 SELECT error_of($$INSERT INTO raw_u VALUES (1)$$);

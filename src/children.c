@@ -114,36 +114,7 @@ children_config_reset(void *arg)
 	}
 }
 
-static bool
-parse_action(IgArgs *args)
-{
-	bool		delete_action = false;
-	bool		seen = false;
-	int			i;
-
-	for (i = 0; i < args->noptions; i++)
-	{
-		const char *value = args->options[i].value;
-
-		if (seen)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"action\" is given more than once for nullify_children() on table \"%s\"",
-							RelationGetRelationName(args->rel))));
-		seen = true;
-		if (strcmp(value, "set_null") == 0)
-			delete_action = false;
-		else if (strcmp(value, "delete") == 0)
-			delete_action = true;
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown action \"%s\" for nullify_children() on table \"%s\"",
-							value, RelationGetRelationName(args->rel)),
-					 errhint("Valid actions are set_null (the default) and delete.")));
-	}
-	return delete_action;
-}
+static const char *const children_actions[] = {"set_null", "delete", NULL};
 
 /* The equality operator between a parent and a child key column. */
 static Oid
@@ -628,7 +599,8 @@ ig_children_parse(IgArgs *args)
 	int			i;
 
 	ig_reject_unknown_options(args, children_options);
-	cfg->delete_action = parse_action(args);
+	cfg->delete_action = ig_option_choice(args, "action", "action",
+										  children_actions) == 1;
 
 	if (args->ncolumns > 0)
 	{

@@ -335,6 +335,52 @@ ig_reject_unknown_options(IgArgs *args, const char *const *known)
 }
 
 /*
+ * An option that picks one of 'choices' (NULL-terminated; the first is the
+ * default): returns the index.  Given twice or with another value, an error
+ * that lists the choices.
+ */
+int
+ig_option_choice(IgArgs *args, const char *key, const char *what,
+				 const char *const *choices)
+{
+	const char *value = NULL;
+	int			i;
+
+	for (i = 0; i < args->noptions; i++)
+	{
+		if (strcmp(args->options[i].key, key) != 0)
+			continue;
+		if (value != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" is given more than once for %s() on table \"%s\"",
+							key, args->guard, RelationGetRelationName(args->rel))));
+		value = args->options[i].value;
+	}
+	if (value == NULL)
+		return 0;
+
+	for (i = 0; choices[i] != NULL; i++)
+		if (strcmp(value, choices[i]) == 0)
+			return i;
+
+	{
+		StringInfoData valid;
+
+		initStringInfo(&valid);
+		for (i = 0; choices[i] != NULL; i++)
+			appendStringInfo(&valid, "%s%s%s", i > 0 ? ", " : "", choices[i],
+							 i == 0 ? " (the default)" : "");
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown %s \"%s\" for %s() on table \"%s\"",
+						what, value, args->guard, RelationGetRelationName(args->rel)),
+				 errhint("Valid values are %s.", valid.data)));
+	}
+	return 0;					/* keep compiler quiet */
+}
+
+/*
  * Resolve a column named in a guard argument.  Names are matched exactly, as
  * stored in the catalog (no identifier folding): 'Times_Seen' and
  * 'times_seen' are different columns, as in the server's own trigger

@@ -88,6 +88,8 @@ extern TriggerData *ig_require_before_row_write(FunctionCallInfo fcinfo,
 extern void ig_split_args(IgArgs *args, const char *guard, Relation rel,
 						  int nargs, char **argv);
 extern void ig_reject_unknown_options(IgArgs *args, const char *const *known);
+extern int	ig_option_choice(IgArgs *args, const char *key, const char *what,
+							 const char *const *choices);
 extern AttrNumber ig_column_attnum(IgArgs *args, const char *column);
 extern void ig_append_json_string(StringInfo buf, const char *key,
 								  const char *value, bool first);

@@ -69,36 +69,6 @@ is_bound_type(Oid typid)
 	return typid == TIMESTAMPTZOID || typid == TIMESTAMPOID || typid == DATEOID;
 }
 
-static RangePolicy
-parse_policy(IgArgs *args)
-{
-	const char *value = NULL;
-	int			i;
-
-	for (i = 0; i < args->noptions; i++)
-	{
-		if (value != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"on_inverted\" is given more than once for clamp_range() on table \"%s\"",
-							RelationGetRelationName(args->rel))));
-		value = args->options[i].value;
-	}
-	if (value == NULL)
-		return RANGE_CLAMP_UPPER;
-
-	for (i = 0; range_policy_names[i] != NULL; i++)
-		if (strcmp(value, range_policy_names[i]) == 0)
-			return (RangePolicy) i;
-
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown on_inverted policy \"%s\" for clamp_range() on table \"%s\"",
-					value, RelationGetRelationName(args->rel)),
-			 errhint("Valid policies are clamp_upper (the default), clamp_lower, swap and error.")));
-	return RANGE_CLAMP_UPPER;	/* keep compiler quiet */
-}
-
 void *
 ig_range_parse(IgArgs *args)
 {
@@ -107,7 +77,9 @@ ig_range_parse(IgArgs *args)
 	StringInfoData buf;
 
 	ig_reject_unknown_options(args, range_options);
-	cfg->policy = parse_policy(args);
+	cfg->policy = (RangePolicy) ig_option_choice(args, "on_inverted",
+												 "on_inverted policy",
+												 range_policy_names);
 
 	if (args->ncolumns == 2)
 	{

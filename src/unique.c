@@ -77,6 +77,7 @@ typedef struct UniqueStatement
 } UniqueStatement;
 
 static const char *const unique_options[] = {"mode", "constraint", NULL};
+static const char *const unique_modes[] = {"raise", "skip", NULL};
 
 /* Does the index, or an index it is a partition of, have this name? */
 static bool
@@ -111,26 +112,10 @@ ig_unique_parse(IgArgs *args)
 						args->columns[0]),
 				 errhint("Valid options are mode=raise, mode=skip and constraint=NAME.")));
 
+	cfg->skip = ig_option_choice(args, "mode", "mode", unique_modes) == 1;
 	for (i = 0; i < args->noptions; i++)
-	{
-		IgOption   *opt = &args->options[i];
-
-		if (strcmp(opt->key, "mode") == 0)
-		{
-			if (strcmp(opt->value, "raise") == 0)
-				cfg->skip = false;
-			else if (strcmp(opt->value, "skip") == 0)
-				cfg->skip = true;
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown mode \"%s\" for guard_unique() on table \"%s\"",
-								opt->value, RelationGetRelationName(args->rel)),
-						 errhint("Valid modes are raise (the default) and skip.")));
-		}
-		else
-			wanted = lappend(wanted, opt->value);
-	}
+		if (strcmp(args->options[i].key, "constraint") == 0)
+			wanted = lappend(wanted, args->options[i].value);
 
 	cfg->indexes = palloc0(sizeof(UniqueIndex) * Max(list_length(indexoids), 1));
 	foreach(lc, indexoids)
