@@ -16,9 +16,11 @@ OBJS = \
 	src/children.o \
 	src/unique.o \
 	src/saturate.o \
-	src/rewrite.o
+	src/rewrite.o \
+	src/pipeline.o \
+	src/capture.o
 
-DATA = sql/pg_integrity_guard--1.0.sql
+DATA = sql/pg_integrity_guard--1.0.sql sql/pg_integrity_guard--1.0--1.1.sql
 
 # pg_regress suites (sql/NAME.sql, expected/NAME.out), run by test/run.sh
 REGRESS = counter range guards audit cache bulk children children_diff unique rewrite
@@ -33,6 +35,14 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 $(OBJS): src/pg_integrity_guard.h
+
+# Condition names for integrity_guard.capture_errors, from the server's own
+# list (the one PL/pgSQL's names come from).
+ERRCODES_TXT = $(shell $(PG_CONFIG) --sharedir)/errcodes.txt
+src/ig_errcodes.h: $(ERRCODES_TXT)
+	awk '$$2 == "E" && NF == 4 && $$3 ~ /^ERRCODE_/ { printf "\t{\"%s\", \"%s\"},\n", $$4, $$1 }' $< > $@
+src/capture.o: src/ig_errcodes.h
+EXTRA_CLEAN = src/ig_errcodes.h
 
 .PHONY: test demo bench
 test:

@@ -16,7 +16,13 @@
  * depth, this is right even when the library is loaded by the first guard
  * trigger in the middle of a statement whose start no hook saw.
  *
- * This is the transactional path: incidents are inserted into
+ * With the library preloaded (and integrity_guard.durable_audit on), the
+ * aggregated incidents go to the shared queue of pipeline.c instead, also
+ * when the transaction aborts: the attempt happened.  Readers drain the
+ * queue into the table first (ig_audit_drain), in their own transaction;
+ * what they took goes back to the queue if that transaction aborts.
+ *
+ * Otherwise this is the transactional path: incidents are inserted into
  * integrity_guard.audit_log in the current transaction and share its fate.
  * Events pending when a savepoint rolls back are kept and written with the
  * surrounding transaction; a top-level abort discards them.
@@ -38,6 +44,8 @@
 #include "common/hashfn.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "access/xlog.h"
+#include "pgstat.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -248,7 +256,7 @@ ig_audit_record_relid(IgEventType type, Oid relid, const char *target,
 }
 
 /* The extension's owner, or false when it is not installed here. */
-static bool
+bool
 ig_extension_owner(Oid *owner)
 {
 	Relation	rel;
@@ -272,6 +280,22 @@ ig_extension_owner(Oid *owner)
 	return found;
 }
 
+/* One audit_log row to write; NULL strings are SQL NULLs. */
+typedef struct IgIncident
+{
+	const char *event_type;
+	const char *schema_name;
+	const char *table_name;
+	Oid			relid;			/* InvalidOid: NULL */
+	const char *target;
+	int64		occurrences;
+	TimestampTz first_seen;
+	TimestampTz last_seen;
+	Oid			roleid;
+	const char *application_name;
+	const char *detail;
+} IgIncident;
+
 static Datum
 ig_text_or_null(const char *s, bool *isnull)
 {
@@ -280,33 +304,24 @@ ig_text_or_null(const char *s, bool *isnull)
 }
 
 /*
- * Write every pending incident into integrity_guard.audit_log and return
- * how many rows were written.
+ * Insert incidents into integrity_guard.audit_log as the extension's owner
+ * and return how many rows were written.  Needs a transaction in which the
+ * extension exists.
  */
 static int64
-ig_audit_flush(void)
+ig_insert_incidents(Oid owner, IgIncident *rows, int nrows)
 {
-	HTAB	   *batch = pending;
-	HASH_SEQ_STATUS status;
-	IgPending  *entry;
-	Oid			owner;
 	Oid			save_userid;
 	int			save_sec_context;
 	Oid			argtypes[IG_AUDIT_NPARAMS];
 	SPIPlanPtr	plan;
 	char	   *dbname;
-	volatile int64 written = 0;
 	volatile bool pushed_snapshot = false;
 	int			i;
+	int			r;
 
-	if (batch == NULL || flushing || !IsTransactionState())
+	if (nrows == 0)
 		return 0;
-	if (hash_get_num_entries(batch) == 0 || !ig_extension_owner(&owner))
-	{
-		pending_discard();
-		return 0;
-	}
-
 	dbname = get_database_name(MyDatabaseId);
 	for (i = 0; i < IG_AUDIT_NPARAMS; i++)
 		argtypes[i] = TEXTOID;
@@ -338,40 +353,35 @@ ig_audit_flush(void)
 			elog(ERROR, "SPI_prepare failed: %s",
 				 SPI_result_code_string(SPI_result));
 
-		hash_seq_init(&status, batch);
-		while ((entry = hash_seq_search(&status)) != NULL)
+		for (r = 0; r < nrows; r++)
 		{
+			IgIncident *row = &rows[r];
 			Datum		values[IG_AUDIT_NPARAMS];
 			bool		isnull[IG_AUDIT_NPARAMS];
 			char		nulls[IG_AUDIT_NPARAMS];
 
-			values[0] = ig_text_or_null(ig_event_type_name(entry->key.type),
-										&isnull[0]);
-			values[1] = ig_text_or_null(entry->schema_name, &isnull[1]);
-			values[2] = ig_text_or_null(entry->table_name, &isnull[2]);
-			values[3] = ObjectIdGetDatum(entry->key.relid);
-			isnull[3] = false;
-			values[4] = ig_text_or_null(entry->key.target, &isnull[4]);
-			values[5] = Int64GetDatum(entry->occurrences);
+			values[0] = ig_text_or_null(row->event_type, &isnull[0]);
+			values[1] = ig_text_or_null(row->schema_name, &isnull[1]);
+			values[2] = ig_text_or_null(row->table_name, &isnull[2]);
+			values[3] = ObjectIdGetDatum(row->relid);
+			isnull[3] = !OidIsValid(row->relid);
+			values[4] = ig_text_or_null(row->target, &isnull[4]);
+			values[5] = Int64GetDatum(row->occurrences);
 			isnull[5] = false;
-			values[6] = TimestampTzGetDatum(entry->first_seen);
+			values[6] = TimestampTzGetDatum(row->first_seen);
 			isnull[6] = false;
-			values[7] = TimestampTzGetDatum(entry->last_seen);
+			values[7] = TimestampTzGetDatum(row->last_seen);
 			isnull[7] = false;
-			values[8] = ig_text_or_null(GetUserNameFromId(entry->key.roleid,
-														  true), &isnull[8]);
+			values[8] = ig_text_or_null(GetUserNameFromId(row->roleid, true),
+										&isnull[8]);
 			values[9] = ig_text_or_null(dbname, &isnull[9]);
-			values[10] = ig_text_or_null(application_name &&
-										 application_name[0] ?
-										 application_name : NULL,
-										 &isnull[10]);
-			values[11] = ig_text_or_null(entry->key.detail, &isnull[11]);
+			values[10] = ig_text_or_null(row->application_name, &isnull[10]);
+			values[11] = ig_text_or_null(row->detail, &isnull[11]);
 			for (i = 0; i < IG_AUDIT_NPARAMS; i++)
 				nulls[i] = isnull[i] ? 'n' : ' ';
 
 			if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
 				elog(ERROR, "could not write to integrity_guard.audit_log");
-			written++;
 		}
 		SPI_finish();
 		if (pushed_snapshot)
@@ -381,11 +391,260 @@ ig_audit_flush(void)
 	{
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		flushing = false;
-		pending_discard();
 	}
 	PG_END_TRY();
 
+	return nrows;
+}
+
+static inline bool
+ig_queue_mode(void)
+{
+	return ig_durable_audit && ig_pipeline_available();
+}
+
+/* Hand every pending incident to the shared queue. */
+static void
+ig_audit_push_pending(void)
+{
+	HASH_SEQ_STATUS status;
+	IgPending  *entry;
+	IgEventKey	key;
+	const char *appname = application_name ? application_name : "";
+
+	if (pending == NULL)
+		return;
+	hash_seq_init(&status, pending);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		memset(&key, 0, sizeof(key));
+		key.dbid = MyDatabaseId;
+		key.relid = entry->key.relid;
+		key.roleid = entry->key.roleid;
+		ig_copy_bounded(key.event_type, IG_TYPE_LEN,
+						ig_event_type_name(entry->key.type));
+		ig_copy_bounded(key.schema_name, NAMEDATALEN, entry->schema_name);
+		ig_copy_bounded(key.table_name, NAMEDATALEN, entry->table_name);
+		ig_copy_bounded(key.target, IG_TARGET_LEN, entry->key.target);
+		ig_copy_bounded(key.application_name, NAMEDATALEN, appname);
+		ig_set_detail(&key, entry->key.detail);
+		ig_pipeline_push(&key, entry->occurrences, entry->first_seen,
+						 entry->last_seen);
+	}
+	pending_discard();
+}
+
+/* Queue this backend's pending incidents now (stats readers). */
+void
+ig_audit_push_if_durable(void)
+{
+	if (ig_queue_mode() && !flushing)
+		ig_audit_push_pending();
+}
+
+/*
+ * Write every pending incident: into the shared queue when the durable
+ * pipeline runs, else into integrity_guard.audit_log in this transaction.
+ * Returns how many rows were written to the table.
+ */
+static int64
+ig_audit_flush(void)
+{
+	HASH_SEQ_STATUS status;
+	IgPending  *entry;
+	IgIncident *rows;
+	Oid			owner;
+	int			n = 0;
+	int64		written;
+
+	if (pending == NULL || flushing)
+		return 0;
+	if (ig_queue_mode())
+	{
+		ig_audit_push_pending();
+		return 0;
+	}
+	if (!IsTransactionState())
+		return 0;
+	if (hash_get_num_entries(pending) == 0 || !ig_extension_owner(&owner))
+	{
+		pending_discard();
+		return 0;
+	}
+
+	rows = palloc(sizeof(IgIncident) * hash_get_num_entries(pending));
+	hash_seq_init(&status, pending);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		IgIncident *row = &rows[n++];
+
+		row->event_type = ig_event_type_name(entry->key.type);
+		row->schema_name = entry->schema_name;
+		row->table_name = entry->table_name;
+		row->relid = entry->key.relid;
+		row->target = entry->key.target;
+		row->occurrences = entry->occurrences;
+		row->first_seen = entry->first_seen;
+		row->last_seen = entry->last_seen;
+		row->roleid = entry->key.roleid;
+		row->application_name = application_name && application_name[0] ?
+			application_name : NULL;
+		row->detail = entry->key.detail;
+	}
+	/* on error, the abort discards what is pending */
+	written = ig_insert_incidents(owner, rows, n);
+	pending_discard();
+	pfree(rows);
 	return written;
+}
+
+/*
+ * Incidents this transaction took from the shared queue and wrote: they go
+ * back to the queue if the (sub)transaction that wrote them aborts.
+ */
+typedef struct IgClaim
+{
+	SubTransactionId subid;
+	int			n;
+	IgQueueEntry *entries;
+	struct IgClaim *next;
+} IgClaim;
+
+static IgClaim *claims = NULL;
+static MemoryContext claims_cxt = NULL;
+
+static inline const char *
+empty_to_null(const char *s)
+{
+	return s[0] ? s : NULL;
+}
+
+/* Write the queued incidents of this database; the caller checked owner. */
+static int64
+ig_drain_queue(Oid owner)
+{
+	IgQueueEntry *entries;
+	IgIncident *rows;
+	IgClaim    *claim;
+	MemoryContext oldcxt;
+	int			n;
+	int			i;
+
+	if (claims_cxt == NULL)
+		claims_cxt = AllocSetContextCreate(TopMemoryContext,
+										   "integrity_guard claimed incidents",
+										   ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(claims_cxt);
+	n = ig_queue_take(MyDatabaseId, &entries);
+	if (n > 0)
+	{
+		claim = palloc(sizeof(IgClaim));
+		claim->subid = GetCurrentSubTransactionId();
+		claim->n = n;
+		claim->entries = entries;
+		claim->next = claims;
+		claims = claim;
+	}
+	MemoryContextSwitchTo(oldcxt);
+	if (n == 0)
+		return 0;
+
+	rows = palloc(sizeof(IgIncident) * n);
+	for (i = 0; i < n; i++)
+	{
+		IgEventKey *k = &entries[i].key;
+
+		rows[i].event_type = k->event_type;
+		rows[i].schema_name = empty_to_null(k->schema_name);
+		rows[i].table_name = empty_to_null(k->table_name);
+		rows[i].relid = k->relid;
+		rows[i].target = k->relid != InvalidOid ? k->target :
+			empty_to_null(k->target);
+		rows[i].occurrences = entries[i].occurrences;
+		rows[i].first_seen = entries[i].first_seen;
+		rows[i].last_seen = entries[i].last_seen;
+		rows[i].roleid = k->roleid;
+		rows[i].application_name = empty_to_null(k->application_name);
+		rows[i].detail = empty_to_null(k->detail);
+	}
+	return ig_insert_incidents(owner, rows, n);
+}
+
+/*
+ * Flush for readers: this backend's pending incidents, then everything the
+ * queue holds for this database, written in the caller's transaction so
+ * that its next query sees them.  A read-only transaction cannot write;
+ * the workers will.
+ */
+int64
+ig_audit_drain(void)
+{
+	Oid			owner;
+	int64		written;
+
+	written = ig_audit_flush();
+	if (!ig_queue_mode() || flushing || XactReadOnly || RecoveryInProgress() ||
+		!ig_extension_owner(&owner))
+		return written;
+	written += ig_drain_queue(owner);
+	ig_pipeline_report_flush(MyDatabaseId, true, written);
+	return written;
+}
+
+/* The body of a flush job (pipeline.c), connected to database dbid. */
+void
+ig_audit_drain_job(Oid dbid)
+{
+	Oid			owner;
+	int64		written = 0;
+	bool		installed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "writing queued incidents");
+	installed = ig_extension_owner(&owner);
+	if (installed)
+		written = ig_drain_queue(owner);
+	else
+		ig_pipeline_discard(dbid);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	ig_pipeline_report_flush(dbid, installed, written);
+}
+
+/* Give claims of an aborted (sub)transaction back to the queue. */
+static void
+ig_release_claims(bool abort, SubTransactionId subid, SubTransactionId parent)
+{
+	IgClaim   **link = &claims;
+
+	while (*link != NULL)
+	{
+		IgClaim    *claim = *link;
+
+		if (subid != InvalidSubTransactionId && claim->subid != subid)
+		{
+			link = &claim->next;
+			continue;
+		}
+		if (!abort)
+		{
+			/* subcommit: the parent now owns it */
+			claim->subid = parent;
+			link = &claim->next;
+			continue;
+		}
+		ig_queue_restore(claim->entries, claim->n);
+		*link = claim->next;
+	}
+	if (subid == InvalidSubTransactionId)
+	{
+		claims = NULL;
+		if (claims_cxt)
+			MemoryContextReset(claims_cxt);
+	}
 }
 
 /* Write what earlier top-level statements left pending. */
@@ -437,14 +696,37 @@ ig_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			flushing = false;
+			ig_unique_raised = false;
+			/* an attempt happened even if its transaction failed */
+			if (ig_queue_mode())
+				ig_audit_push_pending();
+			pending_discard();
+			ig_release_claims(true, InvalidSubTransactionId,
+							  InvalidSubTransactionId);
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
 			pending_discard();
 			flushing = false;
+			ig_release_claims(false, InvalidSubTransactionId,
+							  InvalidSubTransactionId);
 			break;
 		default:
 			break;
 	}
+}
+
+static void
+ig_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
+{
+	if (claims == NULL)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		ig_release_claims(true, mySubid, parentSubid);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		ig_release_claims(false, mySubid, parentSubid);
 }
 
 void
@@ -459,19 +741,21 @@ ig_audit_init(void)
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = ig_ProcessUtility;
 	RegisterXactCallback(ig_xact_callback, NULL);
+	RegisterSubXactCallback(ig_subxact_callback, NULL);
 }
 
 /*
  * integrity_guard.flush() returns bigint
  *
- * Write pending incidents now.  Otherwise they are written when the next
- * statement starts or the transaction commits; this is for readers inside
- * the statement that produced the events.
+ * Write pending incidents now, and with the durable pipeline everything
+ * queued for this database.  Otherwise they are written when the next
+ * statement starts or the transaction commits, or by the workers; the
+ * reading functions call this first.
  */
 PG_FUNCTION_INFO_V1(ig_flush);
 
 Datum
 ig_flush(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT64(ig_audit_flush());
+	PG_RETURN_INT64(ig_audit_drain());
 }

@@ -22,7 +22,7 @@ PG_MODULE_MAGIC;
 bool		ig_enabled = true;
 bool		ig_log_key_values = true;
 bool		ig_rewrite = true;
-static bool ig_preloaded = false;
+bool		ig_preloaded = false;
 
 void		_PG_init(void);
 
@@ -68,6 +68,9 @@ _PG_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	ig_pipeline_init();
+	ig_capture_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("integrity_guard");

@@ -15,6 +15,8 @@
 #include "postgres.h"
 
 #include "commands/trigger.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
 #include "utils/rel.h"
 
 #define IG_EXTENSION_NAME	"pg_integrity_guard"
@@ -24,6 +26,7 @@
 extern bool ig_enabled;
 extern bool ig_log_key_values;
 extern bool ig_rewrite;
+extern bool ig_preloaded;
 
 /*
  * Audit event types.  The text forms are what audit_log.event_type holds;
@@ -47,6 +50,65 @@ extern void ig_audit_record_relid(IgEventType type, Oid relid,
 								  const char *target, const char *detail_json,
 								  int64 occurrences);
 extern const char *ig_event_type_name(IgEventType type);
+extern bool ig_extension_owner(Oid *owner);
+extern int64 ig_audit_drain(void);
+extern void ig_audit_push_if_durable(void);
+extern void ig_audit_drain_job(Oid dbid);
+
+/* guard_unique raised its own 23505: the error hook must not count it again */
+extern bool ig_unique_raised;
+
+/*
+ * The durable pipeline (pipeline.c), active when the library is preloaded.
+ * An event key is fixed-size and zero-padded so that it can live in a
+ * shared hash table and be compared with memcmp.
+ */
+#define IG_TYPE_LEN		64
+#define IG_TARGET_LEN	256
+#define IG_DETAIL_LEN	1024
+
+typedef struct IgEventKey
+{
+	Oid			dbid;
+	Oid			relid;			/* InvalidOid for captured errors */
+	Oid			roleid;
+	char		event_type[IG_TYPE_LEN];
+	char		schema_name[NAMEDATALEN];
+	char		table_name[NAMEDATALEN];
+	char		target[IG_TARGET_LEN];
+	char		application_name[NAMEDATALEN];
+	char		detail[IG_DETAIL_LEN];	/* JSON text or "" */
+} IgEventKey;
+
+typedef struct IgQueueEntry
+{
+	IgEventKey	key;
+	slock_t		mutex;			/* protects the counts below */
+	int64		occurrences;
+	TimestampTz first_seen;
+	TimestampTz last_seen;
+} IgQueueEntry;
+
+extern int	ig_queue_size;
+extern int	ig_flush_interval;
+extern int	ig_max_stats;
+extern bool ig_durable_audit;
+
+extern void ig_pipeline_init(void);
+extern bool ig_pipeline_available(void);
+extern bool ig_pipeline_busy(void);
+extern void ig_copy_bounded(char *dst, size_t size, const char *src);
+extern void ig_set_detail(IgEventKey *key, const char *json);
+extern void ig_pipeline_push(const IgEventKey *key, int64 occurrences,
+							 TimestampTz first_seen, TimestampTz last_seen);
+extern int	ig_queue_take(Oid dbid, IgQueueEntry **entries);
+extern void ig_pipeline_discard(Oid dbid);
+extern void ig_queue_restore(IgQueueEntry *entries, int n);
+extern void ig_pipeline_report_flush(Oid dbid, bool has_extension,
+									 int64 written);
+
+/* capture.c */
+extern void ig_capture_init(void);
 
 /*
  * Trigger arguments, split once into columns and options.  An argument of

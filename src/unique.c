@@ -402,6 +402,7 @@ guard_unique(PG_FUNCTION_ARGS)
 		if (cfg->skip)
 			return PointerGetDatum(NULL);
 
+		ig_unique_raised = true;
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("duplicate key value violates unique constraint \"%s\"",

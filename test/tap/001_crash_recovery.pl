@@ -1,7 +1,9 @@
 # A backend killed with SIGKILL in the middle of a guarded transaction:
 # after crash recovery the audit table holds exactly the committed
 # incidents, the killed transaction left nothing, and every guard works.
-# Then a clean restart keeps guards and incidents.
+# Then a clean restart keeps guards and incidents.  This is the
+# transactional audit (durable_audit = off) under preload; the durable
+# pipeline has its own test, 002_pipeline.pl.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -12,6 +14,7 @@ my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_integrity_guard'");
 $node->append_conf('postgresql.conf', 'restart_after_crash = on');
+$node->append_conf('postgresql.conf', 'integrity_guard.durable_audit = off');
 $node->start;
 
 $node->safe_psql('postgres', q{

@@ -1,0 +1,318 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *		Server-wide error capture: errors sent to clients become incidents.
+ *
+ * With the library preloaded, an emit_log_hook turns every ERROR whose
+ * SQLSTATE is listed in integrity_guard.capture_errors into an incident on
+ * the shared queue.  The hook runs inside error reporting: it reads only
+ * the ErrorData (schema, table and constraint names are carried there),
+ * takes no lock but the pipeline's own short ones, allocates nothing and
+ * cannot raise.
+ *
+ * A list entry is a condition name as PL/pgSQL knows it, a five-character
+ * SQLSTATE, or a two-character class.  As in PL/pgSQL's EXCEPTION clauses,
+ * a class-level condition (data_exception, 22000) covers its whole class;
+ * the most specific entry names the event.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "tcop/tcopprot.h"
+#include "utils/elog.h"
+#include "utils/guc.h"
+#include "utils/varlena.h"
+
+#include "pg_integrity_guard.h"
+
+typedef struct IgErrcodeName
+{
+	const char *name;
+	const char *sqlstate;
+} IgErrcodeName;
+
+/* generated from the server's errcodes.txt by the Makefile */
+static const IgErrcodeName ig_errcode_names[] = {
+#include "ig_errcodes.h"
+	{NULL, NULL}
+};
+
+typedef struct IgCaptureItem
+{
+	int			sqlerrcode;
+	bool		is_class;
+	char		event_type[IG_TYPE_LEN];
+} IgCaptureItem;
+
+typedef struct IgCaptureList
+{
+	int			n;
+	IgCaptureItem items[FLEXIBLE_ARRAY_MEMBER];
+} IgCaptureList;
+
+#define IG_CAPTURE_DEFAULT \
+	"unique_violation, foreign_key_violation, exclusion_violation, numeric_value_out_of_range, data_exception"
+
+bool		ig_unique_raised = false;
+
+static char *ig_capture_errors = NULL;
+static IgCaptureList *capture_list = NULL;
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+static int
+sqlstate_code(const char *s)
+{
+	return MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4]);
+}
+
+/* The event type of a code: the two names the audit already uses, else the condition's name. */
+static void
+event_type_for(char *dst, int code, const char *name)
+{
+	if (code == ERRCODE_UNIQUE_VIOLATION)
+		name = "duplicate_key";
+	else if (code == ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE)
+		name = "numeric_out_of_range";
+	ig_copy_bounded(dst, IG_TYPE_LEN, name);
+}
+
+static bool
+ig_capture_check(char **newval, void **extra, GucSource source)
+{
+	char	   *raw = pstrdup(*newval);
+	List	   *tokens;
+	ListCell   *lc;
+	IgCaptureList *list;
+	int			n = 0;
+
+	if (!SplitIdentifierString(raw, ',', &tokens))
+	{
+		GUC_check_errdetail("List syntax is invalid.");
+		return false;
+	}
+	list = malloc(offsetof(IgCaptureList, items) +
+				  sizeof(IgCaptureItem) * Max(list_length(tokens), 1));
+	if (list == NULL)
+		return false;
+
+	foreach(lc, tokens)
+	{
+		char	   *tok = lfirst(lc);
+		char		code[6];
+		const char *name = NULL;
+		int			len = strlen(tok);
+		int			i;
+
+		for (i = 0; ig_errcode_names[i].name != NULL; i++)
+			if (strcmp(ig_errcode_names[i].name, tok) == 0)
+			{
+				name = ig_errcode_names[i].name;
+				strlcpy(code, ig_errcode_names[i].sqlstate, sizeof(code));
+				break;
+			}
+		if (name == NULL && (len == 5 || len == 2))
+		{
+			bool		ok = true;
+
+			for (i = 0; i < len; i++)
+				if (!isalnum((unsigned char) tok[i]))
+					ok = false;
+			if (ok)
+			{
+				for (i = 0; i < len; i++)
+					code[i] = toupper((unsigned char) tok[i]);
+				if (len == 2)
+					memcpy(code + 2, "000", 3);
+				code[5] = '\0';
+				/* name it after its condition when it has one */
+				for (i = 0; ig_errcode_names[i].name != NULL; i++)
+					if (strcmp(ig_errcode_names[i].sqlstate, code) == 0)
+					{
+						name = ig_errcode_names[i].name;
+						break;
+					}
+				if (name == NULL)
+					name = psprintf("sqlstate_%s", code);
+			}
+		}
+		if (name == NULL)
+		{
+			GUC_check_errdetail("\"%s\" is not an error condition name, a SQLSTATE or a SQLSTATE class.",
+								tok);
+			GUC_check_errhint("Use names such as unique_violation or data_exception, codes such as 23505, or classes such as 22.");
+			free(list);
+			return false;
+		}
+		list->items[n].sqlerrcode = sqlstate_code(code);
+		list->items[n].is_class = strcmp(code + 2, "000") == 0;
+		event_type_for(list->items[n].event_type, list->items[n].sqlerrcode,
+					   name);
+		n++;
+	}
+	list->n = n;
+	*extra = list;
+	return true;
+}
+
+static void
+ig_capture_assign(const char *newval, void *extra)
+{
+	capture_list = extra;
+}
+
+/* The listed entry that covers a code, exact codes before classes. */
+static const IgCaptureItem *
+capture_match(int code)
+{
+	const IgCaptureItem *class_match = NULL;
+	int			i;
+
+	if (capture_list == NULL)
+		return NULL;
+	for (i = 0; i < capture_list->n; i++)
+	{
+		const IgCaptureItem *item = &capture_list->items[i];
+
+		if (item->sqlerrcode == code && !item->is_class)
+			return item;
+		if (item->sqlerrcode == code ||
+			(item->is_class && item->sqlerrcode == ERRCODE_TO_CATEGORY(code)))
+			class_match = item;
+	}
+	return class_match;
+}
+
+/*
+ * Append "key": "value" (JSON-escaped, at most maxlen bytes of value) to a
+ * fixed buffer, never past its end.
+ */
+static void
+json_member(char *buf, size_t size, size_t *pos, const char *key,
+			const char *value, size_t maxlen)
+{
+	size_t		p = *pos;
+	size_t		i;
+
+	if (value == NULL)
+		return;
+	if (p + strlen(key) + 8 >= size)
+		return;
+	p += snprintf(buf + p, size - p, "%s\"%s\": \"", p > 1 ? ", " : "", key);
+	for (i = 0; value[i] != '\0' && i < maxlen; i++)
+	{
+		unsigned char c = (unsigned char) value[i];
+
+		/* room for an escape and the closing quote and brace */
+		if (p + 10 >= size)
+			break;
+		/* never cut a multibyte character */
+		if (c >= 0x80 && i + pg_mblen(value + i) > maxlen)
+			break;
+		if (c == '"' || c == '\\')
+		{
+			buf[p++] = '\\';
+			buf[p++] = c;
+		}
+		else if (c < 0x20)
+			p += snprintf(buf + p, size - p, "\\u%04x", c);
+		else
+			buf[p++] = c;
+	}
+	buf[p++] = '"';
+	buf[p] = '\0';
+	*pos = p;
+}
+
+static void
+ig_capture(ErrorData *edata, const IgCaptureItem *item)
+{
+	IgEventKey	key;
+	size_t		pos = 0;
+	bool		has_table = edata->table_name != NULL;
+	TimestampTz now = GetCurrentTimestamp();
+
+	memset(&key, 0, sizeof(key));
+	key.dbid = MyDatabaseId;
+	key.relid = InvalidOid;		/* no catalog access here */
+	key.roleid = GetUserId();
+	memcpy(key.event_type, item->event_type, IG_TYPE_LEN);
+	if (has_table)
+	{
+		ig_copy_bounded(key.schema_name, NAMEDATALEN, edata->schema_name);
+		ig_copy_bounded(key.table_name, NAMEDATALEN, edata->table_name);
+	}
+	ig_copy_bounded(key.target, IG_TARGET_LEN,
+					edata->constraint_name ? edata->constraint_name :
+					edata->column_name);
+	ig_copy_bounded(key.application_name, NAMEDATALEN, application_name);
+
+	key.detail[pos++] = '{';
+	json_member(key.detail, IG_DETAIL_LEN, &pos, "sqlstate",
+				unpack_sql_state(edata->sqlerrcode), 5);
+	json_member(key.detail, IG_DETAIL_LEN, &pos, "message",
+				edata->message, 200);
+	if (has_table)
+	{
+		/* the server's DETAIL carries the key values */
+		if (ig_log_key_values)
+			json_member(key.detail, IG_DETAIL_LEN, &pos, "detail",
+						edata->detail, 400);
+	}
+	else
+		json_member(key.detail, IG_DETAIL_LEN, &pos, "statement",
+					debug_query_string, 256);
+	key.detail[pos++] = '}';
+	key.detail[pos] = '\0';
+
+	ig_pipeline_push(&key, 1, now, now);
+}
+
+static void
+ig_emit_log_hook(ErrorData *edata)
+{
+	static bool in_hook = false;
+
+	if (!in_hook && edata->elevel == ERROR && edata->output_to_client &&
+		MyBackendType == B_BACKEND && capture_list != NULL &&
+		capture_list->n > 0 && !ig_pipeline_busy())
+	{
+		const IgCaptureItem *item = capture_match(edata->sqlerrcode);
+
+		in_hook = true;
+		if (item != NULL)
+		{
+			/* guard_unique queued this attempt already */
+			if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION &&
+				ig_unique_raised && ig_durable_audit)
+				ig_unique_raised = false;
+			else
+				ig_capture(edata, item);
+		}
+		in_hook = false;
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+void
+ig_capture_init(void)
+{
+	DefineCustomStringVariable("integrity_guard.capture_errors",
+							   "Errors sent to clients that become audit incidents.",
+							   "Condition names, SQLSTATEs or two-character classes, comma-separated; empty to capture nothing.  Needs shared_preload_libraries.",
+							   &ig_capture_errors,
+							   IG_CAPTURE_DEFAULT,
+							   PGC_SUSET,
+							   GUC_LIST_INPUT,
+							   ig_capture_check, ig_capture_assign, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = ig_emit_log_hook;
+}

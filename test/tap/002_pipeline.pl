@@ -1,0 +1,219 @@
+# The durable audit pipeline (preloaded): incidents that survive rollback,
+# the background writer, error capture, cumulative stats across a restart,
+# queue overflow, several databases, a crash, visibility and privileges.
+# And the same extension without preload: transactional, with a NOTICE.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('pipeline');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pg_integrity_guard'
+integrity_guard.flush_interval = '200ms'
+restart_after_crash = on
+});
+$node->start;
+
+for my $db ('app', 'other', 'plain') {
+    $node->safe_psql('postgres', "CREATE DATABASE $db");
+}
+for my $db ('app', 'other') {
+    $node->safe_psql($db, q{
+        CREATE EXTENSION pg_integrity_guard;
+        CREATE TABLE conference (id int PRIMARY KEY, app text);
+        SELECT integrity_guard.guard_duplicates('conference');
+        CREATE TABLE grp (id int PRIMARY KEY, times_seen int NOT NULL);
+        SELECT integrity_guard.guard_counter('grp', ARRAY['times_seen']);
+        INSERT INTO conference VALUES (1, 'a');
+        INSERT INTO grp VALUES (1, 2147483647);
+    });
+}
+
+# the raw count of rows, without the draining reading functions
+sub audit_rows {
+    my ($db, $where) = @_;
+    return $node->safe_psql($db,
+        "SELECT coalesce(sum(occurrences), 0) FROM integrity_guard.audit_log WHERE $where");
+}
+
+# -- an attempt whose transaction rolled back, written by the worker alone
+my ($ret, $out, $err) = $node->psql('app', q{
+    BEGIN;
+    INSERT INTO conference VALUES (2, 'b');
+    INSERT INTO conference VALUES (1, 'again');
+    COMMIT;
+});
+like($err, qr/duplicate key value violates unique constraint "conference_pkey"/,
+    'the client gets the server\'s own duplicate-key error');
+ok($node->poll_query_until('app',
+    q{SELECT count(*) = 1 FROM integrity_guard.audit_log WHERE event_type = 'duplicate_key'}),
+    'the worker writes the attempt of a rolled-back transaction with no reader asking');
+is(audit_rows('app', q{event_type = 'duplicate_key' AND detail->>'key' = '(id)=(1)'}), '1',
+    'an attempt rejected by guard_unique is counted once, not again by the error hook');
+is($node->safe_psql('app', 'SELECT count(*) FROM conference'), '1',
+    'the rolled-back transaction left no row');
+
+# -- error capture from a table without any guard, and without a table
+$node->psql('app', q{
+    CREATE TABLE p (id int PRIMARY KEY);
+    CREATE TABLE c (pid int REFERENCES p);
+});
+$node->psql('app', 'INSERT INTO c VALUES (42)');
+$node->psql('app', 'SELECT 2147483647 + 1');
+$node->psql('app', q{SELECT tstzrange('2024-02-01', '2024-01-01')});
+is($node->safe_psql('app', q{
+    SELECT string_agg(event_type || ':' || coalesce(table_name, '-') || ':' || coalesce(target, '-'), ',' ORDER BY event_type)
+    FROM integrity_guard.events() WHERE event_type <> 'duplicate_key'}),
+    'data_exception:-:-,foreign_key_violation:c:c_pid_fkey,numeric_out_of_range:-:-',
+    'captured errors carry the table and constraint of the error, reading drains first');
+is($node->safe_psql('app', q{
+    SELECT (detail->>'sqlstate') || ' ' || (detail->>'statement')
+    FROM integrity_guard.audit_log WHERE event_type = 'numeric_out_of_range'}),
+    '22003 SELECT 2147483647 + 1', 'an error without a table keeps its SQLSTATE and statement');
+
+# -- a hot saturated counter from several sessions: one incident per flush
+my @bg = map { $node->background_psql('app') } 1 .. 4;
+for my $i (1 .. 50) {
+    $_->query_safe('UPDATE grp SET times_seen = times_seen + 1 WHERE id = 1') for @bg;
+}
+$_->quit for @bg;
+is($node->safe_psql('app', q{
+    SELECT sum(occurrences) FROM integrity_guard.events(NULL, 'grp', 'counter_saturated')}),
+    '200', '200 saturations from 4 sessions are all counted');
+cmp_ok($node->safe_psql('app', q{
+    SELECT count(*) FROM integrity_guard.audit_log WHERE event_type = 'counter_saturated'}),
+    '<', 200, 'and aggregated into fewer incident rows than events');
+
+# -- two databases, each with its own events; one without the extension
+$node->psql('other', q{INSERT INTO conference VALUES (1, 'other')});
+$node->psql('plain', 'SELECT 2147483647 * 2');
+ok($node->poll_query_until('other',
+    q{SELECT count(*) = 1 FROM integrity_guard.audit_log}),
+    'the other database gets its own event');
+is($node->safe_psql('other', q{SELECT detail->>'key' FROM integrity_guard.audit_log}),
+    '(id)=(1)', 'and only its own');
+is(audit_rows('app', q{event_type = 'duplicate_key'}), '1', 'no event of it reached the first database');
+ok($node->poll_query_until('app', q{
+    SELECT occurrences = 1 FROM integrity_guard.stats
+    WHERE database_name = 'plain' AND event_type = 'numeric_out_of_range'}),
+    'a database without the extension only counts in the stats');
+ok($node->poll_query_until('app', q{
+    SELECT value::int >= 1 FROM integrity_guard.status() WHERE name = 'events_not_written'}),
+    'and status() reports its events as not written');
+
+# -- visibility and privileges
+$node->safe_psql('app', q{
+    CREATE ROLE outsider LOGIN;
+    CREATE TABLE visible (id int);
+    GRANT SELECT ON visible TO outsider;
+});
+is($node->safe_psql('app', q{
+    SET ROLE outsider;
+    SELECT count(*) FROM integrity_guard.audit_log WHERE table_name = 'conference'}),
+    '0', 'a role without SELECT on a table sees none of its audit rows');
+is($node->safe_psql('app', q{
+    SET ROLE outsider;
+    SELECT count(*) FROM integrity_guard.events(NULL, NULL, 'duplicate_key')}),
+    '0', 'nor through events()');
+is($node->safe_psql('app', q{SET ROLE outsider; SELECT count(*) FROM integrity_guard.stats}),
+    '0', 'nor its stats');
+($ret, $out, $err) = $node->psql('app', q{SET ROLE outsider;
+    INSERT INTO integrity_guard.audit_log (event_type, first_seen, last_seen) VALUES ('forged', now(), now())});
+like($err, qr/permission denied/, 'it cannot write the audit table');
+($ret, $out, $err) = $node->psql('app', q{SET ROLE outsider; SELECT integrity_guard.purge('0')});
+like($err, qr/permission denied/, 'it cannot purge');
+($ret, $out, $err) = $node->psql('app', q{SET ROLE outsider; SELECT integrity_guard.stats_reset()});
+like($err, qr/permission denied to reset/, 'it cannot reset the stats');
+is($node->safe_psql('app', q{GRANT pg_read_all_stats TO outsider; SET ROLE outsider;
+    SELECT count(*) > 0 FROM integrity_guard.stats WHERE database_name = 'plain'}),
+    't', 'pg_read_all_stats sees every database\'s stats');
+
+# -- a clean restart keeps the stats
+my $before = $node->safe_psql('app',
+    q{SELECT string_agg(database_name || '/' || event_type || '=' || occurrences, ',' ORDER BY 1) FROM integrity_guard.stats});
+$node->restart;
+is($node->safe_psql('app',
+    q{SELECT string_agg(database_name || '/' || event_type || '=' || occurrences, ',' ORDER BY 1) FROM integrity_guard.stats}),
+    $before, 'a clean restart keeps the stats');
+is($node->safe_psql('app', q{SELECT integrity_guard.stats_reset() > now() - interval '1 minute'}), 't',
+    'the owner can reset the stats');
+is($node->safe_psql('app', 'SELECT count(*) FROM integrity_guard.stats'), '0',
+    'stats_reset() forgets every counter');
+
+# -- a backend killed in the middle: consistent audit, working extension
+my $committed = audit_rows('app', 'true');
+my $victim = $node->background_psql('app');
+$victim->query_safe('BEGIN');
+$victim->query_safe('UPDATE grp SET times_seen = times_seen + 1');
+my $pid = $victim->query_safe('SELECT pg_backend_pid()');
+kill 'KILL', $pid;
+eval { $victim->quit };
+ok($node->poll_query_until('app', 'SELECT true'), 'the server recovers from the killed backend');
+is(audit_rows('app', 'true'), $committed,
+    'the audit table holds exactly what was committed before the crash');
+is($node->safe_psql('app', q{SET enable_seqscan = off; SELECT count(*) FROM integrity_guard.audit_log WHERE id > 0}),
+    $node->safe_psql('app', q{SELECT count(*) FROM integrity_guard.audit_log}),
+    'its index agrees with the table');
+my $attempts = $node->safe_psql('app',
+    q{SELECT count(*) FROM integrity_guard.audit_log WHERE event_type = 'duplicate_key'});
+$node->psql('app', q{INSERT INTO conference VALUES (1, 'after the crash')});
+ok($node->poll_query_until('app', qq{
+    SELECT count(*) = $attempts + 1 FROM integrity_guard.audit_log WHERE event_type = 'duplicate_key'}),
+    'the worker writes new attempts after recovery');
+$node->stop;
+
+# -- a full queue counts drops and never fails the statement
+my $small = PostgreSQL::Test::Cluster->new('small_queue');
+$small->init;
+$small->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pg_integrity_guard'
+integrity_guard.queue_size = 16
+integrity_guard.flush_interval = '1h'
+});
+$small->start;
+$small->safe_psql('postgres', q{
+    CREATE EXTENSION pg_integrity_guard;
+    CREATE TABLE t (id int PRIMARY KEY);
+    SELECT integrity_guard.guard_duplicates('t', 'skip');
+    INSERT INTO t SELECT generate_series(1, 40);
+});
+($ret, $out, $err) = $small->psql('postgres',
+    q{INSERT INTO t SELECT generate_series(1, 40); SELECT count(*) FROM t});
+is($out, '40', 'statements go on when the queue is full');
+is($small->safe_psql('postgres',
+    q{SELECT value FROM integrity_guard.status() WHERE name = 'queue_used'}), '16',
+    'the queue holds queue_size incidents');
+is($small->safe_psql('postgres',
+    q{SELECT value FROM integrity_guard.status() WHERE name = 'queue_dropped'}), '24',
+    'the rest are counted as dropped');
+is($small->safe_psql('postgres',
+    q{SELECT sum(occurrences) FROM integrity_guard.stats WHERE event_type = 'duplicate_key'}), '40',
+    'the stats count every attempt');
+$small->stop;
+
+# -- without preload: transactional, and CREATE EXTENSION says so
+my $plain = PostgreSQL::Test::Cluster->new('no_preload');
+$plain->init;
+$plain->start;
+($ret, $out, $err) = $plain->psql('postgres', 'CREATE EXTENSION pg_integrity_guard');
+like($err, qr/NOTICE:  pg_integrity_guard is not in shared_preload_libraries/,
+    'CREATE EXTENSION says what preloading adds');
+is($plain->safe_psql('postgres',
+    q{SELECT string_agg(value, ',' ORDER BY name) FROM integrity_guard.status()
+      WHERE name IN ('audit_mode', 'lost_on_rollback', 'stats')}),
+    'transactional,yes,off (needs shared_preload_libraries)', 'status() says what is degraded');
+$plain->safe_psql('postgres', q{
+    CREATE TABLE t (id int PRIMARY KEY);
+    SELECT integrity_guard.guard_duplicates('t', 'skip');
+    INSERT INTO t VALUES (1), (1);
+});
+is($plain->safe_psql('postgres', 'SELECT sum(occurrences) FROM integrity_guard.events()'), '1',
+    'guards still audit in the transactional mode');
+is($plain->safe_psql('postgres', 'SELECT count(*) FROM integrity_guard.stats'), '0',
+    'the stats view is empty without shared memory');
+$plain->stop;
+
+done_testing();
