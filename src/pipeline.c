@@ -94,7 +94,6 @@ typedef struct IgDbSlot
 {
 	Oid			dbid;
 	IgDbState	state;
-	bool		job_ok;			/* set by the job when it finished */
 	int			failures;		/* jobs that stopped without finishing */
 	TimestampTz checked;		/* when state was last established */
 	TimestampTz last_flush;
@@ -445,7 +444,6 @@ ig_pipeline_report_flush(Oid dbid, bool has_extension, int64 written)
 	{
 		slot->state = has_extension ? IG_DB_INSTALLED : IG_DB_NO_EXTENSION;
 		slot->checked = now;
-		slot->job_ok = true;
 		slot->failures = 0;
 		if (has_extension)
 		{
@@ -721,6 +719,29 @@ launcher_round(BackgroundWorkerHandle **handles)
 	}
 	LWLockRelease(ig_shared->queue_lock);
 
+	/*
+	 * A full slot table makes room: databases with nothing queued and no job
+	 * running give up their slot.
+	 */
+	SpinLockAcquire(&ig_shared->mutex);
+	for (i = 0; i < IG_MAX_DATABASES; i++)
+		if (ig_shared->dbs[i].dbid == InvalidOid)
+			break;
+	if (i == IG_MAX_DATABASES)
+	{
+		for (i = 0; i < IG_MAX_DATABASES; i++)
+		{
+			int			j;
+
+			for (j = 0; j < ndbs; j++)
+				if (dbids[j] == ig_shared->dbs[i].dbid)
+					break;
+			if (j == ndbs && handles[i] == NULL)
+				ig_shared->dbs[i].dbid = InvalidOid;
+		}
+	}
+	SpinLockRelease(&ig_shared->mutex);
+
 	for (i = 0; i < ndbs; i++)
 	{
 		IgDbSlot   *slot;
@@ -760,7 +781,6 @@ launcher_round(BackgroundWorkerHandle **handles)
 			discard = true;
 			slot->failures = 0;
 		}
-		slot->job_ok = false;
 		/* counted as failed until the job says it finished */
 		if (!discard)
 			slot->failures++;

@@ -9,12 +9,12 @@ trap 'exit 130' INT TERM
 
 ensure_packages
 build_install
-start_cluster dir
+# preloaded, as production should run it: the assignment rewrite in every
+# session, the durable audit, error capture and stats (README, "Loading
+# and preload")
+start_cluster dir "shared_preload_libraries = 'pg_integrity_guard'"
 cluster_env "$dir"
 log "cluster running on socket $PGHOST; running test/demo.sql"
 "$PGBIN/createdb" sentry
-# the assignment rewrite needs the library before parsing: per database,
-# no restart (README, "Loading and preload")
-"$PGBIN/psql" -X -q -c "ALTER DATABASE sentry SET session_preload_libraries = 'pg_integrity_guard'"
 "$PGBIN/psql" -X -d sentry -f "$TOP/test/demo.sql" 2>&1
 log "demo done; stopping the cluster"

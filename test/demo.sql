@@ -105,6 +105,18 @@ INSERT INTO sentry_consumed VALUES ('m1', 'replay'), ('m2', 'replay'), ('m3', 't
 SELECT * FROM sentry_consumed ORDER BY message_id;
 SELECT table_name, constraint_name, key, mode, occurrences FROM integrity_guard.duplicate_keys;
 
+\echo '-- get_or_create in autocommit: the attempt aborts its own transaction, and is still recorded'
+INSERT INTO sentry_conference (conference_id, app) VALUES (7, 'web');
+\echo '-- an error from a table without any guard is captured too (integrity_guard.capture_errors)'
+CREATE TABLE sentry_project (id int PRIMARY KEY);
+CREATE TABLE sentry_projectkey (id int PRIMARY KEY, project_id int REFERENCES sentry_project);
+INSERT INTO sentry_projectkey VALUES (1, 42);
+\echo '-- without any reader, the background worker writes them within flush_interval (1 s)'
+SELECT pg_sleep(1.5);
+SELECT event_type, table_name, target, occurrences, detail->>'key' AS key, detail->>'sqlstate' AS sqlstate
+  FROM integrity_guard.audit_log
+ WHERE event_type IN ('duplicate_key', 'foreign_key_violation') ORDER BY id;
+
 \echo
 \echo '=== 5. A bulk statement is one incident, not 100,000'
 \echo
@@ -119,4 +131,7 @@ SELECT * FROM integrity_guard.guards;
 SELECT table_name, event_type, target, incidents, occurrences FROM integrity_guard.summary();
 SELECT id, event_type, table_name, target, occurrences, role_name, detail
   FROM integrity_guard.events() ORDER BY id;
+\echo '-- cumulative counters in shared memory (kept across clean restarts)'
+SELECT schema_name, table_name, event_type, target, occurrences FROM integrity_guard.stats
+ ORDER BY occurrences DESC, table_name;
 SELECT * FROM integrity_guard.status();

@@ -164,3 +164,6 @@ unique_bench
 printf '\nincidents written for all saturating and clamping statements: %s rows (%s occurrences)\n' \
     "$(psql_q -c 'SELECT count(*) FROM integrity_guard.audit_log')" \
     "$(psql_q -c 'SELECT sum(occurrences) FROM integrity_guard.audit_log')"
+
+# the durable audit pipeline under concurrent load: its own cluster
+bash "$TOP/test/bench/pipeline.sh"

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The durable audit pipeline under load (preloaded server):
+#  1. CLIENTS clients producing duplicate-key errors for DURATION seconds:
+#     the attempts recorded against the errors the clients received;
+#  2. a hot saturated counter updated by CLIENTS sessions: throughput with
+#     the shared queue against one audit row per event, and against the
+#     same updates on an unsaturated, unguarded table;
+#  3. what error capture costs a plain INSERT workload.
+# Prints measured numbers only; nothing here passes or fails.
+#   DURATION=30 CLIENTS=8 SECS=15 REPS=3 bash test/bench/pipeline.sh
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+trap stop_clusters EXIT
+trap 'exit 130' INT TERM
+
+DURATION=${DURATION:-30}
+CLIENTS=${CLIENTS:-8}
+SECS=${SECS:-15}
+REPS=${REPS:-3}
+PARTS=${PARTS:-"duplicates counter capture"}
+PY=/usr/bin/python3
+
+ensure_packages python3-psycopg2
+build_install
+start_cluster dir "shared_preload_libraries = 'pg_integrity_guard'" \
+    "synchronous_commit = off" "max_connections = 60" "autovacuum = off"
+cluster_env "$dir"
+"$PGBIN/createdb" bench
+psql_q() { "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d bench "$@"; }
+work=$(mktemp -d "$dir/bench.XXXX")
+
+psql_q <<'SQL' >/dev/null
+SET client_min_messages = warning;
+CREATE EXTENSION pg_integrity_guard;
+CREATE TABLE dup_plain (id int PRIMARY KEY);
+CREATE TABLE dup_guarded (id int PRIMARY KEY);
+SELECT integrity_guard.guard_duplicates('dup_guarded');
+INSERT INTO dup_plain VALUES (1);
+INSERT INTO dup_guarded VALUES (1);
+CREATE TABLE hot_cold (id int PRIMARY KEY, n int NOT NULL);
+CREATE TABLE hot_saturated (id int PRIMARY KEY, n int NOT NULL);
+SELECT integrity_guard.guard_counter('hot_saturated', ARRAY['n']);
+INSERT INTO hot_cold SELECT g, 0 FROM generate_series(1, 64) g;
+INSERT INTO hot_saturated SELECT g, 2147483647 FROM generate_series(1, 64) g;
+CREATE TABLE ins (id bigserial PRIMARY KEY, v int);
+SQL
+
+# ---- 1. duplicate-key errors from CLIENTS clients
+if [[ " $PARTS " == *" duplicates "* ]]; then
+printf '\n%s clients inserting existing keys for %ss (psycopg2, autocommit)\n\n' "$CLIENTS" "$DURATION"
+received=$(cd "$TOP/test/bench" && "$PY" dup_clients.py "$CLIENTS" "$DURATION" dup_plain dup_guarded)
+psql_q -c 'SELECT integrity_guard.flush()' >/dev/null
+printf '| %-44s | %14s | %14s | %14s |\n' "table" "errors received" "recorded (audit)" "recorded (stats)"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "----------------" "------------------" "------------------"
+while read -r table n; do
+    audit=$(psql_q -c "SELECT coalesce(sum(occurrences), 0) FROM integrity_guard.events(NULL, '$table', 'duplicate_key')")
+    stats=$(psql_q -c "SELECT coalesce(sum(occurrences), 0) FROM integrity_guard.stats WHERE table_name = '$table' AND event_type = 'duplicate_key'")
+    label="$table ($([ "$table" = dup_plain ] && echo captured by the error hook || echo recorded by guard_unique))"
+    printf '| %-44s | %15s | %16s | %16s |\n' "$label" "$n" "$audit" "$stats"
+done <<<"$received"
+printf '\naudit rows for them: %s; queue dropped: %s\n' \
+    "$(psql_q -c "SELECT count(*) FROM integrity_guard.audit_log WHERE event_type = 'duplicate_key'")" \
+    "$(psql_q -c "SELECT value FROM integrity_guard.status() WHERE name = 'queue_dropped'")"
+fi
+
+# pgbench_tps NAME SCRIPT [PGOPTIONS]: transactions per second of one run,
+# with application_name NAME (audit rows tell the variants apart)
+pgbench_tps() {
+    PGAPPNAME=$1 PGOPTIONS=${3:-} "$PGBIN/pgbench" -n -c "$CLIENTS" -j 2 -T "$SECS" -f "$2" bench 2>/dev/null |
+        sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+
+# best_of NAME SCRIPT OPTIONS [NAME SCRIPT OPTIONS ...]: round-robin runs,
+# TPS[NAME] the best (noise here only ever slows a run down)
+declare -A TPS
+best_of() {
+    local -a names=() scripts=() opts=()
+    local -A runs=()
+    local i r
+    while [ $# -gt 0 ]; do names+=("$1"); scripts+=("$2"); opts+=("$3"); shift 3; done
+    for ((r = 0; r < REPS; r++)); do
+        for i in "${!names[@]}"; do
+            runs[${names[$i]}]+="$(pgbench_tps "${names[$i]}" "${scripts[$i]}" "${opts[$i]}") "
+        done
+    done
+    for i in "${!names[@]}"; do
+        TPS[${names[$i]}]=$(printf '%s\n' ${runs[${names[$i]}]} | sort -n | tail -n 1)
+    done
+}
+
+tps_row() {  # tps_row LABEL BASE_TPS TPS
+    awk -v l="$1" -v b="$2" -v t="$3" 'BEGIN {printf "| %-62s | %9.0f | %9.0f | %6.2fx |\n", l, b, t, b / t}'
+}
+
+# ---- 2. one hot saturated counter
+if [[ " $PARTS " == *" counter "* ]]; then
+cat >"$work/cold.sql" <<'SQL'
+\set id random(1, 64)
+UPDATE hot_cold SET n = n + 1 WHERE id = :id;
+SQL
+sed 's/hot_cold/hot_saturated/' "$work/cold.sql" >"$work/saturated.sql"
+psql_q -c 'SELECT integrity_guard.stats_reset()' >/dev/null
+best_of cold "$work/cold.sql" "" \
+        durable "$work/saturated.sql" "" \
+        transactional "$work/saturated.sql" "-c integrity_guard.durable_audit=off"
+psql_q -c 'SELECT integrity_guard.flush()' >/dev/null
+printf '\n%s sessions updating 64 rows of one table, %ss runs, best of %s (tps; ratio = time per update)\n\n' "$CLIENTS" "$SECS" "$REPS"
+printf '| %-62s | %9s | %9s | %7s |\n' "case" "base tps" "tps" "ratio"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..64})" "-----------" "-----------" "---------"
+tps_row "saturating every update, durable queue vs unguarded, unsaturated" "${TPS[cold]}" "${TPS[durable]}"
+tps_row "saturating every update, one audit row per statement vs unguarded" "${TPS[cold]}" "${TPS[transactional]}"
+tps_row "one audit row per statement vs the durable queue" "${TPS[durable]}" "${TPS[transactional]}"
+psql_q -F ' ' -c "SELECT application_name, sum(occurrences), count(*) FROM integrity_guard.audit_log
+                     WHERE table_name = 'hot_saturated' GROUP BY 1 ORDER BY 1" |
+    while read -r mode events rows; do
+        printf '%s: %s saturation events in %s audit rows\n' "$mode" "$events" "$rows"
+    done
+fi
+
+# ---- 3. error capture on a plain INSERT workload
+if [[ " $PARTS " == *" capture "* ]]; then
+cat >"$work/insert.sql" <<'SQL'
+INSERT INTO ins (v) VALUES (1);
+SQL
+best_of capture_off "$work/insert.sql" "-c integrity_guard.capture_errors=" \
+        capture_on "$work/insert.sql" ""
+printf '\nPlain INSERTs from %s sessions, %ss runs, best of %s\n\n' "$CLIENTS" "$SECS" "$REPS"
+printf '| %-62s | %9s | %9s | %7s |\n' "case" "base tps" "tps" "ratio"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..64})" "-----------" "-----------" "---------"
+tps_row "capture_errors at its default vs capture_errors = ''" "${TPS[capture_off]}" "${TPS[capture_on]}"
+fi
