@@ -116,6 +116,7 @@ CREATE FUNCTION integrity_guard._pipeline_register()
 RETURNS void
 AS 'MODULE_PATHNAME', 'ig_pipeline_register'
 LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION integrity_guard._pipeline_register() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION integrity_guard.status()
 RETURNS TABLE (name text, value text, detail text)

@@ -560,9 +560,9 @@ ig_drain_queue(Oid owner)
 		rows[i].relid = k->relid;
 		rows[i].target = k->relid != InvalidOid ? k->target :
 			empty_to_null(k->target);
-		rows[i].occurrences = entries[i].occurrences;
-		rows[i].first_seen = entries[i].first_seen;
-		rows[i].last_seen = entries[i].last_seen;
+		rows[i].occurrences = entries[i].counts.occurrences;
+		rows[i].first_seen = entries[i].counts.first_seen;
+		rows[i].last_seen = entries[i].counts.last_seen;
 		rows[i].roleid = k->roleid;
 		rows[i].application_name = empty_to_null(k->application_name);
 		rows[i].detail = empty_to_null(k->detail);

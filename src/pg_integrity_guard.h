@@ -80,13 +80,19 @@ typedef struct IgEventKey
 	char		detail[IG_DETAIL_LEN];	/* JSON text or "" */
 } IgEventKey;
 
-typedef struct IgQueueEntry
+/* What a shared entry counts; the spinlock protects the rest. */
+typedef struct IgCounts
 {
-	IgEventKey	key;
-	slock_t		mutex;			/* protects the counts below */
+	slock_t		mutex;
 	int64		occurrences;
 	TimestampTz first_seen;
 	TimestampTz last_seen;
+} IgCounts;
+
+typedef struct IgQueueEntry
+{
+	IgEventKey	key;
+	IgCounts	counts;
 } IgQueueEntry;
 
 extern int	ig_queue_size;

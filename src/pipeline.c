@@ -77,10 +77,7 @@ typedef struct IgStatsKey
 typedef struct IgStatsEntry
 {
 	IgStatsKey	key;
-	slock_t		mutex;
-	int64		occurrences;
-	TimestampTz first_seen;
-	TimestampTz last_seen;
+	IgCounts	counts;
 } IgStatsEntry;
 
 typedef enum IgDbState
@@ -241,17 +238,54 @@ ig_pipeline_busy(void)
 		 LWLockHeldByMe(ig_shared->stats_lock));
 }
 
-static inline void
-entry_add(slock_t *mutex, int64 *occ, TimestampTz *first, TimestampTz *last,
-		  int64 n, TimestampTz first_seen, TimestampTz last_seen)
+/*
+ * Add events to the entry of a key in a shared table, making the entry if
+ * there is room; false when there is none.  Both kinds of entry are a key
+ * followed by IgCounts at counts_offset.
+ */
+static bool
+shared_add(HTAB *table, LWLock *lock, int max, const void *key,
+		   Size counts_offset, int64 n, TimestampTz first_seen,
+		   TimestampTz last_seen)
 {
-	SpinLockAcquire(mutex);
-	*occ += n;
-	if (first_seen < *first)
-		*first = first_seen;
-	if (last_seen > *last)
-		*last = last_seen;
-	SpinLockRelease(mutex);
+	char	   *entry;
+	IgCounts   *counts;
+	uint32		hash = get_hash_value(table, key);
+	bool		found;
+
+	/* the common case: the entry exists, shared lock and its spinlock */
+	LWLockAcquire(lock, LW_SHARED);
+	entry = hash_search_with_hash_value(table, key, hash, HASH_FIND, NULL);
+	if (entry == NULL)
+	{
+		LWLockRelease(lock);
+		LWLockAcquire(lock, LW_EXCLUSIVE);
+		entry = hash_search_with_hash_value(table, key, hash,
+											hash_get_num_entries(table) < max ?
+											HASH_ENTER_NULL : HASH_FIND,
+											&found);
+		if (entry != NULL && !found)
+		{
+			counts = (IgCounts *) (entry + counts_offset);
+			SpinLockInit(&counts->mutex);
+			counts->occurrences = 0;
+			counts->first_seen = first_seen;
+			counts->last_seen = last_seen;
+		}
+	}
+	if (entry != NULL)
+	{
+		counts = (IgCounts *) (entry + counts_offset);
+		SpinLockAcquire(&counts->mutex);
+		counts->occurrences += n;
+		if (first_seen < counts->first_seen)
+			counts->first_seen = first_seen;
+		if (last_seen > counts->last_seen)
+			counts->last_seen = last_seen;
+		SpinLockRelease(&counts->mutex);
+	}
+	LWLockRelease(lock);
+	return entry != NULL;
 }
 
 static void
@@ -259,9 +293,6 @@ stats_add(const IgEventKey *ev, int64 n, TimestampTz first_seen,
 		  TimestampTz last_seen)
 {
 	IgStatsKey	key;
-	IgStatsEntry *entry;
-	uint32		hash;
-	bool		found;
 
 	memset(&key, 0, sizeof(key));
 	key.dbid = ev->dbid;
@@ -269,72 +300,18 @@ stats_add(const IgEventKey *ev, int64 n, TimestampTz first_seen,
 	memcpy(key.schema_name, ev->schema_name, NAMEDATALEN);
 	memcpy(key.table_name, ev->table_name, NAMEDATALEN);
 	memcpy(key.target, ev->target, IG_TARGET_LEN);
-	hash = get_hash_value(ig_stats, &key);
-
-	/* the common case: the entry exists, shared lock and its spinlock */
-	LWLockAcquire(ig_shared->stats_lock, LW_SHARED);
-	entry = hash_search_with_hash_value(ig_stats, &key, hash, HASH_FIND, NULL);
-	if (entry == NULL)
-	{
-		LWLockRelease(ig_shared->stats_lock);
-		LWLockAcquire(ig_shared->stats_lock, LW_EXCLUSIVE);
-		entry = NULL;
-		if (hash_get_num_entries(ig_stats) < ig_max_stats)
-			entry = hash_search_with_hash_value(ig_stats, &key, hash,
-												HASH_ENTER_NULL, &found);
-		else
-			entry = hash_search_with_hash_value(ig_stats, &key, hash,
-												HASH_FIND, &found);
-		if (entry != NULL && !found)
-		{
-			SpinLockInit(&entry->mutex);
-			entry->occurrences = 0;
-			entry->first_seen = first_seen;
-			entry->last_seen = last_seen;
-		}
-	}
-	if (entry != NULL)
-		entry_add(&entry->mutex, &entry->occurrences, &entry->first_seen,
-				  &entry->last_seen, n, first_seen, last_seen);
-	LWLockRelease(ig_shared->stats_lock);
-	if (entry == NULL)
+	if (!shared_add(ig_stats, ig_shared->stats_lock, ig_max_stats, &key,
+					offsetof(IgStatsEntry, counts), n, first_seen, last_seen))
 		pg_atomic_fetch_add_u64(&ig_shared->stats_dropped, n);
 }
 
 /* Add to the queue; false when it is full. */
-static bool
+static inline bool
 queue_add(const IgEventKey *key, int64 n, TimestampTz first_seen,
 		  TimestampTz last_seen)
 {
-	IgQueueEntry *entry;
-	uint32		hash = get_hash_value(ig_queue, key);
-	bool		found;
-
-	LWLockAcquire(ig_shared->queue_lock, LW_SHARED);
-	entry = hash_search_with_hash_value(ig_queue, key, hash, HASH_FIND, NULL);
-	if (entry == NULL)
-	{
-		LWLockRelease(ig_shared->queue_lock);
-		LWLockAcquire(ig_shared->queue_lock, LW_EXCLUSIVE);
-		if (hash_get_num_entries(ig_queue) < ig_queue_size)
-			entry = hash_search_with_hash_value(ig_queue, key, hash,
-												HASH_ENTER_NULL, &found);
-		else
-			entry = hash_search_with_hash_value(ig_queue, key, hash,
-												HASH_FIND, &found);
-		if (entry != NULL && !found)
-		{
-			SpinLockInit(&entry->mutex);
-			entry->occurrences = 0;
-			entry->first_seen = first_seen;
-			entry->last_seen = last_seen;
-		}
-	}
-	if (entry != NULL)
-		entry_add(&entry->mutex, &entry->occurrences, &entry->first_seen,
-				  &entry->last_seen, n, first_seen, last_seen);
-	LWLockRelease(ig_shared->queue_lock);
-	return entry != NULL;
+	return shared_add(ig_queue, ig_shared->queue_lock, ig_queue_size, key,
+					  offsetof(IgQueueEntry, counts), n, first_seen, last_seen);
 }
 
 /*
@@ -401,10 +378,10 @@ ig_queue_restore(IgQueueEntry *entries, int n)
 	int			i;
 
 	for (i = 0; i < n; i++)
-		if (!queue_add(&entries[i].key, entries[i].occurrences,
-					   entries[i].first_seen, entries[i].last_seen))
+		if (!queue_add(&entries[i].key, entries[i].counts.occurrences,
+					   entries[i].counts.first_seen, entries[i].counts.last_seen))
 			pg_atomic_fetch_add_u64(&ig_shared->dropped,
-									entries[i].occurrences);
+									entries[i].counts.occurrences);
 }
 
 /* The slot of a database, made on first use; NULL when the table is full. */
@@ -467,7 +444,7 @@ ig_pipeline_discard(Oid dbid)
 
 	n = ig_queue_take(dbid, &entries);
 	for (i = 0; i < n; i++)
-		events += entries[i].occurrences;
+		events += entries[i].counts.occurrences;
 	if (entries)
 		pfree(entries);
 	SpinLockAcquire(&ig_shared->mutex);
@@ -560,13 +537,63 @@ typedef struct IgFileHeader
 	TimestampTz stats_reset;
 } IgFileHeader;
 
+/*
+ * Read n saved entries into a table (both kinds start with their key);
+ * false on a short file.
+ */
+static bool
+load_entries(FILE *file, HTAB *table, int max, Size entrysize,
+			 Size mutex_offset, int n)
+{
+	char	   *saved = palloc(entrysize);
+	bool		ok = true;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		char	   *entry;
+		bool		found;
+
+		if (fread(saved, entrysize, 1, file) != 1)
+		{
+			ok = false;
+			break;
+		}
+		if (hash_get_num_entries(table) >= max)
+			continue;
+		entry = hash_search(table, saved, HASH_ENTER_NULL, &found);
+		if (entry == NULL)
+			continue;
+		memcpy(entry, saved, entrysize);
+		SpinLockInit((slock_t *) (entry + mutex_offset));
+	}
+	pfree(saved);
+	return ok;
+}
+
+/* Write every entry of a table; false on a write error. */
+static bool
+save_entries(FILE *file, HTAB *table, Size entrysize)
+{
+	HASH_SEQ_STATUS status;
+	void	   *entry;
+
+	hash_seq_init(&status, table);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		if (fwrite(entry, entrysize, 1, file) != 1)
+		{
+			hash_seq_term(&status);
+			return false;
+		}
+	return true;
+}
+
 /* Read what the last clean shutdown saved, then remove the file. */
 static void
 ig_load_file(void)
 {
 	FILE	   *file;
 	IgFileHeader header;
-	int			i;
 
 	file = AllocateFile(IG_FILE, PG_BINARY_R);
 	if (file == NULL)
@@ -588,38 +615,10 @@ ig_load_file(void)
 		goto done;
 	}
 	ig_shared->stats_reset = header.stats_reset;
-	for (i = 0; i < header.nstats; i++)
-	{
-		IgStatsEntry saved;
-		IgStatsEntry *entry;
-		bool		found;
-
-		if (fread(&saved, sizeof(saved), 1, file) != 1)
-			goto done;
-		if (hash_get_num_entries(ig_stats) >= ig_max_stats)
-			continue;
-		entry = hash_search(ig_stats, &saved.key, HASH_ENTER_NULL, &found);
-		if (entry == NULL)
-			continue;
-		memcpy(entry, &saved, sizeof(saved));
-		SpinLockInit(&entry->mutex);
-	}
-	for (i = 0; i < header.nqueue; i++)
-	{
-		IgQueueEntry saved;
-		IgQueueEntry *entry;
-		bool		found;
-
-		if (fread(&saved, sizeof(saved), 1, file) != 1)
-			goto done;
-		if (hash_get_num_entries(ig_queue) >= ig_queue_size)
-			continue;
-		entry = hash_search(ig_queue, &saved.key, HASH_ENTER_NULL, &found);
-		if (entry == NULL)
-			continue;
-		memcpy(entry, &saved, sizeof(saved));
-		SpinLockInit(&entry->mutex);
-	}
+	if (load_entries(file, ig_stats, ig_max_stats, sizeof(IgStatsEntry),
+					 offsetof(IgStatsEntry, counts.mutex), header.nstats))
+		(void) load_entries(file, ig_queue, ig_queue_size, sizeof(IgQueueEntry),
+							offsetof(IgQueueEntry, counts.mutex), header.nqueue);
 done:
 	FreeFile(file);
 	/* a crash must not bring these back a second time */
@@ -632,9 +631,6 @@ ig_shmem_shutdown(int code, Datum arg)
 {
 	FILE	   *file;
 	IgFileHeader header;
-	HASH_SEQ_STATUS status;
-	IgStatsEntry *stat;
-	IgQueueEntry *queued;
 
 	if (code != 0 || ig_shared == NULL)
 		return;
@@ -650,20 +646,9 @@ ig_shmem_shutdown(int code, Datum arg)
 	header.stats_reset = ig_shared->stats_reset;
 	if (fwrite(&header, sizeof(header), 1, file) != 1)
 		goto error;
-	hash_seq_init(&status, ig_stats);
-	while ((stat = hash_seq_search(&status)) != NULL)
-		if (fwrite(stat, sizeof(IgStatsEntry), 1, file) != 1)
-		{
-			hash_seq_term(&status);
-			goto error;
-		}
-	hash_seq_init(&status, ig_queue);
-	while ((queued = hash_seq_search(&status)) != NULL)
-		if (fwrite(queued, sizeof(IgQueueEntry), 1, file) != 1)
-		{
-			hash_seq_term(&status);
-			goto error;
-		}
+	if (!save_entries(file, ig_stats, sizeof(IgStatsEntry)) ||
+		!save_entries(file, ig_queue, sizeof(IgQueueEntry)))
+		goto error;
 	if (FreeFile(file))
 	{
 		file = NULL;
@@ -1009,11 +994,9 @@ ig_stats_fn(PG_FUNCTION_ARGS)
 			break;
 		}
 		memcpy(&copies[n].key, &entry->key, sizeof(IgStatsKey));
-		SpinLockAcquire(&entry->mutex);
-		copies[n].occurrences = entry->occurrences;
-		copies[n].first_seen = entry->first_seen;
-		copies[n].last_seen = entry->last_seen;
-		SpinLockRelease(&entry->mutex);
+		SpinLockAcquire(&entry->counts.mutex);
+		copies[n].counts = entry->counts;
+		SpinLockRelease(&entry->counts.mutex);
 		n++;
 	}
 	LWLockRelease(ig_shared->stats_lock);
@@ -1035,9 +1018,9 @@ ig_stats_fn(PG_FUNCTION_ARGS)
 		values[2] = text_or_null(k->table_name, &nulls[2]);
 		values[3] = text_or_null(k->event_type, &nulls[3]);
 		values[4] = text_or_null(k->target, &nulls[4]);
-		values[5] = Int64GetDatum(copies[i].occurrences);
-		values[6] = TimestampTzGetDatum(copies[i].first_seen);
-		values[7] = TimestampTzGetDatum(copies[i].last_seen);
+		values[5] = Int64GetDatum(copies[i].counts.occurrences);
+		values[6] = TimestampTzGetDatum(copies[i].counts.first_seen);
+		values[7] = TimestampTzGetDatum(copies[i].counts.last_seen);
 		values[8] = TimestampTzGetDatum(reset);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

@@ -118,6 +118,10 @@ is($node->safe_psql('app', q{
     SET ROLE outsider;
     SELECT count(*) FROM integrity_guard.events(NULL, NULL, 'duplicate_key')}),
     '0', 'nor through events()');
+is($node->safe_psql('app', q{
+    SET ROLE outsider;
+    SELECT count(*) FROM integrity_guard.events() WHERE table_name IS NULL}),
+    '0', 'nor captured errors without a table, whose statement text only privileged roles see');
 is($node->safe_psql('app', q{SET ROLE outsider; SELECT count(*) FROM integrity_guard.stats}),
     '0', 'nor its stats');
 ($ret, $out, $err) = $node->psql('app', q{SET ROLE outsider;
@@ -125,6 +129,8 @@ is($node->safe_psql('app', q{SET ROLE outsider; SELECT count(*) FROM integrity_g
 like($err, qr/permission denied/, 'it cannot write the audit table');
 ($ret, $out, $err) = $node->psql('app', q{SET ROLE outsider; SELECT integrity_guard.purge('0')});
 like($err, qr/permission denied/, 'it cannot purge');
+($ret, $out, $err) = $node->psql('app', q{SET ROLE outsider; SELECT integrity_guard._pipeline_register()});
+like($err, qr/permission denied/, 'nor call the internal pipeline functions that change state');
 ($ret, $out, $err) = $node->psql('app', q{SET ROLE outsider; SELECT integrity_guard.stats_reset()});
 like($err, qr/permission denied to reset/, 'it cannot reset the stats');
 is($node->safe_psql('app', q{GRANT pg_read_all_stats TO outsider; SET ROLE outsider;
