@@ -558,6 +558,7 @@ ig_drain_queue(Oid owner)
 		rows[i].schema_name = empty_to_null(k->schema_name);
 		rows[i].table_name = empty_to_null(k->table_name);
 		rows[i].relid = k->relid;
+		/* a guard's target is never NULL; a captured error may have none */
 		rows[i].target = k->relid != InvalidOid ? k->target :
 			empty_to_null(k->target);
 		rows[i].occurrences = entries[i].counts.occurrences;
@@ -581,14 +582,16 @@ ig_audit_drain(void)
 {
 	Oid			owner;
 	int64		written;
+	int64		drained;
 
 	written = ig_audit_flush();
 	if (!ig_queue_mode() || flushing || XactReadOnly || RecoveryInProgress() ||
 		!ig_extension_owner(&owner))
 		return written;
-	written += ig_drain_queue(owner);
-	ig_pipeline_report_flush(MyDatabaseId, true, written);
-	return written;
+	drained = ig_drain_queue(owner);
+	if (drained > 0)
+		ig_pipeline_report_flush(MyDatabaseId, true, drained);
+	return written + drained;
 }
 
 /* The body of a flush job (pipeline.c), connected to database dbid. */

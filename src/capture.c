@@ -93,17 +93,27 @@ ig_capture_check(char **newval, void **extra, GucSource source)
 	if (!SplitIdentifierString(raw, ',', &tokens))
 	{
 		GUC_check_errdetail("List syntax is invalid.");
+		pfree(raw);
+		list_free(tokens);
 		return false;
 	}
+	/* GUC extra data must be malloc'd */
 	list = malloc(offsetof(IgCaptureList, items) +
 				  sizeof(IgCaptureItem) * Max(list_length(tokens), 1));
 	if (list == NULL)
+	{
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errdetail("Out of memory.");
+		pfree(raw);
+		list_free(tokens);
 		return false;
+	}
 
 	foreach(lc, tokens)
 	{
 		char	   *tok = lfirst(lc);
 		char		code[6];
+		char		unnamed[IG_TYPE_LEN];
 		const char *name = NULL;
 		int			len = strlen(tok);
 		int			i;
@@ -137,7 +147,10 @@ ig_capture_check(char **newval, void **extra, GucSource source)
 						break;
 					}
 				if (name == NULL)
-					name = psprintf("sqlstate_%s", code);
+				{
+					snprintf(unnamed, sizeof(unnamed), "sqlstate_%s", code);
+					name = unnamed;
+				}
 			}
 		}
 		if (name == NULL)
@@ -146,6 +159,8 @@ ig_capture_check(char **newval, void **extra, GucSource source)
 								tok);
 			GUC_check_errhint("Use names such as unique_violation or data_exception, codes such as 23505, or classes such as 22.");
 			free(list);
+			pfree(raw);
+			list_free(tokens);
 			return false;
 		}
 		list->items[n].sqlerrcode = sqlstate_code(code);
@@ -156,6 +171,8 @@ ig_capture_check(char **newval, void **extra, GucSource source)
 	}
 	list->n = n;
 	*extra = list;
+	pfree(raw);
+	list_free(tokens);
 	return true;
 }
 
@@ -203,15 +220,17 @@ json_member(char *buf, size_t size, size_t *pos, const char *key,
 	if (p + strlen(key) + 8 >= size)
 		return;
 	p += snprintf(buf + p, size - p, "%s\"%s\": \"", p > 1 ? ", " : "", key);
-	for (i = 0; value[i] != '\0' && i < maxlen; i++)
+	i = 0;
+	while (value[i] != '\0')
 	{
 		unsigned char c = (unsigned char) value[i];
+		int			len = c < 0x80 ? 1 : pg_mblen(value + i);
 
-		/* room for an escape and the closing quote and brace */
-		if (p + 10 >= size)
-			break;
-		/* never cut a multibyte character */
-		if (c >= 0x80 && i + pg_mblen(value + i) > maxlen)
+		/*
+		 * Whole characters only (the worker casts this to jsonb), and room
+		 * left for the longest escape and the closing quote and brace.
+		 */
+		if (i + len > maxlen || p + Max(len, 6) + 3 >= size)
 			break;
 		if (c == '"' || c == '\\')
 		{
@@ -221,7 +240,11 @@ json_member(char *buf, size_t size, size_t *pos, const char *key,
 		else if (c < 0x20)
 			p += snprintf(buf + p, size - p, "\\u%04x", c);
 		else
-			buf[p++] = c;
+		{
+			memcpy(buf + p, value + i, len);
+			p += len;
+		}
+		i += len;
 	}
 	buf[p++] = '"';
 	buf[p] = '\0';

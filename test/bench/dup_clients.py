@@ -11,6 +11,7 @@ import time
 
 import psycopg2
 import psycopg2.errors
+from psycopg2 import sql
 
 
 def client(seconds, tables, results):
@@ -18,13 +19,15 @@ def client(seconds, tables, results):
     conn.autocommit = True
     cur = conn.cursor()
     counts = dict.fromkeys(tables, 0)
+    inserts = {t: sql.SQL("INSERT INTO {} (id) VALUES (1)").format(sql.Identifier(t))
+               for t in tables}
     deadline = time.monotonic() + seconds
     i = 0
     while time.monotonic() < deadline:
         table = tables[i % len(tables)]
         i += 1
         try:
-            cur.execute(f"INSERT INTO {table} (id) VALUES (1)")
+            cur.execute(inserts[table])
         except psycopg2.errors.UniqueViolation:
             counts[table] += 1
     conn.close()

@@ -74,6 +74,33 @@ is($node->safe_psql('app', q{
     FROM integrity_guard.audit_log WHERE event_type = 'numeric_out_of_range'}),
     '22003 SELECT 2147483647 + 1', 'an error without a table keeps its SQLSTATE and statement');
 
+# -- capture_errors: its own list, classes, whole characters, bad input
+$node->safe_psql('app', q{
+    CREATE TABLE checked (n int CHECK (n > 0));
+    CREATE TABLE short (s varchar(1));
+});
+$node->psql('app', q{SET integrity_guard.capture_errors = 'check_violation, 22';
+    INSERT INTO checked VALUES (0)});
+$node->psql('app', q{SET integrity_guard.capture_errors = 'check_violation, 22';
+    INSERT INTO short VALUES ('} . ('é' x 200) . q{')});
+$node->psql('app', q{SET integrity_guard.capture_errors = 'check_violation';
+    SELECT 2147483647 * 3});
+is($node->safe_psql('app', q{
+    SELECT string_agg(event_type || ':' || coalesce(table_name, '-') || ':' || (detail->>'sqlstate'), ',' ORDER BY event_type)
+    FROM integrity_guard.events() WHERE event_type IN ('check_violation', 'data_exception') AND detail->>'sqlstate' <> '22000'}),
+    'check_violation:checked:23514,data_exception:-:22001',
+    'a listed condition names its events; a class (22) covers its codes');
+is($node->safe_psql('app', q{
+    SELECT octet_length(detail->>'statement') <= 256 AND detail->>'statement' LIKE 'INSERT INTO short VALUES (''éé%'
+    FROM integrity_guard.audit_log WHERE detail->>'sqlstate' = '22001'}),
+    't', 'a long multibyte statement is cut at a character boundary into valid JSON');
+is($node->safe_psql('app', q{
+    SELECT count(*) FROM integrity_guard.events(NULL, NULL, 'numeric_out_of_range')}),
+    '1', 'an error not in the session\'s list is not captured');
+($ret, $out, $err) = $node->psql('app', q{SET integrity_guard.capture_errors = 'unique_violation, no_such_error'});
+like($err, qr/invalid value for parameter "integrity_guard.capture_errors".*"no_such_error" is not an error condition name.*HINT:  Use names such as unique_violation/s,
+    'an unknown condition is refused, with the accepted forms in the hint');
+
 # -- a hot saturated counter from several sessions: one incident per flush
 my @bg = map { $node->background_psql('app') } 1 .. 4;
 for my $i (1 .. 50) {
@@ -220,6 +247,9 @@ is($plain->safe_psql('postgres', 'SELECT sum(occurrences) FROM integrity_guard.e
     'guards still audit in the transactional mode');
 is($plain->safe_psql('postgres', 'SELECT count(*) FROM integrity_guard.stats'), '0',
     'the stats view is empty without shared memory');
+($ret, $out, $err) = $plain->psql('postgres', 'SELECT integrity_guard.stats_reset()');
+like($err, qr/integrity_guard statistics are not available.*HINT:  Add pg_integrity_guard to shared_preload_libraries/s,
+    'stats_reset() without preload says how to get statistics');
 $plain->stop;
 
 done_testing();
