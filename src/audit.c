@@ -47,6 +47,8 @@
 #include "access/xlog.h"
 #include "pgstat.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -582,13 +584,29 @@ ig_audit_drain(void)
 {
 	Oid			owner;
 	int64		written;
-	int64		drained;
+	int64		drained = 0;
+	bool		can_write;
+	TransactionId job;
 
 	written = ig_audit_flush();
-	if (!ig_queue_mode() || flushing || XactReadOnly || RecoveryInProgress() ||
-		!ig_extension_owner(&owner))
+	if (!ig_queue_mode() || flushing || RecoveryInProgress())
 		return written;
-	drained = ig_drain_queue(owner);
+	can_write = !XactReadOnly && ig_extension_owner(&owner);
+	if (can_write)
+		drained = ig_drain_queue(owner);
+
+	/*
+	 * A flush job may have taken incidents just before we looked.  Wait for
+	 * its transaction, so that the caller's next query sees its rows; if it
+	 * failed, its incidents are back in the queue for us.
+	 */
+	job = ig_pipeline_job_xid(MyDatabaseId);
+	if (TransactionIdIsValid(job) && TransactionIdIsInProgress(job))
+	{
+		XactLockTableWait(job, NULL, NULL, XLTW_None);
+		if (can_write)
+			drained += ig_drain_queue(owner);
+	}
 	if (drained > 0)
 		ig_pipeline_report_flush(MyDatabaseId, true, drained);
 	return written + drained;
@@ -608,11 +626,16 @@ ig_audit_drain_job(Oid dbid)
 	pgstat_report_activity(STATE_RUNNING, "writing queued incidents");
 	installed = ig_extension_owner(&owner);
 	if (installed)
+	{
+		ig_pipeline_job_begin(dbid, GetTopTransactionId());
 		written = ig_drain_queue(owner);
+	}
 	else
 		ig_pipeline_discard(dbid);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	if (installed)
+		ig_pipeline_job_begin(dbid, InvalidTransactionId);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	ig_pipeline_report_flush(dbid, installed, written);
 }

@@ -95,6 +95,7 @@ typedef struct IgDbSlot
 	TimestampTz checked;		/* when state was last established */
 	TimestampTz last_flush;
 	int64		written;		/* incident rows written */
+	TransactionId job_xid;		/* the job that may hold taken incidents */
 } IgDbSlot;
 
 typedef struct IgShared
@@ -431,6 +432,50 @@ ig_pipeline_report_flush(Oid dbid, bool has_extension, int64 written)
 	if (has_extension)
 		ig_shared->last_flush = now;
 	SpinLockRelease(&ig_shared->mutex);
+}
+
+/*
+ * A job is about to take a database's incidents in transaction xid, or
+ * (InvalidTransactionId) has ended.  Set before the take, so that a reader
+ * finding the queue emptied by the job also finds the transaction to wait
+ * for.
+ */
+void
+ig_pipeline_job_begin(Oid dbid, TransactionId xid)
+{
+	IgDbSlot   *slot;
+
+	if (ig_shared == NULL)
+		return;
+	SpinLockAcquire(&ig_shared->mutex);
+	slot = db_slot(dbid);
+	if (slot != NULL)
+		slot->job_xid = xid;
+	SpinLockRelease(&ig_shared->mutex);
+}
+
+/*
+ * The transaction of the job that may still hold a database's incidents,
+ * or InvalidTransactionId.  A finished one may be returned; waiting for it
+ * costs nothing.
+ */
+TransactionId
+ig_pipeline_job_xid(Oid dbid)
+{
+	TransactionId xid = InvalidTransactionId;
+	int			i;
+
+	if (ig_shared == NULL)
+		return xid;
+	SpinLockAcquire(&ig_shared->mutex);
+	for (i = 0; i < IG_MAX_DATABASES; i++)
+		if (ig_shared->dbs[i].dbid == dbid)
+		{
+			xid = ig_shared->dbs[i].job_xid;
+			break;
+		}
+	SpinLockRelease(&ig_shared->mutex);
+	return xid;
 }
 
 /* Drop a database's queued incidents (they stay in the statistics). */

@@ -7,6 +7,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 
 my $node = PostgreSQL::Test::Cluster->new('pipeline');
 $node->init;
@@ -131,6 +132,29 @@ ok($node->poll_query_until('app', q{
     SELECT value::int >= 1 FROM integrity_guard.status() WHERE name = 'events_not_written'}),
     'and status() reports its events as not written');
 
+# -- a reader racing the worker: it waits for the job holding the incidents
+my $blocker = $node->background_psql('other');
+$blocker->query_safe('BEGIN; LOCK TABLE integrity_guard.audit_log IN SHARE MODE');
+$node->psql('other', q{INSERT INTO conference VALUES (1, 'race')});
+ok($node->poll_query_until('other', q{
+    SELECT count(*) = 1 FROM pg_stat_activity
+    WHERE backend_type = 'pg_integrity_guard flush' AND datname = 'other'
+      AND wait_event_type = 'Lock'}),
+    'a flush job took the new attempt and cannot write it yet');
+my $reader_out = '';
+my $reader = IPC::Run::start(
+    [ 'psql', '-XAtq', '-d', $node->connstr('other') . ' application_name=racing_reader', '-c',
+      q{SELECT sum(occurrences) FROM integrity_guard.events(NULL, 'conference', 'duplicate_key')} ],
+    '>', \$reader_out, '2>&1');
+ok($node->poll_query_until('other', q{
+    SELECT count(*) = 1 FROM pg_stat_activity
+    WHERE application_name = 'racing_reader' AND wait_event = 'transactionid'}),
+    'a reader finding the queue emptied by the job waits for its transaction');
+$blocker->query_safe('COMMIT');
+$blocker->quit;
+$reader->finish;
+is($reader_out, "2\n", 'and then sees the attempt the job wrote');
+
 # -- visibility and privileges
 $node->safe_psql('app', q{
     CREATE ROLE outsider LOGIN;
@@ -177,6 +201,10 @@ is($node->safe_psql('app', 'SELECT count(*) FROM integrity_guard.stats'), '0',
     'stats_reset() forgets every counter');
 
 # -- a backend killed in the middle: consistent audit, working extension
+# A session holding off the flush jobs makes the moment of the crash exact:
+# nothing is written after $committed is read, and the queue is lost.
+my $holder = $node->background_psql('app');
+$holder->query_safe('BEGIN; LOCK TABLE integrity_guard.audit_log IN SHARE MODE');
 my $committed = audit_rows('app', 'true');
 my $victim = $node->background_psql('app');
 $victim->query_safe('BEGIN');
@@ -184,6 +212,7 @@ $victim->query_safe('UPDATE grp SET times_seen = times_seen + 1');
 my $pid = $victim->query_safe('SELECT pg_backend_pid()');
 kill 'KILL', $pid;
 eval { $victim->quit };
+eval { $holder->quit };
 ok($node->poll_query_until('app', 'SELECT true'), 'the server recovers from the killed backend');
 is(audit_rows('app', 'true'), $committed,
     'the audit table holds exactly what was committed before the crash');
