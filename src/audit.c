@@ -717,8 +717,22 @@ ig_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
+			ig_audit_flush();
+			break;
 		case XACT_EVENT_PRE_PREPARE:
 			ig_audit_flush();
+
+			/*
+			 * Incidents taken from the shared queue would be lost if the
+			 * prepared transaction were rolled back: nobody would give them
+			 * back.  Refuse, as the server does for temporary tables.
+			 */
+			if (claims != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has written queued integrity_guard incidents"),
+						 errdetail("A reading function such as integrity_guard.events() wrote this database's queued incidents in this transaction."),
+						 errhint("Read the audit in a transaction of its own, or call integrity_guard.flush() before BEGIN.")));
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:

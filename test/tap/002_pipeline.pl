@@ -234,6 +234,7 @@ $small->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pg_integrity_guard'
 integrity_guard.queue_size = 16
 integrity_guard.flush_interval = '1h'
+max_prepared_transactions = 2
 });
 $small->start;
 $small->safe_psql('postgres', q{
@@ -254,6 +255,22 @@ is($small->safe_psql('postgres',
 is($small->safe_psql('postgres',
     q{SELECT sum(occurrences) FROM integrity_guard.stats WHERE event_type = 'duplicate_key'}), '40',
     'the stats count every attempt');
+($ret, $out, $err) = $small->psql('postgres', q{
+    BEGIN;
+    SELECT count(*) FROM integrity_guard.events();
+    PREPARE TRANSACTION 'reader'});
+like($err, qr/ERROR:  cannot PREPARE a transaction that has written queued integrity_guard incidents.*HINT:  Read the audit in a transaction of its own/s,
+    'a transaction that wrote queued incidents cannot be prepared, where a rollback would lose them');
+is($small->safe_psql('postgres',
+    q{SELECT value FROM integrity_guard.status() WHERE name = 'queue_used'}), '16',
+    'and its incidents are back in the queue');
+is($small->safe_psql('postgres', q{
+    BEGIN;
+    SELECT 1 FROM integrity_guard.guards LIMIT 0;
+    PREPARE TRANSACTION 'other work';
+    COMMIT PREPARED 'other work';
+    SELECT count(*) FROM integrity_guard.events()}), '16',
+    'other transactions still prepare, and a reader writes the queue');
 $small->stop;
 
 # -- without preload: transactional, and CREATE EXTENSION says so
