@@ -627,7 +627,7 @@ ig_audit_drain_job(Oid dbid)
 	installed = ig_extension_owner(&owner);
 	if (installed)
 	{
-		ig_pipeline_job_begin(dbid, GetTopTransactionId());
+		ig_pipeline_set_job(dbid, GetTopTransactionId());
 		written = ig_drain_queue(owner);
 	}
 	else
@@ -635,7 +635,7 @@ ig_audit_drain_job(Oid dbid)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	if (installed)
-		ig_pipeline_job_begin(dbid, InvalidTransactionId);
+		ig_pipeline_set_job(dbid, InvalidTransactionId);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	ig_pipeline_report_flush(dbid, installed, written);
 }
@@ -732,7 +732,7 @@ ig_xact_callback(XactEvent event, void *arg)
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot PREPARE a transaction that has written queued integrity_guard incidents"),
 						 errdetail("A reading function such as integrity_guard.events() wrote this database's queued incidents in this transaction."),
-						 errhint("Read the audit in a transaction of its own, or call integrity_guard.flush() before BEGIN.")));
+						 errhint("Read the audit in a transaction of its own.")));
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:

@@ -109,7 +109,7 @@ extern void ig_pipeline_push(const IgEventKey *key, int64 occurrences,
 							 TimestampTz first_seen, TimestampTz last_seen);
 extern int	ig_queue_take(Oid dbid, IgQueueEntry **entries);
 extern void ig_pipeline_discard(Oid dbid);
-extern void ig_pipeline_job_begin(Oid dbid, TransactionId xid);
+extern void ig_pipeline_set_job(Oid dbid, TransactionId xid);
 extern TransactionId ig_pipeline_job_xid(Oid dbid);
 extern void ig_queue_restore(IgQueueEntry *entries, int n);
 extern void ig_pipeline_report_flush(Oid dbid, bool has_extension,

@@ -435,13 +435,13 @@ ig_pipeline_report_flush(Oid dbid, bool has_extension, int64 written)
 }
 
 /*
- * A job is about to take a database's incidents in transaction xid, or
- * (InvalidTransactionId) has ended.  Set before the take, so that a reader
- * finding the queue emptied by the job also finds the transaction to wait
- * for.
+ * Record the transaction in which a job is about to take a database's
+ * incidents, or InvalidTransactionId once it has ended.  Set before the
+ * take, so that a reader finding the queue emptied by the job also finds
+ * the transaction to wait for.
  */
 void
-ig_pipeline_job_begin(Oid dbid, TransactionId xid)
+ig_pipeline_set_job(Oid dbid, TransactionId xid)
 {
 	IgDbSlot   *slot;
 

@@ -133,27 +133,54 @@ ok($node->poll_query_until('app', q{
     'and status() reports its events as not written');
 
 # -- a reader racing the worker: it waits for the job holding the incidents
+sub flush_job_blocked {
+    return $node->poll_query_until('other', q{
+        SELECT count(*) = 1 FROM pg_stat_activity
+        WHERE backend_type = 'pg_integrity_guard flush' AND datname = 'other'
+          AND wait_event_type = 'Lock'});
+}
+
+# events() from another connection, in the background: (handle, \output)
+sub start_reader {
+    my $out = '';
+    my $h = IPC::Run::start(
+        [ 'psql', '-XAtq', '-d', $node->connstr('other') . ' application_name=racing_reader', '-c',
+          q{SELECT sum(occurrences) FROM integrity_guard.events(NULL, 'conference', 'duplicate_key')} ],
+        '>', \$out, '2>&1');
+    return ($h, \$out);
+}
+
+sub reader_waits_for_job {
+    return $node->poll_query_until('other', q{
+        SELECT count(*) = 1 FROM pg_stat_activity
+        WHERE application_name = 'racing_reader' AND wait_event = 'transactionid'});
+}
+
 my $blocker = $node->background_psql('other');
 $blocker->query_safe('BEGIN; LOCK TABLE integrity_guard.audit_log IN SHARE MODE');
 $node->psql('other', q{INSERT INTO conference VALUES (1, 'race')});
-ok($node->poll_query_until('other', q{
-    SELECT count(*) = 1 FROM pg_stat_activity
-    WHERE backend_type = 'pg_integrity_guard flush' AND datname = 'other'
-      AND wait_event_type = 'Lock'}),
-    'a flush job took the new attempt and cannot write it yet');
-my $reader_out = '';
-my $reader = IPC::Run::start(
-    [ 'psql', '-XAtq', '-d', $node->connstr('other') . ' application_name=racing_reader', '-c',
-      q{SELECT sum(occurrences) FROM integrity_guard.events(NULL, 'conference', 'duplicate_key')} ],
-    '>', \$reader_out, '2>&1');
-ok($node->poll_query_until('other', q{
-    SELECT count(*) = 1 FROM pg_stat_activity
-    WHERE application_name = 'racing_reader' AND wait_event = 'transactionid'}),
-    'a reader finding the queue emptied by the job waits for its transaction');
+ok(flush_job_blocked(), 'a flush job took the new attempt and cannot write it yet');
+my ($reader, $reader_out) = start_reader();
+ok(reader_waits_for_job(), 'a reader finding the queue emptied by the job waits for its transaction');
+$blocker->query_safe('COMMIT');
+$reader->finish;
+is($$reader_out, "2\n", 'and then sees the attempt the job wrote');
+
+# the same race, but the job holding the incident dies: nothing is lost
+$blocker->query_safe('BEGIN; LOCK TABLE integrity_guard.audit_log IN SHARE MODE');
+$node->psql('other', q{INSERT INTO conference VALUES (1, 'race again')});
+ok(flush_job_blocked(), 'another flush job took the next attempt');
+($reader, $reader_out) = start_reader();
+ok(reader_waits_for_job(), 'the reader waits for it');
+is($node->safe_psql('other', q{
+    SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+    WHERE backend_type = 'pg_integrity_guard flush' AND datname = 'other'}),
+    't', 'the job is terminated with the attempt in hand');
 $blocker->query_safe('COMMIT');
 $blocker->quit;
 $reader->finish;
-is($reader_out, "2\n", 'and then sees the attempt the job wrote');
+is($$reader_out, "3\n", 'the attempt went back to the queue and the reader still sees it');
+is(audit_rows('other', q{detail->>'key' = '(id)=(1)'}), '3', 'written once, not twice');
 
 # -- visibility and privileges
 $node->safe_psql('app', q{
