@@ -5,7 +5,10 @@
 
 PG_MAJOR=${PG_MAJOR:-15}
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
-PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
+# The server binaries sit beside the pg_config that was chosen, so one
+# variable picks the version (or a relocated copy of an installation).
+PGBIN=$(dirname "$PG_CONFIG")
+export PG_MAJOR PG_CONFIG PGBIN
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IG_CLUSTERS=()
 
@@ -15,7 +18,10 @@ log() { printf '==> %s\n' "$*" >&2; }
 ensure_packages() {
     local need=()
     [ -x "$PGBIN/postgres" ] || need+=("postgresql-$PG_MAJOR")
-    [ -x "$PG_CONFIG" ] && [ -f "$($PG_CONFIG --pgxs 2>/dev/null)" ] || need+=("postgresql-server-dev-$PG_MAJOR")
+    # pgxs.mk alone comes with the client package: the server headers decide.
+    [ -x "$PG_CONFIG" ] && [ -f "$($PG_CONFIG --pgxs 2>/dev/null)" ] &&
+        [ -f "$($PG_CONFIG --includedir-server 2>/dev/null)/postgres.h" ] ||
+        need+=("postgresql-server-dev-$PG_MAJOR")
     command -v make >/dev/null || need+=(make)
     command -v gcc >/dev/null || need+=(gcc libc6-dev)
     command -v runuser >/dev/null || need+=(util-linux)

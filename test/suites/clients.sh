@@ -3,7 +3,7 @@
 # library in session_preload_libraries, run by Debian's pytest under
 # Debian's /usr/bin/python3.  Prints "ok - ..." / "not ok - ..." per test.
 set -uo pipefail
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PGBIN=${PGBIN:-/usr/lib/postgresql/${PG_MAJOR:-15}/bin}
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export IG_CLIENT_DB=clients PYTHONDONTWRITEBYTECODE=1
 "$PGBIN/createdb" "$IG_CLIENT_DB" || { echo "not ok - create the client database"; exit 0; }

@@ -5,7 +5,7 @@
 # cluster; $1 is the cluster's directory (for the dump file).
 set -uo pipefail
 dir=$1
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PGBIN=${PGBIN:-/usr/lib/postgresql/${PG_MAJOR:-15}/bin}
 q() { "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
 
 check() {   # check DESCRIPTION EXPECTED ACTUAL
