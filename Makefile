@@ -34,7 +34,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): src/pg_integrity_guard.h
+$(OBJS): src/pg_integrity_guard.h src/compat.h
 
 # Condition names for integrity_guard.capture_errors, from the server's own
 # list (the one PL/pgSQL's names come from).

@@ -97,9 +97,9 @@ ig_capture_check(char **newval, void **extra, GucSource source)
 		list_free(tokens);
 		return false;
 	}
-	/* GUC extra data must be malloc'd */
-	list = malloc(offsetof(IgCaptureList, items) +
-				  sizeof(IgCaptureItem) * Max(list_length(tokens), 1));
+	/* GUC extra data: allocated as the running server frees it */
+	list = ig_guc_malloc(offsetof(IgCaptureList, items) +
+						  sizeof(IgCaptureItem) * Max(list_length(tokens), 1));
 	if (list == NULL)
 	{
 		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
@@ -158,7 +158,7 @@ ig_capture_check(char **newval, void **extra, GucSource source)
 			GUC_check_errdetail("\"%s\" is not an error condition name, a SQLSTATE or a SQLSTATE class.",
 								tok);
 			GUC_check_errhint("Use names such as unique_violation or data_exception, codes such as 23505, or classes such as 22.");
-			free(list);
+			ig_guc_free(list);
 			pfree(raw);
 			list_free(tokens);
 			return false;

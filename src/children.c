@@ -184,7 +184,7 @@ check_child_privileges(IgArgs *args, Relation child, AttrNumber *attnums,
 static int
 parent_primary_key(IgArgs *args, AttrNumber *attnums)
 {
-	Oid			indexoid = RelationGetPrimaryKeyIndex(args->rel);
+	Oid			indexoid = ig_RelationGetPrimaryKeyIndex(args->rel);
 	Relation	index;
 	int			n,
 				i;
@@ -483,7 +483,7 @@ parse_reference(IgArgs *args, const char *spec, ChildRef *ref,
 	 * An unqualified child is in the parent's schema: never resolved through
 	 * a search_path, which differs between the attaching and deleting roles.
 	 */
-	names = stringToQualifiedNameList(relname);
+	names = ig_stringToQualifiedNameList(relname);
 	if (list_length(names) == 1)
 		names = lcons(makeString(get_namespace_name(RelationGetNamespace(args->rel))),
 					  names);

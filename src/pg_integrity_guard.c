@@ -72,11 +72,7 @@ _PG_init(void)
 	ig_pipeline_init();
 	ig_capture_init();
 
-#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("integrity_guard");
-#else
-	EmitWarningsOnPlaceholders("integrity_guard");
-#endif
 
 	ig_cache_init();
 	ig_audit_init();

@@ -14,6 +14,8 @@
 
 #include "postgres.h"
 
+#include "compat.h"
+
 #include "commands/trigger.h"
 #include "storage/spin.h"
 #include "utils/timestamp.h"

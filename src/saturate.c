@@ -376,5 +376,5 @@ ig_range_clamped(PG_FUNCTION_ARGS)
 		}
 	}
 
-	PG_RETURN_RANGE_P(make_range(typcache, &lower, &upper, false));
+	PG_RETURN_RANGE_P(ig_make_range(typcache, &lower, &upper, false));
 }

@@ -262,7 +262,7 @@ probe_index(Relation heap, Relation index, IndexInfo *info, Datum *values,
 		TransactionId xwait = InvalidTransactionId;
 
 		found = false;
-		scan = index_beginscan(heap, index, &dirty, nkeys, 0);
+		scan = ig_index_beginscan(heap, index, &dirty, nkeys, 0);
 		index_rescan(scan, scankeys, nkeys, NULL, 0);
 		while (index_getnext_slot(scan, ForwardScanDirection, existing))
 		{
