@@ -106,6 +106,11 @@ for v in "${VERSIONS[@]}"; do
         log "PostgreSQL $v on this machine (log: $logf)"
         PG_MAJOR=$v bash "$TOP/test/run.sh" >"$logf" 2>&1
     else
+        # One run at a time per chroot: the suite installs into its system
+        # directories.
+        mkdir -p "$CACHE"
+        exec {lockfd}>"$CACHE/.lock-$suite-pg$v"
+        flock "$lockfd"
         if root=$(make_chroot "$suite" "$v"); then
             log "PostgreSQL $v in the $suite chroot (log: $logf)"
             copy_tree "$root/build/pg_integrity_guard"
@@ -119,6 +124,7 @@ for v in "${VERSIONS[@]}"; do
         else
             echo "could not make the $suite chroot" >"$logf"
         fi
+        exec {lockfd}>&-
     fi
     res=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logf" | tail -n 1)
     if [ -z "$res" ]; then
