@@ -19,7 +19,7 @@ RETURNS anyrange AS 'MODULE_PATHNAME', 'ig_range_clamped' LANGUAGE C VOLATILE;
 -- Truncated by characters so that a multibyte name keeps its hash suffix.
 CREATE OR REPLACE FUNCTION integrity_guard._trigger_name(prefix text, parts text[])
 RETURNS name
-LANGUAGE sql IMMUTABLE STRICT
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT CASE WHEN octet_length(full_name) <= 63 THEN full_name
