@@ -3,6 +3,11 @@
 -- repair kit.  Each section below is headed by what it changes.
 \echo Use "ALTER EXTENSION pg_integrity_guard UPDATE TO '1.2'" to load this file. \quit
 
+-- == versions: volatility and parallel safety (issue 15) ==
+-- An IMMUTABLE function is one the planner may run anywhere, parallel
+-- workers included: _trigger_name() only formats its arguments.
+ALTER FUNCTION integrity_guard._trigger_name(text, text[]) PARALLEL SAFE;
+
 -- == rewrite: exact value clamped on every path, any range type (issue 12) ==
 -- Saturating division and abs, float casts, and one range constructor for
 -- every range type (the result type comes from the trailing NULL::rng).
