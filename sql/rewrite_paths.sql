@@ -162,6 +162,14 @@ ALTER TABLE retyped ALTER COLUMN lo TYPE timestamp, ALTER COLUMN hi TYPE timesta
                     ALTER COLUMN period TYPE tsrange USING NULL;
 INSERT INTO retyped (id, lo, hi, period) VALUES (2, '2026-01-02', '2026-01-01', tsrange('2026-01-02', '2026-01-01'));
 SELECT lo, hi, period FROM retyped WHERE id = 2;
+-- a partitioned table: the guard is attached again on the parent, its
+-- partitions follow
+CREATE TABLE retyped_p (id int, n int) PARTITION BY RANGE (id);
+CREATE TABLE retyped_p1 PARTITION OF retyped_p FOR VALUES FROM (0) TO (10);
+SELECT integrity_guard.guard_counter('retyped_p', ARRAY['n']);
+ALTER TABLE retyped_p ALTER COLUMN n TYPE bigint;
+INSERT INTO retyped_p VALUES (1, 3000000000);
+SELECT n FROM retyped_p;
 -- other columns and tables are not touched
 ALTER TABLE retyped ALTER COLUMN id TYPE bigint;
 SELECT count(*) FROM integrity_guard.guards WHERE table_name = 'retyped'::regclass;

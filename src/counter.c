@@ -23,10 +23,12 @@
 #include <errno.h>
 #include <limits.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -35,6 +37,7 @@
 #include "executor/spi.h"
 #include "parser/parse_type.h"
 #include "utils/array.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
@@ -545,6 +548,38 @@ counter_check_retype(Relation rel, Trigger *tg, List *retypes)
 		counter_reattach(rel, tg, specs);
 }
 
+/*
+ * Does the relation have a counter or range guard?  Read from pg_trigger,
+ * so that an ALTER TABLE of an unguarded table takes no lock of ours.
+ */
+static bool
+has_guard_trigger(Oid relid, Oid nspoid)
+{
+	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+		char	   *fname;
+
+		if (get_func_namespace(tg->tgfoid) != nspoid)
+			continue;
+		fname = get_func_name(tg->tgfoid);
+		found = fname != NULL && (strcmp(fname, "saturate_counter") == 0 ||
+								  strcmp(fname, "clamp_range") == 0);
+	}
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+	return found;
+}
+
 PG_FUNCTION_INFO_V1(ig_guard_retype);
 
 Datum
@@ -556,6 +591,7 @@ ig_guard_retype(PG_FUNCTION_ARGS)
 	List	   *rels;
 	ListCell   *lc;
 	Oid			relid;
+	Oid			nspoid;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -588,13 +624,19 @@ ig_guard_retype(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	rels = stmt->relation->inh ? find_all_inheritors(relid, NoLock, NULL) :
 		list_make1_oid(relid);
+	nspoid = get_namespace_oid(IG_SCHEMA_NAME, false);
 
 	foreach(lc, rels)
 	{
-		Relation	rel = table_open(lfirst_oid(lc), AccessShareLock);
-		int			ntriggers = rel->trigdesc ? rel->trigdesc->numtriggers : 0;
+		Relation	rel;
+		int			ntriggers;
 		Trigger    *triggers = NULL;
 		int			i;
+
+		if (!has_guard_trigger(lfirst_oid(lc), nspoid))
+			continue;
+		rel = table_open(lfirst_oid(lc), AccessShareLock);
+		ntriggers = rel->trigdesc ? rel->trigdesc->numtriggers : 0;
 
 		/* copied: a re-attach rebuilds the relcache entry */
 		if (ntriggers > 0)
@@ -620,8 +662,7 @@ ig_guard_retype(PG_FUNCTION_ARGS)
 			if (tg->tgisclone)
 				continue;
 			fname = get_func_name(tg->tgfoid);
-			if (fname == NULL ||
-				get_func_namespace(tg->tgfoid) != get_namespace_oid(IG_SCHEMA_NAME, true))
+			if (fname == NULL || get_func_namespace(tg->tgfoid) != nspoid)
 				continue;
 			if (strcmp(fname, "saturate_counter") == 0)
 				counter_check_retype(rel, tg, retypes);
