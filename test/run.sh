@@ -85,8 +85,10 @@ suite_tap() {
 
 # Shell suites under test/suites/: each prints "ok - ..." / "not ok - ...".
 suite_shell() {
-    local script=$1 dir out
-    start_cluster dir || { FAILED=$((FAILED + 1)); return; }
+    local script=$1 dir out conf=()
+    # "# conf: LINE" in the script's header: postgresql.conf lines it needs
+    mapfile -t conf < <(sed -n 's/^# conf: //p' "$script")
+    start_cluster dir "${conf[@]}" || { FAILED=$((FAILED + 1)); return; }
     cluster_env "$dir"
     log "suite $(basename "$script" .sh)"
     out=$(bash "$script" "$dir" 2>&1)
