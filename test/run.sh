@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 trap stop_clusters EXIT
 trap 'exit 130' INT TERM
 
-ensure_packages python3-django python3-psycopg2 python3-psycopg python3-sqlalchemy python3-pytest \
+ensure_packages python3-django python3-psycopg2 python3-psycopg python3-sqlalchemy python3-alembic python3-pytest \
     libipc-run-perl ||
     { echo "0 passed, 1 failed"; exit 1; }
 build_install || { echo "0 passed, 1 failed"; exit 1; }
