@@ -120,7 +120,7 @@ run_suite() {
         $((SECONDS - start)) >&3
     if [ $((FAILED - f0)) -gt 0 ]; then
         tail -c +$((offset + 1)) "$LOG" |
-            grep -E '^not ok|FAILED|failed|^#|^[-+][^-+]|^(ERROR|FATAL|PANIC):|poll_query_until' |
+            grep -E '^not ok|^#   (Failed test|at )|^# +(got|expected)|^#  +(got|expected):|timed out|^# (expecting|last actual)|^t/.*(Wstat|Failed)|Dubious|FAILED|\.\.\. failed|^[-+][^-+]|^(ERROR|FATAL|PANIC):' |
             head -n 60 | sed 's/^/    /' >&3
         echo "    (more in $LOG)" >&3
     fi

@@ -75,3 +75,9 @@ check "drops, unwritten events and stats drops are counters at 0" \
 check "preloaded, durable and the launcher running" \
     'has "^pg_integrity_guard_preloaded(\{[^}]*\})? 1$" && has "^pg_integrity_guard_durable_audit(\{[^}]*\})? 1$" &&
      has "^pg_integrity_guard_worker_running(\{[^}]*\})? 1$"'
+# Every metric the README's monitoring section and alert rules name exists.
+section=$(awk '/^## Monitoring/ { on = 1; next } on && /^## / { exit } on' "$TOP/README.md")
+named=$(grep -oE 'pg_integrity_guard_[a-z_]+' <<<"$section" | sort -u)
+missing=$(for m in $named; do has "^# TYPE $m " || echo "$m"; done)
+check "every metric the README names is exported ($(wc -w <<<"$named") names; missing: ${missing:-none})" \
+    '[ -n "$named" ] && [ -z "$missing" ]'
