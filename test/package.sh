@@ -14,8 +14,14 @@ work=$(mktemp -d /tmp/pg_integrity_guard_pkg.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 src="$work/pg-integrity-guard-$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$TOP/pg_integrity_guard.control")"
 mkdir "$src"
-# the files git knows (committed or not), without build products
-(cd "$TOP" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$src")
+# the files git knows (committed or not), without build products; a copy
+# of the tree without .git (test/matrix.sh's chroots) is taken as it is
+(cd "$TOP" && { git ls-files -co --exclude-standard -z 2>/dev/null ||
+    find . -type f ! -path './.git/*' ! -name '*.o' ! -name '*.so' ! -name '*.bc' -print0; } |
+    xargs -0 cp --parents -t "$src")
+# debian/control for the PostgreSQL versions this release supports (the
+# committed one is for Debian 12's 15; checkcontrol refuses a stale one)
+(cd "$src" && pg_buildext updatecontrol) >/dev/null 2>&1
 
 fail=0
 check() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fail=1; fi; }
