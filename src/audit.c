@@ -737,7 +737,6 @@ ig_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			flushing = false;
-			ig_unique_raised = false;
 			/* an attempt happened even if its transaction failed */
 			if (ig_queue_mode())
 				ig_audit_push_pending();

@@ -57,8 +57,13 @@ extern int64 ig_audit_drain(void);
 extern void ig_audit_push_if_durable(void);
 extern void ig_audit_drain_job(Oid dbid);
 
-/* guard_unique raised its own 23505: the error hook must not count it again */
-extern bool ig_unique_raised;
+/*
+ * guard_unique raises its own 23505 in this function (unique.c): the error
+ * hook must not count that attempt again.
+ */
+#define IG_UNIQUE_RAISE_FUNC "ig_unique_raise"
+/* 23505 errors the hook recorded in this backend */
+extern uint64 ig_captured_unique_violations;
 
 /*
  * The durable pipeline (pipeline.c), active when the library is preloaded.
@@ -119,6 +124,7 @@ extern void ig_pipeline_report_flush(Oid dbid, bool has_extension,
 
 /* capture.c */
 extern void ig_capture_init(void);
+extern bool ig_capture_covers(int sqlerrcode);
 
 /*
  * Trigger arguments, split once into columns and options.  An argument of
@@ -196,6 +202,8 @@ extern List *ig_counter_guarded_columns(IgArgs *args);
 extern List *ig_range_guarded_columns(IgArgs *args);
 extern void ig_rewrite_init(void);
 extern void *ig_unique_parse(IgArgs *args);
+extern void ig_unique_init(void);
+extern bool ig_unique_passed(const char *schema_name, const char *table_name);
 
 /* Bumped when a transaction or subtransaction aborts (guard_cache.c). */
 extern uint64 ig_abort_generation;
