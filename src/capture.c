@@ -108,6 +108,9 @@ ig_capture_check(char **newval, void **extra, GucSource source)
 		list_free(tokens);
 		return false;
 	}
+	/* event types are copied into hash keys over their full length */
+	memset(list, 0, offsetof(IgCaptureList, items) +
+		   sizeof(IgCaptureItem) * Max(list_length(tokens), 1));
 
 	foreach(lc, tokens)
 	{
@@ -255,6 +258,7 @@ static void
 ig_capture(ErrorData *edata, const IgCaptureItem *item)
 {
 	IgEventKey	key;
+	char		detail[IG_DETAIL_LEN];
 	size_t		pos = 0;
 	bool		has_table = edata->table_name != NULL;
 	TimestampTz now = GetCurrentTimestamp();
@@ -263,7 +267,7 @@ ig_capture(ErrorData *edata, const IgCaptureItem *item)
 	key.dbid = MyDatabaseId;
 	key.relid = InvalidOid;		/* no catalog access here */
 	key.roleid = GetUserId();
-	memcpy(key.event_type, item->event_type, IG_TYPE_LEN);
+	ig_copy_bounded(key.event_type, IG_TYPE_LEN, item->event_type);
 	if (has_table)
 	{
 		ig_copy_bounded(key.schema_name, NAMEDATALEN, edata->schema_name);
@@ -274,32 +278,37 @@ ig_capture(ErrorData *edata, const IgCaptureItem *item)
 					edata->column_name);
 	ig_copy_bounded(key.application_name, NAMEDATALEN, application_name);
 
-	key.detail[pos++] = '{';
-	json_member(key.detail, IG_DETAIL_LEN, &pos, "sqlstate",
+	memset(detail, 0, sizeof(detail));
+	detail[pos++] = '{';
+	json_member(detail, IG_DETAIL_LEN, &pos, "sqlstate",
 				unpack_sql_state(edata->sqlerrcode), 5);
-	json_member(key.detail, IG_DETAIL_LEN, &pos, "message",
+	json_member(detail, IG_DETAIL_LEN, &pos, "message",
 				edata->message, 200);
 	if (has_table)
 	{
 		/* the server's DETAIL carries the key values */
 		if (ig_log_key_values)
-			json_member(key.detail, IG_DETAIL_LEN, &pos, "detail",
+			json_member(detail, IG_DETAIL_LEN, &pos, "detail",
 						edata->detail, 400);
 	}
 	else
-		json_member(key.detail, IG_DETAIL_LEN, &pos, "statement",
+		json_member(detail, IG_DETAIL_LEN, &pos, "statement",
 					debug_query_string, 256);
-	key.detail[pos++] = '}';
-	key.detail[pos] = '\0';
+	detail[pos++] = '}';
+	detail[pos] = '\0';
 
-	ig_pipeline_push(&key, 1, now, now);
+	ig_pipeline_push(&key, detail, 1, now, now);
 }
 
 static void
 ig_emit_log_hook(ErrorData *edata)
 {
 	static bool in_hook = false;
+	bool		guard_raised = ig_unique_raised;
 
+	/* the flag describes this error only */
+	if (edata->elevel >= ERROR)
+		ig_unique_raised = false;
 	if (!in_hook && edata->elevel == ERROR && edata->output_to_client &&
 		MyBackendType == B_BACKEND && capture_list != NULL &&
 		capture_list->n > 0 && !ig_pipeline_busy())
@@ -310,10 +319,8 @@ ig_emit_log_hook(ErrorData *edata)
 		if (item != NULL)
 		{
 			/* guard_unique queued this attempt already */
-			if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION &&
-				ig_unique_raised && ig_durable_audit)
-				ig_unique_raised = false;
-			else
+			if (!(edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION &&
+				  guard_raised && ig_durable_audit))
 				ig_capture(edata, item);
 		}
 		in_hook = false;
