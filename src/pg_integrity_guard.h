@@ -117,6 +117,9 @@ extern void ig_queue_restore(IgQueueEntry *entries, int n);
 extern void ig_pipeline_report_flush(Oid dbid, bool has_extension,
 									 int64 written);
 
+/* children.c */
+extern void ig_children_init(void);
+
 /* capture.c */
 extern void ig_capture_init(void);
 
