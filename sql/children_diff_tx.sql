@@ -40,7 +40,8 @@ BEGIN
 END $$;
 
 -- Runs a case on one twin as one transaction would: every statement, a
--- statement prefixed 'undo:' inside a savepoint rolled back after it, and
+-- statement prefixed 'undo:' inside a savepoint rolled back after it, one
+-- prefixed 'keep:' inside a savepoint released after it, and
 -- the deferred checks at the end (what COMMIT runs).  Returns the SQLSTATE
 -- of the first failure, which rolls the whole case back, or 'ok'.
 CREATE FUNCTION dt_run(s text, stmts text[]) RETURNS text LANGUAGE plpgsql AS $$
@@ -54,6 +55,13 @@ BEGIN
                     RAISE EXCEPTION USING ERRCODE = 'P0004';
                 EXCEPTION WHEN assert_failure THEN
                     NULL;
+                END;
+            ELSIF st LIKE 'keep:%' THEN
+                -- a block with a handler runs in a subtransaction, released
+                BEGIN
+                    EXECUTE replace(substr(st, 6), '@', quote_ident(s));
+                EXCEPTION WHEN no_data_found THEN
+                    RAISE;
                 END;
             ELSE
                 EXECUTE replace(st, '@', quote_ident(s));
@@ -104,10 +112,12 @@ INSERT INTO dt_cases VALUES
  (15, 'SET CONSTRAINTS naming the key', ARRAY['DELETE FROM @.p WHERE id = 12', 'SET CONSTRAINTS @.cd_fk IMMEDIATE', 'UPDATE @.cd SET pid = 13 WHERE pid IS NULL']),
  (16, 'SET CONSTRAINTS after a fix', ARRAY['DELETE FROM @.p WHERE id = 14', 'UPDATE @.cd SET pid = 15 WHERE pid = 14', 'SET CONSTRAINTS @.cd_fk IMMEDIATE']),
  (17, 'SET CONSTRAINTS ALL IMMEDIATE first', ARRAY['SET CONSTRAINTS ALL IMMEDIATE', 'DELETE FROM @.p WHERE id IN (16, 17)']),
- (18, 'everything deleted', ARRAY['DELETE FROM @.p']);
--- Not covered (README): a child inserted or re-pointed to a parent in the
--- same transaction before that parent's deferred delete; the server checks
--- that child's insert first and refuses it, guarded or not.
+ (18, 'everything deleted', ARRAY['DELETE FROM @.p']),
+ (19, 're-point in a savepoint released', ARRAY['DELETE FROM @.p WHERE id = 19', 'keep:UPDATE @.cd SET pid = 20 WHERE pid = 19']);
+-- Not covered (README): a child the transaction inserted or pointed at a
+-- parent it deletes, before or after the delete.  The server checks that
+-- write on its own: before the delete, it refuses it, guarded or not; after
+-- the delete, the guard has cleared the child first.
 
 CREATE TEMP TABLE dt_results (n int, what text, n_state text, u_state text, g_state text, g_as text, same boolean);
 DO $$

@@ -113,9 +113,8 @@ INSERT INTO nchild VALUES (1, 1);
 SELECT integrity_guard.guard_children('nparent');
 ALTER TABLE nchild ALTER COLUMN pid SET NOT NULL;
 DELETE FROM nparent WHERE id = 2;
-\set VERBOSITY verbose
 DELETE FROM nparent WHERE id = 1;
-\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
 -- the set-based placement says the same
 DELETE FROM nparent WHERE id IN (1, 3);
 SELECT (SELECT array_agg(id ORDER BY id) FROM nparent) AS parents,
