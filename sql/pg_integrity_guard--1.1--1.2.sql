@@ -3,6 +3,64 @@
 -- repair kit.  Each section below is headed by what it changes.
 \echo Use "ALTER EXTENSION pg_integrity_guard UPDATE TO '1.2'" to load this file. \quit
 
+-- == versions: volatility and parallel safety (issue 15) ==
+-- An IMMUTABLE function is one the planner may run anywhere, parallel
+-- workers included: _trigger_name() only formats its arguments.
+ALTER FUNCTION integrity_guard._trigger_name(text, text[]) PARALLEL SAFE;
+
+-- == newcomer: incidents without a table say what they are (issue 18) ==
+-- A captured error without a table (an int4 overflow inside an expression)
+-- is stored with no schema and table name.  summary() and the stats view
+-- label it: "(statement on T)" with the first table its recorded statement
+-- names, else "(none)"; summary() shows its SQLSTATE as the target.  The
+-- stored rows keep NULL names, so the visibility rule is unchanged.
+CREATE FUNCTION integrity_guard._statement_table(statement text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT (regexp_match($1,
+    '(?:\mupdate(?:\s+only)?|\minsert\s+into|\mdelete\s+from(?:\s+only)?|\mmerge\s+into|\mcopy|\mfrom(?:\s+only)?)\s+((?:"[^"]+"|[[:alpha:]_][[:alnum:]_$]*)(?:\s*\.\s*(?:"[^"]+"|[[:alpha:]_][[:alnum:]_$]*))?)',
+    'i'))[1]
+$$;
+
+CREATE FUNCTION integrity_guard._table_label(table_name name, statement text)
+RETURNS name
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce($1, ('(' || coalesce('statement on ' || integrity_guard._statement_table($2), 'none')
+                       || ')')::name)
+$$;
+
+CREATE OR REPLACE FUNCTION integrity_guard.summary(since timestamptz DEFAULT NULL)
+RETURNS TABLE (schema_name name, table_name name, event_type text, target text,
+               incidents bigint, occurrences bigint,
+               first_seen timestamptz, last_seen timestamptz)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT integrity_guard.flush();
+  SELECT a.schema_name, a.table_name, a.event_type, a.target,
+         count(*), sum(a.occurrences)::bigint, min(a.first_seen), max(a.last_seen)
+  FROM (SELECT b.schema_name,
+               integrity_guard._table_label(b.table_name, b.detail->>'statement') AS table_name,
+               b.event_type,
+               coalesce(b.target, 'SQLSTATE ' || (b.detail->>'sqlstate')) AS target,
+               b.occurrences, b.first_seen, b.last_seen
+        FROM integrity_guard.audit_log b
+        WHERE $1 IS NULL OR b.last_seen >= $1) a
+  GROUP BY a.schema_name, a.table_name, a.event_type, a.target
+  ORDER BY sum(a.occurrences) DESC, a.schema_name, a.table_name, a.event_type, a.target
+$$;
+
+CREATE OR REPLACE VIEW integrity_guard.stats AS
+SELECT s.schema_name::name AS schema_name,
+       integrity_guard._table_label(s.table_name::name, NULL) AS table_name,
+       s.event_type, s.target, s.occurrences, s.first_seen, s.last_seen,
+       s.stats_reset, d.datname AS database_name
+FROM integrity_guard._stats() s
+LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid;
 -- == children: deferred foreign keys, partitioned parents (issue 12) ==
 -- A parent referenced by an INITIALLY DEFERRED foreign key also gets the
 -- deferrable constraint trigger "IG_integrity_guard_children_deferred": it
