@@ -132,6 +132,9 @@ extern void ig_pipeline_report_flush(Oid dbid, bool has_extension,
 extern void ig_pipeline_report_failure(Oid dbid, const char *message);
 extern int64 ig_pipeline_flush_wait(void);
 
+/* children.c */
+extern void ig_children_init(void);
+
 /* capture.c */
 extern void ig_capture_init(void);
 extern bool ig_capture_covers(int sqlerrcode);
