@@ -8,31 +8,31 @@ ALTER DATABASE :"db" SET session_preload_libraries = 'pg_integrity_guard';
 \set SHOW_CONTEXT never
 SELECT setseed(0.4242);
 
-CREATE TABLE d_plain (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, s smallint,
+CREATE TABLE rwd_plain (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, s smallint,
                       b bigint, p tstzrange, lo timestamptz, hi timestamptz,
                       CHECK (n >= -1000000));
-CREATE TABLE d_parted (LIKE d_plain INCLUDING ALL) PARTITION BY RANGE (id);
-CREATE TABLE d_parted_1 PARTITION OF d_parted FOR VALUES FROM (MINVALUE) TO (50);
-CREATE TABLE d_parted_2 PARTITION OF d_parted FOR VALUES FROM (50) TO (MAXVALUE);
-CREATE TABLE g_plain (LIKE d_plain INCLUDING ALL);
-CREATE TABLE g_parted (LIKE d_plain INCLUDING ALL) PARTITION BY RANGE (id);
-CREATE TABLE g_parted_1 PARTITION OF g_parted FOR VALUES FROM (MINVALUE) TO (50);
-CREATE TABLE g_parted_2 PARTITION OF g_parted FOR VALUES FROM (50) TO (MAXVALUE);
+CREATE TABLE rwd_parted (LIKE rwd_plain INCLUDING ALL) PARTITION BY RANGE (id);
+CREATE TABLE rwd_parted_1 PARTITION OF rwd_parted FOR VALUES FROM (MINVALUE) TO (50);
+CREATE TABLE rwd_parted_2 PARTITION OF rwd_parted FOR VALUES FROM (50) TO (MAXVALUE);
+CREATE TABLE rwg_plain (LIKE rwd_plain INCLUDING ALL);
+CREATE TABLE rwg_parted (LIKE rwd_plain INCLUDING ALL) PARTITION BY RANGE (id);
+CREATE TABLE rwg_parted_1 PARTITION OF rwg_parted FOR VALUES FROM (MINVALUE) TO (50);
+CREATE TABLE rwg_parted_2 PARTITION OF rwg_parted FOR VALUES FROM (50) TO (MAXVALUE);
 SELECT integrity_guard.guard_counter(t, ARRAY['n', 's']),
        integrity_guard.guard_counter(t, ARRAY['b'], max_value => 9223372036854775807,
                                      min_value => -9223372036854775808),
        integrity_guard.guard_range(t, 'p'),
        integrity_guard.guard_range(t, 'lo', 'hi', 'swap')
-  FROM unnest(ARRAY['g_plain', 'g_parted']::regclass[]) t;
+  FROM unnest(ARRAY['rwg_plain', 'rwg_parted']::regclass[]) t;
 
 -- stmt uses %1$I for the table; run on the guarded table and its twin
-CREATE TABLE d_log (seq serial, stmt text, guarded text, unguarded text);
-CREATE FUNCTION d_both(stmt text) RETURNS void LANGUAGE plpgsql AS $$
+CREATE TABLE rwd_log (seq serial, stmt text, guarded text, unguarded text);
+CREATE FUNCTION rwd_both(stmt text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     outcome text[];
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['g_plain', 'd_plain', 'g_parted', 'd_parted'] LOOP
+    FOREACH t IN ARRAY ARRAY['rwg_plain', 'rwd_plain', 'rwg_parted', 'rwd_parted'] LOOP
         BEGIN
             EXECUTE format(stmt, t);
             outcome := outcome || 'ok'::text;
@@ -40,13 +40,13 @@ BEGIN
             outcome := outcome || SQLSTATE::text;
         END;
     END LOOP;
-    INSERT INTO d_log (stmt, guarded, unguarded) VALUES (stmt, outcome[1], outcome[2]);
-    INSERT INTO d_log (stmt, guarded, unguarded) VALUES (stmt, outcome[3], outcome[4]);
+    INSERT INTO rwd_log (stmt, guarded, unguarded) VALUES (stmt, outcome[1], outcome[2]);
+    INSERT INTO rwd_log (stmt, guarded, unguarded) VALUES (stmt, outcome[3], outcome[4]);
 END $$;
 
 -- random statements of every write path, values the server accepts except
 -- where a constraint refuses them (duplicate keys, the CHECK)
-CREATE FUNCTION d_random_statement() RETURNS text LANGUAGE plpgsql AS $$
+CREATE FUNCTION rwd_random_statement() RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     k int := (random() * 99)::int;
     v int := (random() * 2000000 - 1000000)::int;
@@ -81,30 +81,30 @@ BEGIN
     END;
 END $$;
 
-SELECT count(*) FROM (SELECT d_both(d_random_statement()) FROM generate_series(1, 300)) s;
+SELECT count(*) FROM (SELECT rwd_both(rwd_random_statement()) FROM generate_series(1, 300)) s;
 
 -- savepoints and COPY, the same on both
 BEGIN;
 SAVEPOINT a;
-SELECT d_both('UPDATE %1$I SET n = n + 1');
+SELECT rwd_both('UPDATE %1$I SET n = n + 1');
 ROLLBACK TO SAVEPOINT a;
-SELECT d_both('UPDATE %1$I SET s = 7 WHERE id < 30');
+SELECT rwd_both('UPDATE %1$I SET s = 7 WHERE id < 30');
 SAVEPOINT b;
-SELECT d_both('DELETE FROM %1$I WHERE id > 60');
+SELECT rwd_both('DELETE FROM %1$I WHERE id > 60');
 RELEASE SAVEPOINT b;
 COMMIT;
-COPY g_plain (id, n, s, b, p, lo, hi) FROM stdin;
+COPY rwg_plain (id, n, s, b, p, lo, hi) FROM stdin;
 200	5	6	7	["2026-01-01 00:00:00+00","2026-01-02 00:00:00+00")	2026-01-01 00:00+00	2026-01-03 00:00+00
 201	-5	-6	-7	\N	\N	2026-01-03 00:00+00
 \.
-COPY d_plain (id, n, s, b, p, lo, hi) FROM stdin;
+COPY rwd_plain (id, n, s, b, p, lo, hi) FROM stdin;
 200	5	6	7	["2026-01-01 00:00:00+00","2026-01-02 00:00:00+00")	2026-01-01 00:00+00	2026-01-03 00:00+00
 201	-5	-6	-7	\N	\N	2026-01-03 00:00+00
 \.
-COPY g_parted (id, n, s, b, p, lo, hi) FROM stdin;
+COPY rwg_parted (id, n, s, b, p, lo, hi) FROM stdin;
 200	5	6	7	["2026-01-01 00:00:00+00","2026-01-02 00:00:00+00")	2026-01-01 00:00+00	2026-01-03 00:00+00
 \.
-COPY d_parted (id, n, s, b, p, lo, hi) FROM stdin;
+COPY rwd_parted (id, n, s, b, p, lo, hi) FROM stdin;
 200	5	6	7	["2026-01-01 00:00:00+00","2026-01-02 00:00:00+00")	2026-01-01 00:00+00	2026-01-03 00:00+00
 \.
 
@@ -113,17 +113,17 @@ COPY d_parted (id, n, s, b, p, lo, hi) FROM stdin;
 SELECT count(*) AS statements, count(*) FILTER (WHERE guarded IS DISTINCT FROM unguarded) AS different,
        count(*) FILTER (WHERE unguarded = 'ok') > 300 AS mostly_accepted,
        count(*) FILTER (WHERE unguarded <> 'ok') > 0 AS some_refused
-  FROM d_log;
-SELECT stmt, guarded, unguarded FROM d_log WHERE guarded IS DISTINCT FROM unguarded LIMIT 5;
+  FROM rwd_log;
+SELECT stmt, guarded, unguarded FROM rwd_log WHERE guarded IS DISTINCT FROM unguarded LIMIT 5;
 -- the same rows
 SELECT count(*) AS rows,
-       (SELECT count(*) FROM (TABLE g_plain EXCEPT ALL TABLE d_plain) x) +
-       (SELECT count(*) FROM (TABLE d_plain EXCEPT ALL TABLE g_plain) x) AS plain_different,
-       (SELECT count(*) FROM (TABLE g_parted EXCEPT ALL TABLE d_parted) x) +
-       (SELECT count(*) FROM (TABLE d_parted EXCEPT ALL TABLE g_parted) x) AS parted_different
-  FROM g_plain;
+       (SELECT count(*) FROM (TABLE rwg_plain EXCEPT ALL TABLE rwd_plain) x) +
+       (SELECT count(*) FROM (TABLE rwd_plain EXCEPT ALL TABLE rwg_plain) x) AS plain_different,
+       (SELECT count(*) FROM (TABLE rwg_parted EXCEPT ALL TABLE rwd_parted) x) +
+       (SELECT count(*) FROM (TABLE rwd_parted EXCEPT ALL TABLE rwg_parted) x) AS parted_different
+  FROM rwg_plain;
 -- and the guard had nothing to do
 SELECT count(*) AS incidents FROM integrity_guard.audit_log
- WHERE table_name IN ('g_plain', 'g_parted', 'g_parted_1', 'g_parted_2');
+ WHERE table_name IN ('rwg_plain', 'rwg_parted', 'rwg_parted_1', 'rwg_parted_2');
 
 ALTER DATABASE :"db" RESET session_preload_libraries;

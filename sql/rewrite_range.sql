@@ -52,7 +52,7 @@ INSERT INTO custom15 VALUES (1, ts_span('2026-01-02', '2026-01-01'), day_span('2
 UPDATE custom15 SET s = coalesce(ts_span(upper(s), lower(s) - interval '1 day', '()'), s);
 SELECT id, s, d FROM custom15;
 SELECT target, detail FROM integrity_guard.audit_log
- WHERE table_name = 'custom15' ORDER BY id;
+ WHERE table_name = 'custom15' ORDER BY target, detail;
 -- a range type over another subtype is refused at attach
 CREATE TYPE num_span AS RANGE (subtype = numeric);
 CREATE TABLE custom15b (r num_span);

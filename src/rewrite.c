@@ -378,6 +378,7 @@ retype_sortgroup(SortGroupClause *sgc)
 static Node *widen(Node *node, RewriteContext *ctx);
 static bool query_column_widenable(Query *q, AttrNumber attno);
 static void widen_query_column(Query *q, AttrNumber attno, RewriteContext *ctx);
+static void retype_var(Var *var);
 
 /*
  * Can column attno of query q become the exact int8 value of its
@@ -420,18 +421,9 @@ widen_query_column(Query *q, AttrNumber attno, RewriteContext *ctx)
 
 	if (q->setOperations != NULL)
 	{
-		Var		   *var = (Var *) tle->expr;
-
 		widen_setop(q->setOperations, q, attno, ctx);
 		/* the set operation's output column is a Var of the leftmost leaf */
-		if (IsA(var, Var))
-		{
-			var->vartype = INT8OID;
-			var->vartypmod = -1;
-			var->varcollid = InvalidOid;
-		}
-		else
-			tle->expr = (Expr *) as_int8((Node *) tle->expr);
+		retype_var(castNode(Var, tle->expr));
 	}
 	else
 	{
