@@ -1030,7 +1030,6 @@ guard_unique(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tuple);
 	st = statement_state(fcinfo, td, cfg);
 	probe = st->probe;
-	ResetPerTupleExprContext(st->estate);
 
 	/* the row let through before this one: accepted, or rejected? */
 	if (probe->pending)
@@ -1074,6 +1073,7 @@ guard_unique(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tuple);
 	}
 
+	ResetPerTupleExprContext(st->estate);
 	ExecStoreHeapTuple(tuple, st->newslot, false);
 	row = indexed_row(st, st->newslot);
 	if (is_update)
