@@ -78,6 +78,7 @@ _PG_init(void)
 	ig_audit_init();
 	ig_rewrite_init();
 	ig_unique_init();
+	ig_children_init();
 }
 
 /*
