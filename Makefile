@@ -18,7 +18,8 @@ OBJS = \
 	src/saturate.o \
 	src/rewrite.o \
 	src/pipeline.o \
-	src/capture.o
+	src/capture.o \
+	src/repair.o
 
 DATA = sql/pg_integrity_guard--1.0.sql sql/pg_integrity_guard--1.0--1.1.sql \
 	sql/pg_integrity_guard--1.1--1.2.sql
