@@ -510,11 +510,15 @@ BEGIN
         m := regexp_match(spec, '^((?:[^"(]|"[^"]*")+)\(([^)]*)\)\s*(?:=\s*\(([^)]*)\))?\s*$');
         CONTINUE WHEN m IS NULL;
         names := parse_ident(btrim(m[1]));
+        BEGIN
         child := CASE WHEN cardinality(names) = 1
                       THEN to_regclass(format('%I.%I', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n
                                                           ON n.oid = c.relnamespace WHERE c.oid = parent),
                                               names[1]))
                       ELSE to_regclass(format('%I.%I', names[1], names[2])) END;
+        EXCEPTION WHEN insufficient_privilege THEN
+            child := NULL;      -- in a schema the caller cannot use
+        END;
         CONTINUE WHEN child IS NULL;
         SELECT array_agg((parse_ident(btrim(x)))[1] ORDER BY o) INTO ccols
           FROM unnest(regexp_split_to_array(m[2], ',(?=(?:[^"]*"[^"]*")*[^"]*$)')) WITH ORDINALITY AS u(x, o);
@@ -833,6 +837,18 @@ BEGIN
 END
 $$;
 
+-- What the caller can read: the table (or a column) and its schema.
+CREATE FUNCTION integrity_guard._repair_readable(rel regclass, col smallint DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT has_schema_privilege(c.relnamespace, 'USAGE')
+         AND CASE WHEN $2 IS NULL THEN has_table_privilege(c.oid, 'SELECT')
+                  ELSE has_column_privilege(c.oid, $2, 'SELECT') END
+  FROM pg_class c WHERE c.oid = $1
+$$;
+
 CREATE FUNCTION integrity_guard.check(exact boolean DEFAULT false)
 RETURNS TABLE (check_name text, rel regclass, target text, status text, value numeric, detail text)
 LANGUAGE plpgsql VOLATILE
@@ -857,7 +873,7 @@ BEGIN
                                      'integrity_guard'::regnamespace)
           AND a.attnum > 0 AND NOT a.attisdropped
           AND a.atttypid IN ('int2'::regtype, 'int4'::regtype)
-          AND has_column_privilege(a.attrelid, a.attnum, 'SELECT')
+          AND integrity_guard._repair_readable(a.attrelid, a.attnum)
           AND (EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary
                                                   AND a.attnum = ANY (i.indkey::int2[]))
                OR a.attidentity <> ''
@@ -902,6 +918,7 @@ BEGIN
         LEFT JOIN pg_sequences ps ON ps.schemaname = (SELECT nspname FROM pg_namespace WHERE oid = sc.relnamespace)
                                  AND ps.sequencename = sc.relname
         WHERE sc.relnamespace <> 'integrity_guard'::regnamespace
+          AND has_schema_privilege(sc.relnamespace, 'USAGE')
           AND (has_sequence_privilege(s.seqrelid, 'SELECT') OR has_sequence_privilege(s.seqrelid, 'USAGE'))
           AND (s.seqtypid IN ('int2'::regtype, 'int4'::regtype)
                OR a.atttypid IN ('int2'::regtype, 'int4'::regtype))
@@ -932,11 +949,12 @@ BEGIN
         WHERE con.contype = 'f' AND NOT con.convalidated AND con.conparentid = 0
         UNION ALL
         SELECT r.child, g.table_name, r.child_columns, r.parent_columns, 'reference registered with guard_children'
-        FROM (SELECT DISTINCT table_name FROM integrity_guard.guards WHERE kind = 'children') g
+        FROM (SELECT DISTINCT table_name FROM integrity_guard.guards
+              WHERE kind = 'children' AND integrity_guard._repair_readable(table_name)) g
         CROSS JOIN LATERAL integrity_guard._repair_registered(g.table_name) r
         ORDER BY 1, 3
     LOOP
-        CONTINUE WHEN NOT (has_table_privilege(c.child, 'SELECT') AND has_table_privilege(c.parent, 'SELECT'));
+        CONTINUE WHEN NOT (integrity_guard._repair_readable(c.child) AND integrity_guard._repair_readable(c.parent));
         EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s c WHERE %s %s) s',
                        integrity_guard._repair_qualified(c.child),
                        integrity_guard._repair_orphan_qual(c.cc, c.parent, c.pc),
@@ -960,7 +978,7 @@ BEGIN
         WHERE g.kind = 'range' AND cardinality(g.columns) = 2
         ORDER BY 1, 2
     LOOP
-        CONTINUE WHEN NOT has_table_privilege(c.r, 'SELECT');
+        CONTINUE WHEN NOT integrity_guard._repair_readable(c.r);
         BEGIN
             EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s t WHERE t.%I > t.%I %s) s',
                            integrity_guard._repair_qualified(c.r), c.lo, c.hi,
@@ -990,7 +1008,7 @@ BEGIN
           AND p.prorettype = 'pg_catalog.trigger'::regtype AND t.tgparentid = 0
         ORDER BY 1, 2
     LOOP
-        CONTINUE WHEN NOT has_table_privilege(c.r, 'SELECT');
+        CONTINUE WHEN NOT integrity_guard._repair_readable(c.r);
         check_name := 'guards';
         rel := c.r;
         target := c.tgname;

@@ -2,8 +2,18 @@
 -- (conference_id, app_id), sessions through a deferred FK, a one-to-one
 -- summary, a many-to-many participant link table, and an undeclared
 -- reference registered with guard_children.
-CREATE EXTENSION IF NOT EXISTS pg_integrity_guard;
+\set SHOW_CONTEXT never
 SET client_min_messages = notice;
+SELECT integrity_guard.purge('0') >= 0 AS emptied;
+CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE st text; msg text; hint text;
+BEGIN
+    EXECUTE stmt;
+    RETURN 'ok';
+EXCEPTION WHEN others THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+    RETURN st || ': ' || msg || coalesce(E'\nHINT: ' || nullif(hint, ''), '');
+END $$;
 CREATE TABLE conf (id serial PRIMARY KEY, conference_id text NOT NULL, app_id int NOT NULL,
                    created_at timestamptz NOT NULL);
 CREATE TABLE conf_session (id serial PRIMARY KEY,
@@ -31,18 +41,18 @@ SELECT child, child_columns, parent_columns, declared
 FROM integrity_guard._repair_references('conf');
 
 -- bad inputs
-CALL integrity_guard.merge_duplicates('conf', '{conference_id,nope}');
-CALL integrity_guard.merge_duplicates('conf', '{}');
-CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', keep_order => 'created_at DESC; DROP TABLE conf');
-CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', keep_order => 'created_at sideways');
-CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', keep_order => 'Created_At DESC, "Created_At"');
-CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', keep_order => '');
-CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', batch_groups => 0);
-CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', on_child_conflict => 'ignore');
+SELECT pg_temp.err($$CALL integrity_guard.merge_duplicates('conf', '{conference_id,nope}')$$);
+SELECT pg_temp.err($$CALL integrity_guard.merge_duplicates('conf', '{}')$$);
+SELECT pg_temp.err($$CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', keep_order => 'created_at DESC; DROP TABLE conf')$$);
+SELECT pg_temp.err($$CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', keep_order => 'created_at sideways')$$);
+SELECT pg_temp.err($$CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', keep_order => 'Created_At DESC, "Created_At"')$$);
+SELECT pg_temp.err($$CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', keep_order => '')$$);
+SELECT pg_temp.err($$CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', batch_groups => 0)$$);
+SELECT pg_temp.err($$CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', on_child_conflict => 'ignore')$$);
 CREATE TABLE nopk (a int, b int);
-SELECT * FROM integrity_guard.duplicates('nopk', '{a}');
-CALL integrity_guard.merge_duplicates('nopk', '{a}');
-CALL integrity_guard.merge_duplicates('conf_session_pkey', '{id}');
+SELECT pg_temp.err($$SELECT * FROM integrity_guard.duplicates('nopk', '{a}')$$);
+SELECT pg_temp.err($$CALL integrity_guard.merge_duplicates('nopk', '{a}')$$);
+SELECT pg_temp.err($$CALL integrity_guard.merge_duplicates('conf_session_pkey', '{id}')$$);
 
 -- on_child_conflict => 'error' stops before the colliding batch changes anything
 BEGIN;
@@ -55,12 +65,10 @@ SELECT (SELECT count(*) FROM conf_session) AS sessions, (SELECT count(*) FROM co
        (SELECT count(*) FROM conf_link) AS links, (SELECT count(*) FROM conf_note) AS notes,
        (SELECT count(*) FROM conf_note_line) AS lines;
 
--- keep the oldest conference of each group; one group per batch (inside a
--- transaction block: one batch, said so)
-BEGIN;
+-- keep the oldest conference of each group; one group per batch, each
+-- committed (the CALL is outside a transaction block)
 CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', keep_order => 'created_at, id',
                                       batch_groups => 1);
-COMMIT;
 SELECT id, conference_id, app_id FROM conf ORDER BY id;
 SELECT conference_id, count(*) FROM conf_session GROUP BY 1 ORDER BY 1;
 SELECT conference_id, txt FROM conf_summary ORDER BY 1;
@@ -73,9 +81,9 @@ SELECT a.event_type, a.target, a.occurrences,
 FROM integrity_guard.audit_log a WHERE a.event_type = 'duplicates_merged';
 SELECT c.sessions - (SELECT count(*) FROM conf_session) AS sessions_lost,
        c.summaries - (SELECT count(*) FROM conf_summary)
-         - coalesce((a.detail #>> '{child_conflicts_deleted,conf_summary}')::int, 0) AS summaries_unrecorded,
+         - coalesce((a.detail #>> '{child_conflicts_deleted,public.conf_summary}')::int, 0) AS summaries_unrecorded,
        c.links - (SELECT count(*) FROM conf_link)
-         - coalesce((a.detail #>> '{child_conflicts_deleted,conf_link}')::int, 0) AS links_unrecorded,
+         - coalesce((a.detail #>> '{child_conflicts_deleted,public.conf_link}')::int, 0) AS links_unrecorded,
        c.notes - (SELECT count(*) FROM conf_note) AS notes_lost,
        c.lines - (SELECT count(*) FROM conf_note_line) AS lines_lost
 FROM counts c, integrity_guard.audit_log a WHERE a.event_type = 'duplicates_merged';
@@ -85,4 +93,4 @@ SELECT * FROM integrity_guard.duplicates('conf', '{conference_id,app_id}');
 CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}');
 SELECT count(*) FROM integrity_guard.audit_log a WHERE a.event_type = 'duplicates_merged';
 DROP TABLE conf_note_line, conf_note, conf_link, conf_participant, conf_summary, conf_session, conf, nopk, counts;
-DELETE FROM integrity_guard.audit_log;
+SELECT integrity_guard.purge('0') >= 0 AS emptied;

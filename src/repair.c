@@ -84,8 +84,9 @@ ig_repair_record(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_UPDATE) != ACLCHECK_OK &&
-		pg_class_aclcheck(relid, GetUserId(), ACL_DELETE) != ACLCHECK_OK)
+	if (pg_attribute_aclcheck_all(relid, GetUserId(), ACL_UPDATE,
+								  ACLMASK_ANY) != ACLCHECK_OK &&
+		pg_class_aclcheck(relid, GetUserId(), ACL_UPDATE | ACL_DELETE) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to record a repair of table \"%s\"",
