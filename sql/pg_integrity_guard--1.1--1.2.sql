@@ -285,7 +285,7 @@ BEGIN
     END IF;
 
     -- The work list: the orphans' keys, read without locking anything.
-    key := coalesce(integrity_guard._repair_pkey(child), ARRAY['ctid']);
+    key := coalesce(integrity_guard._repair_pkey(child), ARRAY['tableoid', 'ctid']);
     PERFORM integrity_guard._repair_end();
     EXECUTE format('CREATE TEMP TABLE ig_repair_work AS SELECT row_number() OVER () AS "ig#n", %s FROM %s c WHERE %s',
                    (SELECT string_agg(format('c.%I AS "ig#k%s"', k, o), ', ')
@@ -318,7 +318,7 @@ BEGIN
     IF st.next >= st.total THEN
         RETURN true;
     END IF;
-    key := coalesce(integrity_guard._repair_pkey(child), ARRAY['ctid']);
+    key := coalesce(integrity_guard._repair_pkey(child), ARRAY['tableoid', 'ctid']);
     joinq := format('w."ig#n" > %s AND w."ig#n" <= %s AND %s AND %s',
                     st.next, st.next + st.batch,
                     (SELECT string_agg(format('c.%I = w."ig#k%s"', k, o), ' AND ')
@@ -639,6 +639,7 @@ DECLARE
     deleted bigint;
     conflicts_now jsonb;
     victims tid[];
+    victim_tables oid[];
 BEGIN
     SELECT * INTO STRICT st FROM pg_temp.ig_repair_state;
     IF st.next >= st.total THEN
@@ -679,16 +680,16 @@ BEGIN
         LOOP
             EXECUTE format(
                 'WITH moving AS ('
-                '  SELECT c.ctid AS tid, l."ig#rn" AS prio, %1$s'
+                '  SELECT c.tableoid AS toid, c.ctid AS tid, l."ig#rn" AS prio, %1$s'
                 '  FROM %2$s c, pg_temp.ig_repair_work l, pg_temp.ig_repair_work k WHERE %3$s),'
                 ' ranked AS ('
-                '  SELECT m.tid, pg_catalog.row_number() OVER (PARTITION BY %4$s ORDER BY m.prio, m.tid) AS dup,'
+                '  SELECT m.toid, m.tid, pg_catalog.row_number() OVER (PARTITION BY %4$s ORDER BY m.prio, m.toid, m.tid) AS dup,'
                 '         EXISTS (SELECT 1 FROM %2$s o WHERE %5$s'
                 '                 AND NOT EXISTS (SELECT 1 FROM pg_temp.ig_repair_work l2'
                 '                                 WHERE l2."ig#g" > %7$s AND l2."ig#g" <= %8$s'
                 '                                   AND l2."ig#rn" > 1 AND %6$s)) AS taken'
                 '  FROM moving m WHERE %9$s)'
-                ' SELECT pg_catalog.array_agg(tid) FROM ranked WHERE dup > 1 OR taken',
+                ' SELECT pg_catalog.array_agg(toid), pg_catalog.array_agg(tid) FROM ranked WHERE dup > 1 OR taken',
                 -- 1: the unique columns' values after re-pointing
                 (SELECT string_agg(format('%s AS "ig#u%s"',
                                           CASE WHEN p.pc IS NULL THEN format('c.%I', uc)
@@ -704,7 +705,7 @@ BEGIN
                    FROM unnest(r.child_columns, r.parent_columns) AS x(cc, pc)),
                 st.next, st.next + st.batch,
                 (SELECT string_agg(format('m."ig#u%s" IS NOT NULL', o), ' AND ') FROM generate_subscripts(u.cols, 1) o))
-            INTO victims;
+            INTO victim_tables, victims;
             n := coalesce(cardinality(victims), 0);
             IF n > 0 AND on_child_conflict = 'error' THEN
                 RAISE EXCEPTION 'merging duplicates of % would make % rows of % collide in unique index %',
@@ -713,9 +714,11 @@ BEGIN
                             DETAIL = 'Rows of the duplicates to delete and of the row kept (or of two duplicates) would then share a key.',
                             HINT = 'Pass on_child_conflict => ''delete'' to delete the losing side''s rows and record them, or resolve them first.  Batches committed before this one stay merged.';
             ELSIF n > 0 THEN
-                EXECUTE format('DELETE FROM %s WHERE ctid = ANY ($1)',
+                -- a ctid names a row within one partition
+                EXECUTE format('DELETE FROM %s c WHERE c.ctid = ANY ($2)'
+                               ' AND (c.tableoid, c.ctid) IN (SELECT * FROM unnest($1, $2))',
                                integrity_guard._repair_qualified(r.child))
-                USING victims;
+                USING victim_tables, victims;
                 GET DIAGNOSTICS n = ROW_COUNT;
                 conflicts_now := jsonb_set(conflicts_now, ARRAY[r.child::text],
                                            to_jsonb(coalesce((conflicts_now->>r.child::text)::bigint, 0) + n));

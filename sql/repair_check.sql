@@ -2,6 +2,8 @@
 -- health, audit; cheap by default, exact on request; the caller's view
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_integrity_guard;
+SET client_min_messages = warning;
 CREATE SCHEMA chk;
 CREATE TABLE chk.hits (id serial PRIMARY KEY, n int, m smallint, small_pk_free smallint,
                        lo timestamptz, hi timestamptz);
@@ -48,7 +50,7 @@ ALTER TABLE chk.hits RENAME lo TO low;
 INSERT INTO chk.ch2 VALUES (2, 9);
 SELECT * FROM pg_temp.mine() WHERE check_name IN ('guards', 'orphans', 'inverted_ranges');
 -- the audit row is there (its content depends on preloading)
-SELECT count(*) FROM integrity_guard.check() WHERE check_name = 'audit' AND status = 'ok';
+SELECT bool_and(status = 'ok') AS fine FROM integrity_guard.check() WHERE check_name = 'audit';
 
 -- privileges: a role sees only what it can read
 CREATE ROLE chk_reader;

@@ -3,6 +3,8 @@
 -- summary, a many-to-many participant link table, and an undeclared
 -- reference registered with guard_children.
 \set SHOW_CONTEXT never
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_integrity_guard;
 SET client_min_messages = notice;
 SELECT integrity_guard.purge('0') >= 0 AS emptied;
 CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
@@ -24,6 +26,11 @@ CREATE TABLE conf_link (conference_id int REFERENCES conf, participant_id int RE
                         PRIMARY KEY (conference_id, participant_id));
 CREATE TABLE conf_note (id serial PRIMARY KEY, conf int);   -- no foreign key
 CREATE TABLE conf_note_line (id serial PRIMARY KEY, note_id int REFERENCES conf_note);  -- grandchild
+-- a partitioned child: a ctid names a row only within its partition
+CREATE TABLE conf_tag (conference_id int REFERENCES conf, tag text, PRIMARY KEY (conference_id, tag))
+  PARTITION BY LIST (tag);
+CREATE TABLE conf_tag_x PARTITION OF conf_tag FOR VALUES IN ('x');
+CREATE TABLE conf_tag_y PARTITION OF conf_tag FOR VALUES IN ('y');
 SELECT integrity_guard.guard_children('conf', ARRAY['conf_note(conf)']);
 INSERT INTO conf (conference_id, app_id, created_at) VALUES
   ('a', 1, '2024-01-03'), ('a', 1, '2024-01-01'), ('a', 1, '2024-01-02'),
@@ -35,6 +42,7 @@ INSERT INTO conf_summary (conference_id, txt) VALUES (2, 's2'), (3, 's3'), (7, '
 INSERT INTO conf_link VALUES (1, 1), (2, 1), (2, 2), (3, 3), (6, 1), (7, 1), (7, 2);
 INSERT INTO conf_note (conf) VALUES (2), (7), (4);
 INSERT INTO conf_note_line (note_id) VALUES (1), (2), (3);
+INSERT INTO conf_tag VALUES (3, 'x'), (2, 'x'), (1, 'y');
 
 SELECT * FROM integrity_guard.duplicates('conf', '{conference_id,app_id}');
 SELECT child, child_columns, parent_columns, declared
@@ -63,7 +71,7 @@ SELECT count(*) FROM conf;
 CREATE TABLE counts AS
 SELECT (SELECT count(*) FROM conf_session) AS sessions, (SELECT count(*) FROM conf_summary) AS summaries,
        (SELECT count(*) FROM conf_link) AS links, (SELECT count(*) FROM conf_note) AS notes,
-       (SELECT count(*) FROM conf_note_line) AS lines;
+       (SELECT count(*) FROM conf_note_line) AS lines, (SELECT count(*) FROM conf_tag) AS tags;
 
 -- keep the oldest conference of each group; one group per batch, each
 -- committed (the CALL is outside a transaction block)
@@ -75,6 +83,7 @@ SELECT conference_id, txt FROM conf_summary ORDER BY 1;
 SELECT * FROM conf_link ORDER BY 1, 2;
 SELECT id, conf FROM conf_note ORDER BY 1;
 SELECT id, note_id FROM conf_note_line ORDER BY 1;
+SELECT tableoid::regclass, * FROM conf_tag ORDER BY 1, 2;
 -- nothing lost but the recorded collisions
 SELECT a.event_type, a.target, a.occurrences,
        a.detail - 'keep_order' AS detail
@@ -85,6 +94,8 @@ SELECT c.sessions - (SELECT count(*) FROM conf_session) AS sessions_lost,
        c.links - (SELECT count(*) FROM conf_link)
          - coalesce((a.detail #>> '{child_conflicts_deleted,public.conf_link}')::int, 0) AS links_unrecorded,
        c.notes - (SELECT count(*) FROM conf_note) AS notes_lost,
+       c.tags - (SELECT count(*) FROM conf_tag)
+         - coalesce((a.detail #>> '{child_conflicts_deleted,public.conf_tag}')::int, 0) AS tags_unrecorded,
        c.lines - (SELECT count(*) FROM conf_note_line) AS lines_lost
 FROM counts c, integrity_guard.audit_log a WHERE a.event_type = 'duplicates_merged';
 CREATE UNIQUE INDEX conf_key ON conf (conference_id, app_id);
@@ -92,5 +103,5 @@ SELECT * FROM integrity_guard.duplicates('conf', '{conference_id,app_id}');
 -- nothing to do: no incident
 CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}');
 SELECT count(*) FROM integrity_guard.audit_log a WHERE a.event_type = 'duplicates_merged';
-DROP TABLE conf_note_line, conf_note, conf_link, conf_participant, conf_summary, conf_session, conf, nopk, counts;
+DROP TABLE conf_tag, conf_note_line, conf_note, conf_link, conf_participant, conf_summary, conf_session, conf, nopk, counts;
 SELECT integrity_guard.purge('0') >= 0 AS emptied;

@@ -1,6 +1,8 @@
 -- orphans() and fix_orphans(): declared, NOT VALID, disabled and undeclared
 -- references, bad inputs, batches, audit, privileges
 \set SHOW_CONTEXT never
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_integrity_guard;
 SET client_min_messages = notice;
 SELECT integrity_guard.purge('0') >= 0 AS emptied;
 -- SQLSTATE, message and hint of a failing statement
