@@ -27,7 +27,7 @@ $node->safe_psql('postgres', q{
     CREATE INDEX ON child (parent_id);
     -- one child in four is an orphan (undeclared reference)
     INSERT INTO child SELECT g, CASE WHEN g % 4 = 0 THEN 5000 + g ELSE g % 1000 + 1 END
-    FROM generate_series(1, 40000) g;
+    FROM generate_series(1, 120000) g;
     SELECT integrity_guard.guard_children('parent', ARRAY['child(parent_id)']);
 
     -- seed 004: group g has conferences g (kept) and g + 2000
@@ -82,20 +82,20 @@ sub with_writers {
 }
 
 # -- fix_orphans, batched: writers touch random children, orphans included
-my $orphan_writer = "\\set id random(1, 40000)\nUPDATE child SET hits = hits + 1 WHERE id = :id;\n";
+my $orphan_writer = "\\set id random(1, 120000)\nUPDATE child SET hits = hits + 1 WHERE id = :id;\n";
 my ($took, $longest, $n, $perr) = with_writers($orphan_writer, 8,
     q{CALL integrity_guard.fix_orphans('child', '{parent_id}', 'parent', batch_rows => 500)});
-like($perr, qr/batch 20: 10000 rows done, 0 left/, 'fix_orphans ran 20 batches');
+like($perr, qr/batch 60: 30000 rows done, 0 left/, 'fix_orphans ran 60 batches');
 ok($n > 0, 'writers made progress');
 cmp_ok($longest, '<', $took / 2,
     'no writer waited longer than a batch (far less than the whole call)');
 is($node->safe_psql('postgres', q{
     SELECT count(*) FROM integrity_guard.orphans('child', '{parent_id}', 'parent')}), '0',
     'no orphan left');
-is($node->safe_psql('postgres', 'SELECT count(*), sum(hits) > 0 FROM child'), '40000|t',
+is($node->safe_psql('postgres', 'SELECT count(*), sum(hits) > 0 FROM child'), '120000|t',
     'no child row lost, the writers\' updates kept');
 ok($node->poll_query_until('postgres', q{
-    SELECT occurrences = 10000 FROM integrity_guard.audit_log WHERE event_type = 'orphans_fixed'}),
+    SELECT occurrences = 30000 FROM integrity_guard.audit_log WHERE event_type = 'orphans_fixed'}),
     'one orphans_fixed incident with the count, through the durable pipeline');
 
 # -- the control: one batch inside a transaction block holds the writers
