@@ -259,6 +259,7 @@ CREATE FUNCTION integrity_guard._fix_orphans_start(child regclass, child_columns
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET jit = off                   -- batch statements: compiling costs more than they run
 AS $$
 DECLARE
     key text[];
@@ -306,6 +307,7 @@ CREATE FUNCTION integrity_guard._fix_orphans_step(child regclass, child_columns 
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET jit = off                   -- batch statements: compiling costs more than they run
 AS $$
 DECLARE
     st record;
@@ -567,6 +569,7 @@ CREATE FUNCTION integrity_guard._merge_start(rel regclass, columns text[], keep_
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET jit = off                   -- batch statements: compiling costs more than they run
 AS $$
 DECLARE
     pk text[];
@@ -625,6 +628,7 @@ CREATE FUNCTION integrity_guard._merge_step(rel regclass, columns text[], on_chi
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET jit = off                   -- batch statements: compiling costs more than they run
 AS $$
 DECLARE
     st record;
