@@ -877,7 +877,12 @@ BEGIN
     -- guarded counters
     FOR c IN
         SELECT a.attrelid::regclass AS r, a.attname, a.atttypid,
-               CASE a.atttypid WHEN 'int2'::regtype THEN 32767 ELSE 2147483647 END AS type_max
+               -- a guarded counter's own upper bound ('col:min:max') when lower
+               least(CASE a.atttypid WHEN 'int2'::regtype THEN 32767 ELSE 2147483647 END,
+                     (SELECT min(nullif(split_part(spec, ':', 3), '')::numeric)
+                      FROM integrity_guard.guards g, unnest(g.columns) spec
+                      WHERE g.table_name = a.attrelid AND g.kind = 'counter' AND spec ~ ':.*:'
+                        AND regexp_replace(spec, ':[^:]*:[^:]*$', '') = a.attname)) AS type_max
         FROM pg_attribute a
         JOIN pg_class t ON t.oid = a.attrelid
         WHERE t.relkind IN ('r', 'p') AND NOT t.relispartition

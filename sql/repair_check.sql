@@ -12,6 +12,10 @@ INSERT INTO chk.hits (n, m, lo, hi) VALUES
   (2000000000, 30000, '2024-01-05', '2024-01-01'), (1, 1, '2024-01-01', '2024-01-02'),
   (1610612736, 2, '2024-01-03', '2024-01-01');
 SELECT integrity_guard.guard_range('chk.hits', 'lo', 'hi');
+CREATE TABLE chk.capped (id int PRIMARY KEY, n int);
+SELECT integrity_guard.guard_counter('chk.capped', ARRAY['n'], max_value => 1000);
+INSERT INTO chk.capped VALUES (1, 950);
+CREATE INDEX ON chk.capped (n);
 CREATE TABLE chk.tiny (id smallint PRIMARY KEY);
 INSERT INTO chk.tiny VALUES (25000);
 CREATE SEQUENCE chk.s4 AS integer START 1700000000;
@@ -34,7 +38,7 @@ CREATE FUNCTION pg_temp.mine() RETURNS TABLE (check_name text, rel regclass, tar
                                               value numeric, detail text)
 LANGUAGE sql AS $$
   SELECT * FROM integrity_guard.check()
-  WHERE rel::text LIKE 'chk.%' ORDER BY 1, 2::text, 3
+  WHERE rel::text LIKE 'chk.%' ORDER BY 1, rel::text COLLATE "C", 3
 $$;
 SELECT * FROM pg_temp.mine();
 -- statistics fill in what no index can answer cheaply
@@ -43,7 +47,7 @@ SELECT * FROM pg_temp.mine() WHERE check_name = 'counter_headroom';
 -- exact scans count
 SELECT check_name, rel, target, status, value, detail FROM integrity_guard.check(exact => true)
 WHERE rel::text LIKE 'chk.%' AND check_name IN ('orphans', 'inverted_ranges', 'counter_headroom')
-ORDER BY 1, 2::text, 3;
+ORDER BY 1, rel::text COLLATE "C", 3;
 -- a disabled guard, a guard whose column was renamed
 ALTER TABLE chk.hits DISABLE TRIGGER integrity_guard_counter;
 ALTER TABLE chk.hits RENAME lo TO low;
