@@ -235,7 +235,7 @@ BEGIN
                                        conflicts jsonb);
     IF NOT can_commit THEN
         RAISE NOTICE '%: called inside a transaction block, running as one batch', what
-              USING DETAIL = 'A procedure can commit between batches only when CALLed outside a transaction block.';
+              USING DETAIL = 'A procedure can commit between batches only when CALLed outside a transaction block, and not from a function or a DO block.';
         batch := greatest(total, 1);
     END IF;
     INSERT INTO pg_temp.ig_repair_state VALUES (total, 0, batch, 0, 0, 0, '{}');
