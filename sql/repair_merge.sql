@@ -68,6 +68,23 @@ CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}', on_child
 ROLLBACK;
 SELECT count(*) FROM conf;
 
+-- privileges: the caller's own; a child table it cannot write stops the
+-- merge before anything changes
+CREATE ROLE merge_limited;
+GRANT SELECT, UPDATE, DELETE ON conf TO merge_limited;
+GRANT SELECT ON conf_session, conf_summary, conf_link, conf_note, conf_tag TO merge_limited;
+SET ROLE merge_limited;
+SELECT row_count FROM integrity_guard.duplicates('conf', '{conference_id,app_id}');
+SELECT pg_temp.err($$CALL integrity_guard.merge_duplicates('conf', '{conference_id,app_id}')$$);
+RESET ROLE;
+REVOKE SELECT ON conf FROM merge_limited;
+SET ROLE merge_limited;
+SELECT pg_temp.err($$SELECT * FROM integrity_guard.duplicates('conf', '{conference_id,app_id}')$$);
+RESET ROLE;
+SELECT count(*) FROM conf;
+DROP OWNED BY merge_limited;
+DROP ROLE merge_limited;
+
 CREATE TABLE counts AS
 SELECT (SELECT count(*) FROM conf_session) AS sessions, (SELECT count(*) FROM conf_summary) AS summaries,
        (SELECT count(*) FROM conf_link) AS links, (SELECT count(*) FROM conf_note) AS notes,
