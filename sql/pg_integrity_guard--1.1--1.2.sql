@@ -961,9 +961,13 @@ BEGIN
                      JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.o) AS cc,
                ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
                      JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.o) AS pc,
-               format('NOT VALID foreign key %I', con.conname) AS what
+               format(CASE WHEN con.convalidated THEN 'foreign key %I with disabled triggers'
+                           ELSE 'NOT VALID foreign key %I' END, con.conname) AS what
         FROM pg_constraint con
-        WHERE con.contype = 'f' AND NOT con.convalidated AND con.conparentid = 0
+        WHERE con.contype = 'f' AND con.conparentid = 0
+          AND (NOT con.convalidated
+               OR EXISTS (SELECT 1 FROM pg_trigger t
+                          WHERE t.tgconstraint = con.oid AND t.tgenabled = 'D'))
         UNION ALL
         SELECT r.child, g.table_name, r.child_columns, r.parent_columns, 'reference registered with guard_children'
         FROM (SELECT DISTINCT table_name FROM integrity_guard.guards

@@ -30,6 +30,10 @@ CREATE TABLE chk.ch (id int PRIMARY KEY, pid int);
 INSERT INTO chk.p VALUES (1);
 INSERT INTO chk.ch VALUES (1, 5), (2, 6), (3, 1);
 ALTER TABLE chk.ch ADD FOREIGN KEY (pid) REFERENCES chk.p NOT VALID;
+CREATE TABLE chk.ch3 (id int PRIMARY KEY, pid int REFERENCES chk.p);
+ALTER TABLE chk.ch3 DISABLE TRIGGER ALL;
+INSERT INTO chk.ch3 VALUES (1, 1), (2, 42);
+CREATE TABLE chk.ch4 (id int PRIMARY KEY, pid int REFERENCES chk.p);   -- valid, enabled: not listed
 CREATE TABLE chk.ch2 (id int PRIMARY KEY, pid int);
 INSERT INTO chk.ch2 VALUES (1, 1);
 SELECT integrity_guard.guard_children('chk.p', ARRAY['ch2(pid)']);
