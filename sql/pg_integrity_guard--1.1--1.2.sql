@@ -238,6 +238,8 @@ AS $$
   WHERE (SELECT active FROM (SELECT * FROM integrity_guard._pipeline_status()) p)
     AND current_setting('integrity_guard.capture_errors') <> ''
     AND current_setting('log_min_messages') IN ('log', 'fatal', 'panic')
+$$;
+
 -- == children: deferred foreign keys, partitioned parents (issue 12) ==
 -- A parent referenced by an INITIALLY DEFERRED foreign key also gets the
 -- deferrable constraint trigger "IG_integrity_guard_children_deferred": it
