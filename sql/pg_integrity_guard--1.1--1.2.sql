@@ -806,9 +806,12 @@ DECLARE
     ccols text[];
     pcols text[];
 BEGIN
+    -- DISTINCT: a parent with deferred foreign keys has a second children
+    -- trigger (the deferred companion) with the same arguments
     FOR spec IN
-        SELECT a FROM integrity_guard.guards g, unnest(g.columns) a
+        SELECT DISTINCT a FROM integrity_guard.guards g, unnest(g.columns) a
         WHERE g.table_name = parent AND g.kind = 'children'
+        ORDER BY 1
     LOOP
         m := regexp_match(spec, '^((?:[^"(]|"[^"]*")+)\(([^)]*)\)\s*(?:=\s*\(([^)]*)\))?\s*$');
         CONTINUE WHEN m IS NULL;
