@@ -239,3 +239,67 @@ AS $$
     AND current_setting('integrity_guard.capture_errors') <> ''
     AND current_setting('log_min_messages') IN ('log', 'fatal', 'panic')
 $$;
+
+-- == children: deferred foreign keys, partitioned parents (issue 12) ==
+-- A parent referenced by an INITIALLY DEFERRED foreign key also gets the
+-- deferrable constraint trigger "IG_integrity_guard_children_deferred": it
+-- fires with the server's deferred checks (commit, SET CONSTRAINTS ...
+-- IMMEDIATE), just before them, and clears what still dangles then.  A
+-- partitioned parent always gets a row trigger, so that a DELETE issued on
+-- a partition is guarded too.
+CREATE OR REPLACE FUNCTION integrity_guard.guard_children(parent regclass, refs text[] DEFAULT NULL,
+                                                          action text DEFAULT 'set_null')
+RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    args text[];
+    kind_of_rel "char";
+    trigger_name name;
+BEGIN
+    IF action IS NULL THEN
+        RAISE EXCEPTION 'action must not be NULL'
+              USING ERRCODE = 'null_value_not_allowed',
+                    HINT = 'Use set_null or delete.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(refs) r WHERE r IS NULL) THEN
+        RAISE EXCEPTION 'references must not be NULL'
+              USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    args := coalesce(refs, '{}') || ('action=' || action);
+    SELECT c.relkind INTO kind_of_rel FROM pg_class c WHERE c.oid = parent;
+
+    -- Names sort before the server's "RI_ConstraintTrigger_..." so that the
+    -- guard acts before the foreign key checks of the same row.
+    IF kind_of_rel = 'p' THEN
+        -- no row trigger with a transition table on a partitioned table
+        trigger_name := integrity_guard._attach(parent, 'children', 'IG_integrity_guard_children',
+                                                'nullify_children', args, 'AFTER DELETE', 'ROW');
+    ELSE
+        trigger_name := integrity_guard._attach(parent, 'children', 'IG_integrity_guard_children',
+                                                'nullify_children', args, 'AFTER DELETE', 'ROW',
+                                                'ig_deleted_rows');
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM pg_trigger t
+               WHERE t.tgrelid = parent AND t.tgname = 'IG_integrity_guard_children_deferred') THEN
+        RAISE EXCEPTION 'table % already has a children guard named "IG_integrity_guard_children_deferred"', parent
+              USING ERRCODE = 'duplicate_object',
+                    HINT = format('Remove it with integrity_guard.unguard(%L, %L) and attach again.',
+                                  parent::text, 'children');
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM pg_constraint c
+               WHERE c.contype = 'f' AND c.confrelid = parent AND c.condeferred
+                 AND c.confdeltype IN ('a', 'r')) THEN
+        EXECUTE format('CREATE CONSTRAINT TRIGGER %I AFTER DELETE ON %s '
+                       'DEFERRABLE INITIALLY DEFERRED FOR EACH ROW '
+                       'EXECUTE FUNCTION integrity_guard.nullify_children(%s)',
+                       'IG_integrity_guard_children_deferred', parent,
+                       (SELECT string_agg(quote_literal(a), ', ' ORDER BY n)
+                        FROM unnest(args) WITH ORDINALITY AS u(a, n)));
+    END IF;
+    RETURN trigger_name;
+END
+$$;

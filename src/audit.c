@@ -685,7 +685,6 @@ ig_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			flushing = false;
-			ig_unique_raised = false;
 			/* an attempt happened even if its transaction failed */
 			if (ig_queue_mode())
 				ig_audit_push_pending();
@@ -701,15 +700,6 @@ ig_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-/* A guard error caught by a savepoint must not hide the next 23505. */
-static void
-ig_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					SubTransactionId parentSubid, void *arg)
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		ig_unique_raised = false;
-}
-
 void
 ig_audit_init(void)
 {
@@ -722,7 +712,6 @@ ig_audit_init(void)
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = ig_ProcessUtility;
 	RegisterXactCallback(ig_xact_callback, NULL);
-	RegisterSubXactCallback(ig_subxact_callback, NULL);
 }
 
 /*

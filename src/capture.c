@@ -58,7 +58,8 @@ typedef struct IgCaptureList
 #define IG_CAPTURE_DEFAULT \
 	"unique_violation, foreign_key_violation, exclusion_violation, numeric_value_out_of_range, data_exception"
 
-bool		ig_unique_raised = false;
+uint64		ig_captured_unique_violations = 0;
+static bool capture_hooked = false;
 
 static char *ig_capture_errors = NULL;
 static IgCaptureList *capture_list = NULL;
@@ -290,6 +291,31 @@ ig_capture(ErrorData *edata, const IgCaptureItem *item)
 		if (ig_log_key_values)
 			json_member(detail, IG_DETAIL_LEN, &pos, "detail",
 						edata->detail, 400);
+
+		/*
+		 * A duplicate key: the same members as guard_unique records (the
+		 * duplicate_keys view reads them), with mode=raise when the guard
+		 * let this row through to the server's own check.
+		 */
+		if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
+		{
+			static const char prefix[] = "Key ";
+			static const char suffix[] = " already exists.";
+			size_t		dlen = edata->detail ? strlen(edata->detail) : 0;
+
+			json_member(detail, IG_DETAIL_LEN, &pos, "constraint",
+						edata->constraint_name, IG_TARGET_LEN);
+			if (ig_unique_passed(edata->schema_name, edata->table_name))
+				json_member(detail, IG_DETAIL_LEN, &pos, "mode",
+							"raise", 5);
+			if (ig_log_key_values &&
+				dlen > strlen(prefix) + strlen(suffix) &&
+				strncmp(edata->detail, prefix, strlen(prefix)) == 0 &&
+				strcmp(edata->detail + dlen - strlen(suffix), suffix) == 0)
+				json_member(detail, IG_DETAIL_LEN, &pos, "key",
+							edata->detail + strlen(prefix),
+							dlen - strlen(prefix) - strlen(suffix));
+		}
 	}
 	else
 		json_member(detail, IG_DETAIL_LEN, &pos, "statement",
@@ -298,17 +324,15 @@ ig_capture(ErrorData *edata, const IgCaptureItem *item)
 	detail[pos] = '\0';
 
 	ig_pipeline_push(&key, detail, 1, now, now);
+	if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
+		ig_captured_unique_violations++;
 }
 
 static void
 ig_emit_log_hook(ErrorData *edata)
 {
 	static bool in_hook = false;
-	bool		guard_raised = ig_unique_raised;
 
-	/* the flag describes this error only */
-	if (edata->elevel >= ERROR)
-		ig_unique_raised = false;
 	if (!in_hook && edata->elevel == ERROR && edata->output_to_client &&
 		MyBackendType == B_BACKEND && capture_list != NULL &&
 		capture_list->n > 0 && !ig_pipeline_busy())
@@ -318,15 +342,32 @@ ig_emit_log_hook(ErrorData *edata)
 		in_hook = true;
 		if (item != NULL)
 		{
-			/* guard_unique queued this attempt already */
+			/*
+			 * guard_unique queued this attempt already.  Known by where it
+			 * was raised, not by a flag: an error caught by an EXCEPTION
+			 * block never comes here, and must not hide the next one.
+			 */
 			if (!(edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION &&
-				  guard_raised && ig_durable_audit))
+				  edata->funcname != NULL &&
+				  strcmp(edata->funcname, IG_UNIQUE_RAISE_FUNC) == 0 &&
+				  ig_durable_audit))
 				ig_capture(edata, item);
 		}
 		in_hook = false;
 	}
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
+}
+
+/*
+ * Will an error with this SQLSTATE, sent to a client of this backend, be
+ * recorded by the hook?
+ */
+bool
+ig_capture_covers(int sqlerrcode)
+{
+	return capture_hooked && MyBackendType == B_BACKEND &&
+		capture_match(sqlerrcode) != NULL;
 }
 
 void
@@ -345,4 +386,5 @@ ig_capture_init(void)
 		return;
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = ig_emit_log_hook;
+	capture_hooked = true;
 }

@@ -57,11 +57,12 @@ extern void ig_audit_push_if_durable(void);
 extern void ig_audit_drain_job(Oid dbid);
 
 /*
- * guard_unique is raising its own 23505: the error hook must not count it
- * again.  Cleared by the hook for every error it sees, and at every
- * (sub)transaction abort, so a caught guard error cannot hide the next one.
+ * guard_unique raises its own 23505 in this function (unique.c): the error
+ * hook must not count that attempt again.
  */
-extern bool ig_unique_raised;
+#define IG_UNIQUE_RAISE_FUNC "ig_unique_raise"
+/* 23505 errors the hook recorded in this backend */
+extern uint64 ig_captured_unique_violations;
 
 /*
  * The durable pipeline (pipeline.c), active when the library is preloaded.
@@ -133,8 +134,12 @@ extern void ig_pipeline_report_flush(Oid dbid, bool has_extension,
 extern void ig_pipeline_report_failure(Oid dbid, const char *message);
 extern int64 ig_pipeline_flush_wait(void);
 
+/* children.c */
+extern void ig_children_init(void);
+
 /* capture.c */
 extern void ig_capture_init(void);
+extern bool ig_capture_covers(int sqlerrcode);
 
 /*
  * Trigger arguments, split once into columns and options.  An argument of
@@ -212,6 +217,8 @@ extern List *ig_counter_guarded_columns(IgArgs *args);
 extern List *ig_range_guarded_columns(IgArgs *args);
 extern void ig_rewrite_init(void);
 extern void *ig_unique_parse(IgArgs *args);
+extern void ig_unique_init(void);
+extern bool ig_unique_passed(const char *schema_name, const char *table_name);
 
 /* Bumped when a transaction or subtransaction aborts (guard_cache.c). */
 extern uint64 ig_abort_generation;

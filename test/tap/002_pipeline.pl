@@ -209,9 +209,12 @@ my $victim = $node->background_psql('app');
 $victim->query_safe('BEGIN');
 $victim->query_safe('UPDATE grp SET times_seen = times_seen + 1');
 my $pid = $victim->query_safe('SELECT pg_backend_pid()');
+my $log_offset = -s $node->logfile;
 kill 'KILL', $pid;
 eval { $victim->quit };
 eval { $holder->quit };
+# wait for the crash restart itself: a connection could slip in before it
+$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 ok($node->poll_query_until('app', 'SELECT true'), 'the server recovers from the killed backend');
 is(audit_rows('app', 'true'), $committed,
     'the audit table holds exactly what was committed before the crash');
