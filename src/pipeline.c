@@ -1461,9 +1461,11 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 		for (d = 0; d < ndbs; d++)
 			if (dbs[d].dbid == slot->dbid)
 				break;
-		/* entries a committed job holds need a job now and then to settle */
-		if (d == ndbs ||
-			(dbs[d].unmarked == 0 && round % 8 != 0))
+		/*
+		 * Entries a committed job still holds (a snapshot could miss its
+		 * rows) need another job, in the next window, to settle them.
+		 */
+		if (d == ndbs)
 			continue;
 		if (slot->state == IG_DB_NO_EXTENSION &&
 			!TimestampDifferenceExceeds(slot->checked, now,

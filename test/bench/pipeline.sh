@@ -137,31 +137,39 @@ printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..64})" "-----------" "---------
 tps_row "capture_errors at its default vs capture_errors = ''" "${TPS[capture_off]}" "${TPS[capture_on]}"
 fi
 
-# ---- 4. a duplicate storm of distinct keys, capture off and on
+# ---- 4. a duplicate storm of distinct keys, capture off and on, best of
+# REPS alternating runs (noise on a shared machine only slows a run down)
 if [[ " $PARTS " == *" storm "* ]]; then
 rows_before=$(psql_q -c "SELECT count(*) FROM integrity_guard.audit_log")
-off=$(cd "$TOP/test/bench" && "$PY" storm_clients.py "$STORM_CLIENTS" "$DURATION" storm 100000 \
-    "-c integrity_guard.capture_errors=")
 psql_q -c 'SELECT integrity_guard.stats_reset()' >/dev/null
+best_off=0 best_on=0 total_on=0
 start=$(date +%s.%N)
-on=$(cd "$TOP/test/bench" && "$PY" storm_clients.py "$STORM_CLIENTS" "$DURATION" storm 100000)
+for ((r = 0; r < REPS; r++)); do
+    off=$(cd "$TOP/test/bench" && "$PY" storm_clients.py "$STORM_CLIENTS" "$DURATION" storm 100000 \
+        "-c integrity_guard.capture_errors=")
+    on=$(cd "$TOP/test/bench" && "$PY" storm_clients.py "$STORM_CLIENTS" "$DURATION" storm 100000)
+    total_on=$((total_on + on))
+    [ "$off" -gt "$best_off" ] && best_off=$off
+    [ "$on" -gt "$best_on" ] && best_on=$on
+done
 psql_q -c 'SELECT integrity_guard.flush()' >/dev/null
 end=$(date +%s.%N)
 recorded=$(psql_q -c "SELECT coalesce(sum(occurrences), 0) FROM integrity_guard.events(NULL, 'storm')")
 rows=$(( $(psql_q -c "SELECT count(*) FROM integrity_guard.audit_log") - rows_before ))
 dropped=$(psql_q -c "SELECT value FROM integrity_guard.status() WHERE name = 'queue_dropped'")
-printf '\n%s clients inserting random existing keys (1..100000) for %ss each run\n\n' "$STORM_CLIENTS" "$DURATION"
-awk -v off="$off" -v on="$on" -v d="$DURATION" -v c="$STORM_CLIENTS" -v rec="$recorded" \
-    -v rows="$rows" -v dropped="$dropped" -v secs="$(echo "$end - $start" | bc)" 'BEGIN {
-    printf "| %-40s | %12s |\n", "measure", "value"
-    printf "|%s|%s|\n", "------------------------------------------", "--------------"
-    printf "| %-40s | %12.0f |\n", "errors/s, capture off", off / d
-    printf "| %-40s | %12.0f |\n", "errors/s, capture on", on / d
-    printf "| %-40s | %12.1f |\n", "cost per captured error (us, per client)", (d * c / on - d * c / off) * 1e6
-    printf "| %-40s | %12.0f |\n", "incidents recorded/s (audit, capture on)", rec / secs
-    printf "| %-40s | %12s |\n", "errors received, capture on", on
-    printf "| %-40s | %12s |\n", "occurrences in the audit", rec
-    printf "| %-40s | %12s |\n", "audit rows written", rows
-    printf "| %-40s | %12s |\n", "queue_dropped", dropped
+printf '\n%s clients inserting random existing keys (1..100000), %s x %ss runs each, best run\n\n' \
+    "$STORM_CLIENTS" "$REPS" "$DURATION"
+awk -v off="$best_off" -v on="$best_on" -v d="$DURATION" -v c="$STORM_CLIENTS" -v rec="$recorded" \
+    -v total="$total_on" -v rows="$rows" -v dropped="$dropped" -v reps="$REPS" 'BEGIN {
+    printf "| %-44s | %12s |\n", "measure", "value"
+    printf "|%s|%s|\n", "----------------------------------------------", "--------------"
+    printf "| %-44s | %12.0f |\n", "errors/s, capture off (best run)", off / d
+    printf "| %-44s | %12.0f |\n", "errors/s, capture on (best run)", on / d
+    printf "| %-44s | %12.1f |\n", "cost per captured error (us of client time)", (d * c / on - d * c / off) * 1e6
+    printf "| %-44s | %12s |\n", "errors received with capture on (all runs)", total
+    printf "| %-44s | %12s |\n", "occurrences recorded in the audit", rec
+    printf "| %-44s | %12.0f |\n", "incidents recorded per second of capture", rec / (reps * d)
+    printf "| %-44s | %12s |\n", "audit rows written", rows
+    printf "| %-44s | %12s |\n", "queue_dropped", dropped
 }'
 fi
