@@ -1966,7 +1966,8 @@ ig_pending_fn(PG_FUNCTION_ARGS)
 	int			a;
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (ig_shared == NULL || !ig_durable_audit)
+	/* the queue holds other sessions' incidents even if this one's are not */
+	if (ig_shared == NULL)
 		return (Datum) 0;
 	ig_audit_push_if_durable();
 	desc = rsinfo->setDesc;
