@@ -217,8 +217,8 @@ AS $$
                    THEN (SELECT stats_entries || ' of ' || stats_capacity FROM p)
                    ELSE 'off (needs shared_preload_libraries)' END,
      'cumulative counters in use (integrity_guard.max_stats)'),
-    ('stats_evicted', (SELECT stats_evicted::text FROM p),
-     'least-used counters evicted to make room since the last full reset'),
+    ('stats_dropped', (SELECT stats_evicted::text FROM p),
+     'least-used counters evicted to make room for new ones (integrity_guard.max_stats) since the last full reset'),
     ('stats_reset', (SELECT stats_reset::text FROM p),
      'when the stats were last reset'),
     ('enabled', current_setting('integrity_guard.enabled', true),

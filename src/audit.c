@@ -38,6 +38,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -578,6 +579,14 @@ ig_audit_drain_job(Oid dbid)
 			int			n;
 			int			i;
 
+			/*
+			 * Lock the table before taking anything: a job waiting for a
+			 * lock must not hold incidents that a full queue could give to
+			 * another database (lock_timeout makes this a counted failure).
+			 */
+			LockRelationOid(get_relname_relid("audit_log",
+											  get_namespace_oid(IG_SCHEMA_NAME, false)),
+							RowExclusiveLock);
 			ig_queue_settle_stale(dbid);
 			job_xid = GetTopTransactionId();
 			n = ig_queue_take(dbid, job_xid, &jobs);
