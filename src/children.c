@@ -59,6 +59,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/regproc.h"
@@ -448,6 +449,19 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 		appendStringInfo(&row_where, " AND NOT EXISTS (SELECT 1 FROM %s%s p WHERE %s)",
 						 args->rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
 						 parent_name, parent_match.data);
+
+		/*
+		 * A child this transaction wrote after the delete and before the
+		 * check (inserted, or pointed at the deleted key) fails the server's
+		 * own check of that write: leave it to the server.  $n+1: the
+		 * transaction's xids; $n+2, $n+3: the command ids of the delete and
+		 * of the start of this check.
+		 */
+		appendStringInfo(&row_where,
+						 " AND NOT (x.xmin OPERATOR(pg_catalog.=) ANY ($%d)"
+						 " AND x.cmin::pg_catalog.text::pg_catalog.int8 > $%d"
+						 " AND x.cmin::pg_catalog.text::pg_catalog.int8 < $%d)",
+						 nkeys + 1, nkeys + 2, nkeys + 3);
 	}
 
 	/* a column that cannot be cleared: only look for a child to refuse */
@@ -870,7 +884,18 @@ reference_plan(ChildrenConfig *cfg, ChildRef *ref, bool set_based, Oid role)
 			return rp->plan;
 
 	/* parsing checks schema USAGE: the acting role is current here */
-	plan = SPI_prepare(sql, set_based ? 0 : ref->nkeys, ref->parent_types);
+	if (cfg->companion && !set_based)
+	{
+		Oid			types[INDEX_MAX_KEYS + 3];
+
+		memcpy(types, ref->parent_types, sizeof(Oid) * ref->nkeys);
+		types[ref->nkeys] = XIDARRAYOID;
+		types[ref->nkeys + 1] = INT8OID;
+		types[ref->nkeys + 2] = INT8OID;
+		plan = SPI_prepare(sql, ref->nkeys + 3, types);
+	}
+	else
+		plan = SPI_prepare(sql, set_based ? 0 : ref->nkeys, ref->parent_types);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
 			 sql, SPI_result_code_string(SPI_result));
@@ -967,6 +992,47 @@ first_row_event(TriggerData *td, ChildrenConfig *cfg)
 	return true;
 }
 
+/*
+ * What the companion needs to tell the application's writes after a delete
+ * from its own: the transaction's xids (the top one, the committed
+ * subtransactions and the current one), and the command id at which this
+ * check began.  A check runs within one statement (COMMIT, SET CONSTRAINTS,
+ * or the end of a statement once immediate); every companion firing of that
+ * statement shares the first one's command id, so that the children the
+ * guard itself cleared for one row are not taken for the application's.
+ */
+static TimestampTz check_statement = 0;
+static TransactionId check_xid = InvalidTransactionId;
+static CommandId check_start = InvalidCommandId;
+
+static Datum
+companion_window(int64 *check_cid)
+{
+	TransactionId *children;
+	int			nchildren = xactGetCommittedChildren(&children);
+	Datum	   *xids = palloc(sizeof(Datum) * (nchildren + 2));
+	int			n = 0;
+	int			k;
+
+	if (check_statement != GetCurrentStatementStartTimestamp() ||
+		!TransactionIdEquals(check_xid, GetTopTransactionIdIfAny()))
+	{
+		check_statement = GetCurrentStatementStartTimestamp();
+		check_xid = GetTopTransactionIdIfAny();
+		check_start = GetCurrentCommandId(false);
+	}
+	*check_cid = (int64) check_start;
+
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		xids[n++] = TransactionIdGetDatum(GetTopTransactionIdIfAny());
+	if (TransactionIdIsValid(GetCurrentTransactionIdIfAny()))
+		xids[n++] = TransactionIdGetDatum(GetCurrentTransactionIdIfAny());
+	for (k = 0; k < nchildren; k++)
+		xids[n++] = TransactionIdGetDatum(children[k]);
+	return PointerGetDatum(construct_array(xids, n, XIDOID, sizeof(TransactionId),
+										   true, TYPALIGN_INT));
+}
+
 PG_FUNCTION_INFO_V1(nullify_children);
 
 Datum
@@ -975,9 +1041,11 @@ nullify_children(PG_FUNCTION_ARGS)
 	TriggerData *td;
 	ChildrenConfig *cfg;
 	bool		set_based;
-	Datum		values[INDEX_MAX_KEYS];
-	char		nulls[INDEX_MAX_KEYS];
+	Datum		values[INDEX_MAX_KEYS + 3];
+	char		nulls[INDEX_MAX_KEYS + 3];
 	Datum		result;
+	Datum		own_xids = (Datum) 0;
+	int64		check_cid = 0;
 	int			i;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -1016,6 +1084,9 @@ nullify_children(PG_FUNCTION_ARGS)
 		!first_row_event(td, cfg))
 		return result;
 
+	if (cfg->companion && !set_based)
+		own_xids = companion_window(&check_cid);
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (td->tg_oldtable != NULL &&
@@ -1048,6 +1119,14 @@ nullify_children(PG_FUNCTION_ARGS)
 			/* a NULL parent key is referenced by nothing */
 			if (any_null)
 				continue;
+			if (cfg->companion)
+			{
+				values[ref->nkeys] = own_xids;
+				values[ref->nkeys + 1] =
+					Int64GetDatum((int64) HeapTupleHeaderGetCmax(td->tg_trigtuple->t_data));
+				values[ref->nkeys + 2] = Int64GetDatum(check_cid);
+				nulls[ref->nkeys] = nulls[ref->nkeys + 1] = nulls[ref->nkeys + 2] = ' ';
+			}
 		}
 
 		changed = run_reference(td, cfg, ref, set_based, values, nulls);
