@@ -75,7 +75,14 @@ DELETE FROM dparent WHERE id = 10;
 UPDATE dchild SET pid = 11 WHERE pid = 10;
 SET CONSTRAINTS dchild_pid_fk IMMEDIATE;
 COMMIT;
-SELECT id, pid FROM dchild WHERE id <= 11 ORDER BY id;
+-- ... and back to DEFERRED: a later re-point still wins
+BEGIN;
+SET CONSTRAINTS dchild_pid_fk IMMEDIATE;
+SET CONSTRAINTS dchild_pid_fk DEFERRED;
+DELETE FROM dparent WHERE id = 12;
+UPDATE dchild SET pid = 13 WHERE pid = 12;
+COMMIT;
+SELECT id, pid FROM dchild WHERE id <= 12 ORDER BY id;
 -- a deferrable companion named after the server's checks is refused
 CREATE TABLE dparent2 (id int PRIMARY KEY);
 CREATE TABLE dchild2 (id int, pid int REFERENCES dparent2 DEFERRABLE INITIALLY DEFERRED);

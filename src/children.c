@@ -1141,11 +1141,13 @@ nullify_children(PG_FUNCTION_ARGS)
 }
 
 /*
- * SET CONSTRAINTS naming a deferred foreign key IMMEDIATE runs the server's
- * checks of that key now, but not the guard's companion trigger, which is a
- * constraint of its own: name the companion too, so that it runs first, as
- * at commit.  The companion is named in its table's schema, so every guard's
- * companion in that schema turns immediate with it.
+ * SET CONSTRAINTS naming a deferrable foreign key IMMEDIATE runs the
+ * server's checks of that key now, but not the guard's companion trigger,
+ * which is a constraint of its own: name the companion too, so that it runs
+ * first, as at commit (and follows the key back to DEFERRED).  The companion
+ * is named in its table's schema, so every guard's companion in that schema
+ * follows.  This needs the library loaded in the session, as it is once any
+ * guard has fired, or when preloaded.
  */
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -1246,7 +1248,6 @@ children_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *parsetree = pstmt->utilityStmt;
 
 	if (IsA(parsetree, ConstraintsSetStmt) &&
-		!((ConstraintsSetStmt *) parsetree)->deferred &&
 		((ConstraintsSetStmt *) parsetree)->constraints != NIL &&
 		IsTransactionState())
 	{
