@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 dir=$1
 cluster_env "$dir"
 cd / || exit 1
-ensure_packages prometheus-postgres-exporter >/dev/null || { echo "not ok - install prometheus-postgres-exporter"; exit 0; }
+ensure_packages prometheus-postgres-exporter curl >/dev/null || { echo "not ok - install prometheus-postgres-exporter"; exit 0; }
 EXPORTER=/usr/bin/prometheus-postgres-exporter
 
 check() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fi; }
