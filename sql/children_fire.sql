@@ -231,6 +231,14 @@ SET ROLE regress_cf_deleter2;
 SELECT cf_try('DELETE FROM cf.oparent WHERE id = 2');
 RESET ROLE;
 SELECT (SELECT array_agg(id ORDER BY id) FROM cf.ochild) AS children;
+-- the child's owner becomes a member of the parent's owner: from the next
+-- firing on, the guard writes as the child's owner
+GRANT regress_cf_parent_owner TO regress_cf_child_owner;
+SET ROLE regress_cf_deleter2;
+DELETE FROM cf.oparent WHERE id = 2;
+RESET ROLE;
+REVOKE regress_cf_parent_owner FROM regress_cf_child_owner;
+SELECT (SELECT array_agg(id ORDER BY id) FROM cf.ochild) AS children;
 DROP TRIGGER "IG_mine" ON cf.oparent;
 DROP TABLE cf.ochild;
 -- the child's owner also owns the parent: the guard writes as that owner,

@@ -111,6 +111,7 @@ typedef struct ChildrenConfig
 	bool		delete_action;
 	bool		has_immediate_declared;
 	bool		companion;		/* a deferrable trigger: deferred FKs only */
+	Oid			parent_owner;
 	MemoryContext cxt;			/* where the configuration lives */
 	const char *tgname;
 	int			nrefs;
@@ -784,16 +785,8 @@ ig_children_parse(IgArgs *args)
 			if (ref->active && ref->declared && !ref->deferred)
 				cfg->has_immediate_declared = true;
 
-			/*
-			 * The child's owner writes only for a parent it owns too: then
-			 * whoever may delete from the parent acts with the parent
-			 * owner's consent, as with the server's own RI actions.
-			 */
-			ref->as_owner = ref->declared &&
-				(ref->child_owner == parent_owner ||
-				 superuser_arg(ref->child_owner) ||
-				 has_privs_of_role(ref->child_owner, parent_owner));
 		}
+		cfg->parent_owner = parent_owner;
 	}
 
 	if (args->trigger != NULL)
@@ -920,6 +913,17 @@ run_reference(TriggerData *td, ChildrenConfig *cfg, ChildRef *ref,
 	SPIPlanPtr	plan;
 	int			rc;
 	uint64		processed;
+
+	/*
+	 * The child's owner writes only for a parent it owns too: then whoever
+	 * may delete from the parent acts with the parent owner's consent, as
+	 * with the server's own RI actions.  Checked at every firing, so that a
+	 * change of role membership counts at once.
+	 */
+	ref->as_owner = ref->declared &&
+		(ref->child_owner == cfg->parent_owner ||
+		 superuser_arg(ref->child_owner) ||
+		 has_privs_of_role(ref->child_owner, cfg->parent_owner));
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	role = ref->as_owner ? ref->child_owner : save_userid;
