@@ -304,6 +304,37 @@ BEGIN
 END
 $$;
 
+-- Guards attached before 1.2 get the companion too, so that their deferred
+-- keys are acted on at the server's check from now on.
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT t.tgrelid::regclass AS rel, a.args
+          FROM pg_catalog.pg_trigger t
+          JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+         CROSS JOIN LATERAL integrity_guard._trigger_args(t.tgargs) AS a(args)
+         WHERE p.proname = 'nullify_children'
+           AND p.pronamespace = 'integrity_guard'::regnamespace
+           AND t.tgname = 'IG_integrity_guard_children' AND t.tgparentid = 0
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger c
+                           WHERE c.tgrelid = t.tgrelid
+                             AND c.tgname = 'IG_integrity_guard_children_deferred')
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c
+                       WHERE c.contype = 'f' AND c.confrelid = t.tgrelid AND c.condeferred
+                         AND c.confdeltype IN ('a', 'r'))
+    LOOP
+        EXECUTE format('CREATE CONSTRAINT TRIGGER %I AFTER DELETE ON %s '
+                       'DEFERRABLE INITIALLY DEFERRED FOR EACH ROW '
+                       'EXECUTE FUNCTION integrity_guard.nullify_children(%s)',
+                       'IG_integrity_guard_children_deferred', g.rel,
+                       (SELECT string_agg(quote_literal(x), ', ' ORDER BY n)
+                        FROM unnest(g.args) WITH ORDINALITY AS u(x, n)));
+    END LOOP;
+END
+$$;
+
 -- == rewrite: exact value clamped on every path, any range type (issue 12) ==
 -- Saturating division and abs, float casts, and one range constructor for
 -- every range type (the result type comes from the trailing NULL::rng).
