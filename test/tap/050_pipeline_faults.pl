@@ -62,6 +62,12 @@ make_db('app');
 my $reader = $node->background_psql('app');
 $reader->query_safe('BEGIN; LOCK TABLE integrity_guard.audit_log IN SHARE MODE');
 $node->psql('app', 'INSERT INTO t VALUES (1)') for 1 .. 3;
+# a flush job waits for the reader's lock: a reader that waited for the job
+# in turn would deadlock
+ok($node->poll_query_until('app', q{
+    SELECT count(*) > 0 FROM pg_stat_activity
+    WHERE backend_type = 'pg_integrity_guard flush' AND wait_event_type = 'Lock'}),
+    'a flush job waits for the lock the reader holds');
 is($reader->query_safe(q{
     SELECT sum(occurrences) FROM integrity_guard.events(NULL, 't', 'duplicate_key')}),
     '3', 'a reader whose transaction locks the audit table sees the queued incidents, no deadlock');
