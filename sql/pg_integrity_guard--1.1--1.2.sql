@@ -551,7 +551,7 @@ $$;
 -- jsonb_build_object('col', c.col, ...) of the given columns
 CREATE FUNCTION integrity_guard._repair_json(cols text[], alias text)
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT 'pg_catalog.jsonb_build_object('
@@ -1181,7 +1181,7 @@ COMMENT ON PROCEDURE integrity_guard.merge_duplicates(regclass, text[], text, in
 --------------------------------------------------------------------------
 CREATE FUNCTION integrity_guard._repair_status(ratio numeric)
 RETURNS text
-LANGUAGE sql IMMUTABLE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT CASE WHEN $1 >= 0.9 THEN 'critical' WHEN $1 >= 0.75 THEN 'warning' ELSE 'ok' END

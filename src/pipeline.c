@@ -1841,32 +1841,44 @@ ig_stats_reset(PG_FUNCTION_ARGS)
 	PG_RETURN_TIMESTAMPTZ(now);
 }
 
-/* Sums of the owner rows the caller may see: (queued, dropped, discarded). */
-static void
-owner_sums(bool all, int64 *queued, int64 *dropped, int64 *discarded)
+/*
+ * A copy of the owner rows (per database and role), taken under the queue
+ * lock in shared mode so that readers never hold it while they compute.
+ */
+static IgOwner *
+copy_owners(int *n)
 {
 	HASH_SEQ_STATUS status;
 	IgOwner    *o;
-	IgOwner    *rows;
-	int			n = 0;
-	int			count;
-	int			i;
+	int			count = ig_queue_size + 2 * IG_MAX_DATABASES;
+	IgOwner    *rows = palloc(sizeof(IgOwner) * count);
 
-	*queued = *dropped = *discarded = 0;
-	count = ig_queue_size + 2 * IG_MAX_DATABASES;
-	rows = palloc(sizeof(IgOwner) * count);
+	*n = 0;
 	LWLockAcquire(ig_shared->queue_lock, LW_SHARED);
 	hash_seq_init(&status, ig_owners);
 	while ((o = hash_seq_search(&status)) != NULL)
 	{
-		if (n >= count)
+		if (*n >= count)
 		{
 			hash_seq_term(&status);
 			break;
 		}
-		rows[n++] = *o;
+		rows[(*n)++] = *o;
 	}
 	LWLockRelease(ig_shared->queue_lock);
+	return rows;
+}
+
+/* Sums of the owner rows the caller may see: (queued, dropped, discarded). */
+static void
+owner_sums(bool all, int64 *queued, int64 *dropped, int64 *discarded)
+{
+	IgOwner    *rows;
+	int			n = 0;
+	int			i;
+
+	*queued = *dropped = *discarded = 0;
+	rows = copy_owners(&n);
 	for (i = 0; i < n; i++)
 	{
 		/* database rows when everything is visible, else own roles here */
@@ -1893,32 +1905,16 @@ Datum
 ig_queue_usage(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	HASH_SEQ_STATUS status;
-	IgOwner    *o;
 	IgOwner    *rows;
 	bool		all;
 	int			n = 0;
-	int			count;
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (ig_shared == NULL)
 		return (Datum) 0;
 	all = sees_all();
-	count = ig_queue_size + 2 * IG_MAX_DATABASES;
-	rows = palloc(sizeof(IgOwner) * count);
-	LWLockAcquire(ig_shared->queue_lock, LW_SHARED);
-	hash_seq_init(&status, ig_owners);
-	while ((o = hash_seq_search(&status)) != NULL)
-	{
-		if (n >= count)
-		{
-			hash_seq_term(&status);
-			break;
-		}
-		rows[n++] = *o;
-	}
-	LWLockRelease(ig_shared->queue_lock);
+	rows = copy_owners(&n);
 	for (i = 0; i < n; i++)
 	{
 		Datum		values[5];
