@@ -344,6 +344,8 @@ guard_unique(PG_FUNCTION_ARGS)
 		bool		duplicate;
 		char	   *key;
 		StringInfoData detail;
+		StringInfoData key_columns;
+		int			k;
 
 		if (!row_in_index(st, i, st->newslot))
 			continue;
@@ -384,6 +386,14 @@ guard_unique(PG_FUNCTION_ARGS)
 		if (!cfg->skip || (ig_log_key_values &&
 						   st->keyed[i] < IG_MAX_KEYED_INCIDENTS))
 			key = BuildIndexValueDescription(index, values, isnull);
+
+		/* the key's columns: who may read the values (0: an expression) */
+		initStringInfo(&key_columns);
+		appendStringInfoChar(&key_columns, '[');
+		for (k = 0; k < IndexRelationGetNumberOfKeyAttributes(index); k++)
+			appendStringInfo(&key_columns, "%s%d", k > 0 ? ", " : "",
+							 index->rd_index->indkey.values[k]);
+		appendStringInfoChar(&key_columns, ']');
 		index_close(index, RowExclusiveLock);
 
 		initStringInfo(&detail);
@@ -394,6 +404,7 @@ guard_unique(PG_FUNCTION_ARGS)
 			st->keyed[i] < IG_MAX_KEYED_INCIDENTS)
 		{
 			ig_append_json_string(&detail, "key", key, false);
+			appendStringInfo(&detail, ", \"key_columns\": %s", key_columns.data);
 			st->keyed[i]++;
 		}
 		appendStringInfoChar(&detail, '}');
