@@ -3,6 +3,11 @@
 -- repair kit.  Each section below is headed by what it changes.
 \echo Use "ALTER EXTENSION pg_integrity_guard UPDATE TO '1.2'" to load this file. \quit
 
+-- == versions: volatility and parallel safety (issue 15) ==
+-- An IMMUTABLE function is one the planner may run anywhere, parallel
+-- workers included: _trigger_name() only formats its arguments.
+ALTER FUNCTION integrity_guard._trigger_name(text, text[]) PARALLEL SAFE;
+
 -- == privs: incidents tied to their relation, key values for readers who could read them, internals closed (issue 13) ==
 
 -- Which database recorded an incident's relid.  Not dumped: a restored or

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bash test/matrix.sh [MAJOR...]
 #
-# The whole suite on every supported PostgreSQL major: 15 on this machine,
-# 17 in a Debian trixie chroot, 18 in a Debian sid chroot.  Prints one line
-# per version and a final "N passed, N failed"; exits non-zero on any
-# failure.  Chroots are made once with mmdebstrap and kept in
+# Every test: the whole suite (test/run.sh) on every supported PostgreSQL
+# major, 15 on this machine, 17 in a Debian trixie chroot, 18 in a Debian
+# sid chroot; then PostgreSQL's own suites with and without the extension
+# (test/core.sh).  Prints one line per run and a final "N passed, N
+# failed"; exits non-zero on any failure.  Chroots are made once with mmdebstrap and kept in
 # $IG_CHROOT_CACHE (default /var/cache/pg_integrity_guard/chroots), outside
 # the checkout; `IG_CHROOT_REFRESH=1` makes them anew.
 set -uo pipefail
@@ -140,6 +141,23 @@ for v in "${VERSIONS[@]}"; do
     TOTAL_F=$((TOTAL_F + f))
     LINES+=("PostgreSQL $v ($suite): $res  [log $logf]")
 done
+
+# PostgreSQL's own suites with and without the extension, on this machine's
+# server (IG_SKIP_CORE=1 leaves them out while iterating).
+if [ -z "${IG_SKIP_CORE:-}" ]; then
+    logf=$(mktemp /tmp/pg_integrity_guard_matrix_core.XXXXXX.log)
+    log "PostgreSQL's regression and isolation suites with and without the extension (log: $logf)"
+    bash "$TOP/test/core.sh" >"$logf" 2>&1
+    res=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logf" | tail -n 1)
+    [ -n "$res" ] || res="0 passed, 1 failed"
+    printf '%s' "$res" | grep -q ' 0 failed' || grep -E '^==> core' "$logf" | head -n 20 >&2
+    p=${res%% passed*}
+    f=${res#*passed, }
+    f=${f%% failed*}
+    TOTAL_P=$((TOTAL_P + p))
+    TOTAL_F=$((TOTAL_F + f))
+    LINES+=("PostgreSQL core suites, with vs without the extension: $res  [log $logf]")
+fi
 
 printf '%s\n' "${LINES[@]}"
 echo "$TOTAL_P passed, $TOTAL_F failed"

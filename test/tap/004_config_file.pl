@@ -38,8 +38,8 @@ ok($node->poll_query_until('postgres', q{SELECT current_setting('integrity_guard
     'reloads replace the list');
 $node->psql('postgres', 'INSERT INTO positive VALUES (-2)');
 ok($node->poll_query_until('postgres',
-    q{SELECT sum(occurrences) = 2 FROM integrity_guard.audit_log WHERE event_type = 'check_violation'}),
-    'the reloaded class list captures its class');
+    q{SELECT count(*) = 1 FROM integrity_guard.audit_log WHERE event_type = 'integrity_constraint_violation'}),
+    'the reloaded class list captures its class, under the class name');
 
 $node->restart;
 is($node->safe_psql('postgres', 'SHOW integrity_guard.capture_errors'), '23',
