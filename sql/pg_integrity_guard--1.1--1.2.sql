@@ -62,10 +62,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF NOT integrity_guard._writing() THEN
-        NEW.relid := (SELECT c.oid FROM pg_class c
-                      JOIN pg_namespace n ON n.oid = c.relnamespace
-                      WHERE n.nspname = NEW.schema_name AND c.relname = NEW.table_name
-                        AND n.nspname !~ '^pg_(toast_)?temp_');
+        -- NULL stays NULL: no relation, or one dropped before the dump
+        IF NEW.relid IS NOT NULL THEN
+            NEW.relid := (SELECT c.oid FROM pg_class c
+                          JOIN pg_namespace n ON n.oid = c.relnamespace
+                          WHERE n.nspname = NEW.schema_name AND c.relname = NEW.table_name
+                            AND n.nspname !~ '^pg_(toast_)?temp_');
+        END IF;
+    ELSIF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = NEW.relid) THEN
+        -- queued incidents of a table dropped since
+        NEW.relid := NULL;
     END IF;
     NEW.rel_incarnation := (SELECT i.token FROM integrity_guard.database_incarnation i);
     RETURN NEW;
@@ -73,6 +79,42 @@ END
 $$;
 CREATE TRIGGER audit_log_bind BEFORE INSERT ON integrity_guard.audit_log
     FOR EACH ROW EXECUTE FUNCTION integrity_guard._audit_bind();
+
+-- Keep the names (what a dump carries) of live relations right, and unbind
+-- the incidents of a dropped one, so that a restore never binds them to a
+-- table that only took the name.
+CREATE INDEX audit_log_relid_idx ON integrity_guard.audit_log (relid);
+CREATE FUNCTION integrity_guard._audit_follow_ddl()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    here uuid := (SELECT i.token FROM integrity_guard.database_incarnation i);
+BEGIN
+    IF TG_EVENT = 'sql_drop' THEN
+        UPDATE integrity_guard.audit_log a SET relid = NULL
+         WHERE a.relid IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d
+                           WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0)
+           AND a.rel_incarnation = here;
+    ELSE
+        UPDATE integrity_guard.audit_log a
+           SET schema_name = n.nspname, table_name = c.relname
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = a.relid AND a.rel_incarnation = here
+           AND (a.schema_name, a.table_name) IS DISTINCT FROM (n.nspname, c.relname)
+           AND a.relid IN (SELECT cl.oid FROM pg_event_trigger_ddl_commands() d
+                           JOIN pg_class cl ON (d.classid = 'pg_class'::regclass AND cl.oid = d.objid)
+                                            OR (d.classid = 'pg_namespace'::regclass AND cl.relnamespace = d.objid));
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION integrity_guard._audit_follow_ddl() FROM PUBLIC;
+CREATE EVENT TRIGGER integrity_guard_audit_drop ON sql_drop
+    EXECUTE FUNCTION integrity_guard._audit_follow_ddl();
+CREATE EVENT TRIGGER integrity_guard_audit_rename ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA')
+    EXECUTE FUNCTION integrity_guard._audit_follow_ddl();
 
 -- Rows recorded before 1.2 were visible by name: bind them once.
 UPDATE integrity_guard.audit_log a
