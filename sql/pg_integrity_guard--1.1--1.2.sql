@@ -38,7 +38,8 @@ COMMENT ON COLUMN integrity_guard.audit_log.key_columns IS
 -- Key values and the server's DETAIL (row values), apart from the incidents:
 -- only readers who could read them get these rows.
 CREATE TABLE integrity_guard.audit_keys (
-    id         bigint PRIMARY KEY REFERENCES integrity_guard.audit_log (id) ON DELETE CASCADE,
+    id         bigint PRIMARY KEY REFERENCES integrity_guard.audit_log (id) ON DELETE CASCADE
+                      DEFERRABLE INITIALLY DEFERRED,
     key_values jsonb NOT NULL
 );
 COMMENT ON TABLE integrity_guard.audit_keys IS
@@ -62,6 +63,14 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF NOT integrity_guard._writing() THEN
+        -- key values in detail (a dump of 1.1): apart, like the writer's
+        IF NEW.detail ?| '{key,detail}' THEN
+            INSERT INTO integrity_guard.audit_keys (id, key_values)
+            SELECT NEW.id, jsonb_object_agg(e.key, e.value)
+              FROM jsonb_each(NEW.detail) e WHERE e.key IN ('key', 'detail')
+            ON CONFLICT (id) DO NOTHING;
+            NEW.detail := NEW.detail - '{key,detail}'::text[];
+        END IF;
         -- NULL stays NULL: no relation, or one dropped before the dump
         IF NEW.relid IS NOT NULL THEN
             NEW.relid := (SELECT c.oid FROM pg_class c
@@ -115,6 +124,14 @@ CREATE EVENT TRIGGER integrity_guard_audit_drop ON sql_drop
 CREATE EVENT TRIGGER integrity_guard_audit_rename ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA')
     EXECUTE FUNCTION integrity_guard._audit_follow_ddl();
+
+-- Rows recorded before 1.2 keep their key values in detail: move them.
+INSERT INTO integrity_guard.audit_keys (id, key_values)
+SELECT a.id, (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(a.detail) e
+              WHERE e.key IN ('key', 'detail'))
+FROM integrity_guard.audit_log a WHERE a.detail ?| '{key,detail}';
+UPDATE integrity_guard.audit_log SET detail = detail - '{key,detail}'::text[]
+ WHERE detail ?| '{key,detail}';
 
 -- Rows recorded before 1.2 were visible by name: bind them once.
 UPDATE integrity_guard.audit_log a
@@ -196,8 +213,14 @@ LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT integrity_guard.flush();
-  SELECT (jsonb_populate_record(a, jsonb_build_object('detail', integrity_guard._incident_detail(a)))).*
+  SELECT (x.r).*
   FROM integrity_guard.audit_log a
+  LEFT JOIN integrity_guard.audit_keys k ON k.id = a.id
+  -- once per row (a row expression's .* would evaluate it per column)
+  CROSS JOIN LATERAL (SELECT CASE WHEN k.key_values IS NULL THEN a
+                                  ELSE jsonb_populate_record(a, jsonb_build_object('detail',
+                                           coalesce(a.detail, '{}') || k.key_values)) END AS r
+                      OFFSET 0) x
   WHERE ($1 IS NULL OR a.last_seen >= $1)
     AND ($2 IS NULL OR (a.relid = $2
                         AND a.rel_incarnation = (SELECT i.token FROM integrity_guard.database_incarnation i)))
