@@ -38,8 +38,7 @@ COMMENT ON COLUMN integrity_guard.audit_log.key_columns IS
 -- Key values and the server's DETAIL (row values), apart from the incidents:
 -- only readers who could read them get these rows.
 CREATE TABLE integrity_guard.audit_keys (
-    id         bigint PRIMARY KEY REFERENCES integrity_guard.audit_log (id) ON DELETE CASCADE
-                      DEFERRABLE INITIALLY DEFERRED,
+    id         bigint PRIMARY KEY REFERENCES integrity_guard.audit_log (id) ON DELETE CASCADE,
     key_values jsonb NOT NULL
 );
 COMMENT ON TABLE integrity_guard.audit_keys IS
@@ -63,14 +62,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF NOT integrity_guard._writing() THEN
-        -- key values in detail (a dump of 1.1): apart, like the writer's
-        IF NEW.detail ?| '{key,detail}' THEN
-            INSERT INTO integrity_guard.audit_keys (id, key_values)
-            SELECT NEW.id, jsonb_object_agg(e.key, e.value)
-              FROM jsonb_each(NEW.detail) e WHERE e.key IN ('key', 'detail')
-            ON CONFLICT (id) DO NOTHING;
-            NEW.detail := NEW.detail - '{key,detail}'::text[];
-        END IF;
         -- NULL stays NULL: no relation, or one dropped before the dump
         IF NEW.relid IS NOT NULL THEN
             NEW.relid := (SELECT c.oid FROM pg_class c
@@ -88,6 +79,29 @@ END
 $$;
 CREATE TRIGGER audit_log_bind BEFORE INSERT ON integrity_guard.audit_log
     FOR EACH ROW EXECUTE FUNCTION integrity_guard._audit_bind();
+
+-- Key values in detail (rows of a 1.1 dump loaded into 1.2): apart, as the
+-- writer keeps them (it never leaves them in detail, so this never fires
+-- for its rows).
+CREATE FUNCTION integrity_guard._audit_keys_apart()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO integrity_guard.audit_keys (id, key_values)
+    SELECT NEW.id, jsonb_object_agg(e.key, e.value)
+      FROM jsonb_each(NEW.detail) e WHERE e.key IN ('key', 'detail')
+    ON CONFLICT (id) DO NOTHING;
+    UPDATE integrity_guard.audit_log a SET detail = a.detail - '{key,detail}'::text[]
+     WHERE a.id = NEW.id;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION integrity_guard._audit_keys_apart() FROM PUBLIC;
+CREATE TRIGGER audit_log_keys_apart AFTER INSERT ON integrity_guard.audit_log
+    FOR EACH ROW WHEN (NEW.detail ?| '{key,detail}')
+    EXECUTE FUNCTION integrity_guard._audit_keys_apart();
 
 -- Keep the names (what a dump carries) of live relations right, and unbind
 -- the incidents of a dropped one, so that a restore never binds them to a

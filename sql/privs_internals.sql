@@ -34,7 +34,8 @@ ORDER BY 1;
 SELECT p.proname, has_function_privilege('regress_ig_i_other', p.oid, 'EXECUTE') AS public_execute
 FROM pg_proc p
 WHERE p.pronamespace = 'integrity_guard'::regnamespace
-  AND p.proname IN ('_incident_table', '_writing', '_audit_bind', '_audit_follow_ddl', '_pipeline_register')
+  AND p.proname IN ('_incident_table', '_writing', '_audit_bind', '_audit_follow_ddl', '_audit_keys_apart',
+                    '_pipeline_register')
 ORDER BY 1;
 
 SET ROLE regress_ig_i_owner;
