@@ -126,6 +126,15 @@ SELECT * FROM keys_seen(current_user);
 SELECT detail ? 'key' AS key_in_row, key_columns FROM integrity_guard.audit_log WHERE table_name = 'privs_keyed';
 SELECT key_values FROM integrity_guard.audit_keys k JOIN integrity_guard.audit_log a USING (id)
  WHERE a.table_name = 'privs_keyed';
+-- a row loaded from a dump (of 1.1: key in detail, an OID of the source) is
+-- bound by name and its key values are kept apart
+INSERT INTO integrity_guard.audit_log (event_type, schema_name, table_name, relid, target,
+                                       first_seen, last_seen, detail)
+VALUES ('duplicate_key', 'public', 'privs_keyed', 1, 'loaded', now(), now(),
+        '{"mode": "skip", "key": "(code)=(loaded)"}');
+SELECT a.relid = 'public.privs_keyed'::regclass AS bound, a.detail, k.key_values
+FROM integrity_guard.audit_log a JOIN integrity_guard.audit_keys k USING (id)
+WHERE a.target = 'loaded';
 
 -- 6. clamp_range on_inverted=error names values only to a role that may read them
 SET ROLE regress_ig_p_owner1;
