@@ -24,7 +24,7 @@ DATA = sql/pg_integrity_guard--1.0.sql sql/pg_integrity_guard--1.0--1.1.sql \
 	sql/pg_integrity_guard--1.1--1.2.sql
 
 # pg_regress suites (sql/NAME.sql, expected/NAME.out), run by test/run.sh
-REGRESS = counter range guards audit cache bulk children children_diff unique rewrite \
+REGRESS = counter range guards audit cache bulk children children_diff children_diff_tx children_fire unique unique_upsert unique_diff rewrite \
 	privs_internals privs_visibility
 REGRESS_OPTS = --inputdir=.
 

@@ -18,9 +18,9 @@
  *
  * With the library preloaded (and integrity_guard.durable_audit on), the
  * aggregated incidents go to the shared queue of pipeline.c instead, also
- * when the transaction aborts: the attempt happened.  Readers drain the
- * queue into the table first (ig_audit_drain), in their own transaction;
- * what they took goes back to the queue if that transaction aborts.
+ * when the transaction aborts: the attempt happened.  Only the flush jobs
+ * of pipeline.c write them into the table; readers never write, they read
+ * the table plus what is still queued (integrity_guard._pending()).
  *
  * Otherwise this is the transactional path: incidents are inserted into
  * integrity_guard.audit_log in the current transaction and share its fate.
@@ -48,6 +48,7 @@
 #include "access/xlog.h"
 #include "pgstat.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "storage/lmgr.h"
 #include "storage/procarray.h"
 #include "tcop/utility.h"
@@ -455,9 +456,8 @@ ig_audit_push_pending(void)
 		ig_copy_bounded(key.table_name, NAMEDATALEN, entry->table_name);
 		ig_copy_bounded(key.target, IG_TARGET_LEN, entry->key.target);
 		ig_copy_bounded(key.application_name, NAMEDATALEN, appname);
-		ig_set_detail(&key, entry->key.detail);
-		ig_pipeline_push(&key, entry->occurrences, entry->first_seen,
-						 entry->last_seen);
+		ig_pipeline_push(&key, entry->key.detail, entry->occurrences,
+						 entry->first_seen, entry->last_seen);
 	}
 	pending_discard();
 }
@@ -526,21 +526,6 @@ ig_audit_flush(void)
 	return written;
 }
 
-/*
- * Incidents this transaction took from the shared queue and wrote: they go
- * back to the queue if the (sub)transaction that wrote them aborts.
- */
-typedef struct IgClaim
-{
-	SubTransactionId subid;
-	int			n;
-	IgQueueEntry *entries;
-	struct IgClaim *next;
-} IgClaim;
-
-static IgClaim *claims = NULL;
-static MemoryContext claims_cxt = NULL;
-
 static inline const char *
 empty_to_null(const char *s)
 {
@@ -565,157 +550,132 @@ bind_by_name(const char *schema_name, const char *table_name)
 	return OidIsValid(nsp) ? get_relname_relid(table_name, nsp) : InvalidOid;
 }
 
-/* Write the queued incidents of this database; the caller checked owner. */
-static int64
-ig_drain_queue(Oid owner)
+/* Delete rows older than integrity_guard.retention, as the owner. */
+static void
+ig_apply_retention(Oid owner)
 {
-	IgQueueEntry *entries;
-	IgIncident *rows;
-	IgClaim    *claim;
-	MemoryContext oldcxt;
-	int			n;
-	int			i;
+	Oid			save_userid;
+	int			save_sec_context;
+	Oid			argtypes[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
 
-	if (claims_cxt == NULL)
-		claims_cxt = AllocSetContextCreate(TopMemoryContext,
-										   "integrity_guard claimed incidents",
-										   ALLOCSET_SMALL_SIZES);
-	oldcxt = MemoryContextSwitchTo(claims_cxt);
-	n = ig_queue_take(MyDatabaseId, &entries);
-	if (n > 0)
-	{
-		claim = palloc(sizeof(IgClaim));
-		claim->subid = GetCurrentSubTransactionId();
-		claim->n = n;
-		claim->entries = entries;
-		claim->next = claims;
-		claims = claim;
-	}
-	MemoryContextSwitchTo(oldcxt);
-	if (n == 0)
-		return 0;
+	if (ig_retention <= 0)
+		return;
+	values[0] = TimestampTzGetDatum(GetCurrentTimestamp() -
+									(TimestampTz) ig_retention * USECS_PER_SEC);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("DELETE FROM integrity_guard.audit_log WHERE last_seen < $1",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not apply the retention to integrity_guard.audit_log");
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
 
-	rows = palloc(sizeof(IgIncident) * n);
-	for (i = 0; i < n; i++)
-	{
-		IgEventKey *k = &entries[i].key;
+/* The job's transaction, for the exit callback; invalid once settled. */
+static Oid job_dbid = InvalidOid;
+static TransactionId job_xid = InvalidTransactionId;
 
-		rows[i].event_type = k->event_type;
-		rows[i].schema_name = empty_to_null(k->schema_name);
-		rows[i].table_name = empty_to_null(k->table_name);
-		rows[i].relid = OidIsValid(k->relid) ? k->relid :
-			bind_by_name(k->schema_name, k->table_name);
-		/* a guard's target is never NULL; a captured error may have none */
-		rows[i].target = k->relid != InvalidOid ? k->target :
-			empty_to_null(k->target);
-		rows[i].occurrences = entries[i].counts.occurrences;
-		rows[i].first_seen = entries[i].counts.first_seen;
-		rows[i].last_seen = entries[i].counts.last_seen;
-		rows[i].roleid = k->roleid;
-		rows[i].application_name = empty_to_null(k->application_name);
-		rows[i].detail = empty_to_null(k->detail);
-	}
-	return ig_insert_incidents(owner, rows, n);
+/* A job killed with incidents in hand: unmark them for the next job. */
+static void
+ig_job_exit(int code, Datum arg)
+{
+	if (TransactionIdIsValid(job_xid))
+		ig_queue_settle(job_dbid, job_xid, false);
+	job_xid = InvalidTransactionId;
 }
 
 /*
- * Flush for readers: this backend's pending incidents, then everything the
- * queue holds for this database, written in the caller's transaction so
- * that its next query sees them.  A read-only transaction cannot write;
- * the workers will.
+ * The body of a flush job (pipeline.c), connected to database dbid: write
+ * the incidents queued for it in one transaction.  A failure leaves them
+ * queued, is counted and retried later by the launcher.
  */
-int64
-ig_audit_drain(void)
-{
-	Oid			owner;
-	int64		written;
-	int64		drained = 0;
-	bool		can_write;
-	TransactionId job;
-
-	written = ig_audit_flush();
-	if (!ig_queue_mode() || flushing || RecoveryInProgress())
-		return written;
-	can_write = !XactReadOnly && ig_extension_owner(&owner);
-	if (can_write)
-		drained = ig_drain_queue(owner);
-
-	/*
-	 * A flush job may have taken incidents just before we looked.  Wait for
-	 * its transaction, so that the caller's next query sees its rows; if it
-	 * failed, its incidents are back in the queue for us.
-	 */
-	job = ig_pipeline_job_xid(MyDatabaseId);
-	if (TransactionIdIsValid(job) && TransactionIdIsInProgress(job))
-	{
-		XactLockTableWait(job, NULL, NULL, XLTW_None);
-		if (can_write)
-			drained += ig_drain_queue(owner);
-	}
-	if (drained > 0)
-		ig_pipeline_report_flush(MyDatabaseId, true, drained);
-	return written + drained;
-}
-
-/* The body of a flush job (pipeline.c), connected to database dbid. */
 void
 ig_audit_drain_job(Oid dbid)
 {
+	MemoryContext oldcxt = CurrentMemoryContext;
 	Oid			owner;
-	int64		written = 0;
-	bool		installed;
+	volatile int64 written = 0;
+	volatile bool installed = false;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "writing queued incidents");
-	installed = ig_extension_owner(&owner);
-	if (installed)
+	job_dbid = dbid;
+	before_shmem_exit(ig_job_exit, (Datum) 0);
+	PG_TRY();
 	{
-		ig_pipeline_set_job(dbid, GetTopTransactionId());
-		written = ig_drain_queue(owner);
-	}
-	else
-		ig_pipeline_discard(dbid);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	if (installed)
-		ig_pipeline_set_job(dbid, InvalidTransactionId);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	ig_pipeline_report_flush(dbid, installed, written);
-}
-
-/* Give claims of an aborted (sub)transaction back to the queue. */
-static void
-ig_release_claims(bool abort, SubTransactionId subid, SubTransactionId parent)
-{
-	IgClaim   **link = &claims;
-
-	while (*link != NULL)
-	{
-		IgClaim    *claim = *link;
-
-		if (subid != InvalidSubTransactionId && claim->subid != subid)
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "writing queued incidents");
+		installed = ig_extension_owner(&owner);
+		if (installed)
 		{
-			link = &claim->next;
-			continue;
+			IgJobIncident *jobs;
+			IgIncident *rows;
+			int			n;
+			int			i;
+
+			ig_queue_settle_stale(dbid);
+			job_xid = GetTopTransactionId();
+			n = ig_queue_take(dbid, job_xid, &jobs);
+			rows = palloc(sizeof(IgIncident) * Max(n, 1));
+			for (i = 0; i < n; i++)
+			{
+				IgEventKey *k = &jobs[i].key;
+
+				rows[i].event_type = k->event_type;
+				rows[i].schema_name = empty_to_null(k->schema_name);
+				rows[i].table_name = empty_to_null(k->table_name);
+				rows[i].relid = OidIsValid(k->relid) ? k->relid :
+					bind_by_name(k->schema_name, k->table_name);
+				/* a guard's target is never NULL; a captured error may have none */
+				rows[i].target = k->relid != InvalidOid ? k->target :
+					empty_to_null(k->target);
+				rows[i].occurrences = jobs[i].occurrences;
+				rows[i].first_seen = jobs[i].first_seen;
+				rows[i].last_seen = jobs[i].last_seen;
+				rows[i].roleid = k->roleid;
+				rows[i].application_name = empty_to_null(k->application_name);
+				rows[i].detail = jobs[i].detail;
+			}
+			written = ig_insert_incidents(owner, rows, n);
+			ig_apply_retention(owner);
 		}
-		if (!abort)
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		/* written: the marks settle once no snapshot can miss the rows */
+		job_xid = InvalidTransactionId;
+		if (installed)
 		{
-			/* subcommit: the parent now owns it */
-			claim->subid = parent;
-			link = &claim->next;
-			continue;
+			StartTransactionCommand();
+			ig_queue_settle_stale(dbid);
+			CommitTransactionCommand();
 		}
-		ig_queue_restore(claim->entries, claim->n);
-		*link = claim->next;
+		else
+			ig_pipeline_discard(dbid);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		ig_pipeline_report_flush(dbid, installed, written);
 	}
-	if (subid == InvalidSubTransactionId)
+	PG_CATCH();
 	{
-		claims = NULL;
-		if (claims_cxt)
-			MemoryContextReset(claims_cxt);
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ig_queue_settle(dbid, job_xid, false);
+		job_xid = InvalidTransactionId;
+		ereport(LOG,
+				(errmsg("pg_integrity_guard could not write queued incidents: %s",
+						edata->message),
+				 errdetail("The incidents stay queued and the job is retried later.")));
+		ig_pipeline_report_failure(dbid, edata->message);
 	}
+	PG_END_TRY();
 }
 
 /* Write what earlier top-level statements left pending. */
@@ -766,52 +726,23 @@ ig_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			ig_audit_flush();
-
-			/*
-			 * Incidents taken from the shared queue would be lost if the
-			 * prepared transaction were rolled back: nobody would give them
-			 * back.  Refuse, as the server does for temporary tables.
-			 */
-			if (claims != NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot PREPARE a transaction that has written queued integrity_guard incidents"),
-						 errdetail("A reading function such as integrity_guard.events() wrote this database's queued incidents in this transaction."),
-						 errhint("Read the audit in a transaction of its own.")));
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			flushing = false;
-			ig_unique_raised = false;
 			/* an attempt happened even if its transaction failed */
 			if (ig_queue_mode())
 				ig_audit_push_pending();
 			pending_discard();
-			ig_release_claims(true, InvalidSubTransactionId,
-							  InvalidSubTransactionId);
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
 			pending_discard();
 			flushing = false;
-			ig_release_claims(false, InvalidSubTransactionId,
-							  InvalidSubTransactionId);
 			break;
 		default:
 			break;
 	}
-}
-
-static void
-ig_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					SubTransactionId parentSubid, void *arg)
-{
-	if (claims == NULL)
-		return;
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		ig_release_claims(true, mySubid, parentSubid);
-	else if (event == SUBXACT_EVENT_COMMIT_SUB)
-		ig_release_claims(false, mySubid, parentSubid);
 }
 
 void
@@ -826,24 +757,27 @@ ig_audit_init(void)
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = ig_ProcessUtility;
 	RegisterXactCallback(ig_xact_callback, NULL);
-	RegisterSubXactCallback(ig_subxact_callback, NULL);
 }
 
 /*
  * integrity_guard.flush() returns bigint
  *
- * Write pending incidents now, and with the durable pipeline everything
- * queued for this database.  Otherwise they are written when the next
- * statement starts or the transaction commits, or by the workers; the
- * reading functions call this first.
+ * Without the durable pipeline, write this session's pending incidents in
+ * its transaction now (else the next statement or the commit does).  With
+ * it, queue them and ask the workers to write this database's queue now,
+ * waiting for them outside a transaction block; the rows the workers wrote
+ * meanwhile.  The readers need neither: they read the queue too.
  */
 PG_FUNCTION_INFO_V1(ig_flush);
-PG_FUNCTION_INFO_V1(ig_audit_writing);
 
 Datum
 ig_flush(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT64(ig_audit_drain());
+	int64		written = ig_audit_flush();
+
+	if (ig_queue_mode())
+		written = ig_pipeline_flush_wait();
+	PG_RETURN_INT64(written);
 }
 
 /*
@@ -851,6 +785,8 @@ ig_flush(PG_FUNCTION_ARGS)
  * writer is inserting, so that the audit_log insert trigger knows that the
  * row's relid is one of this database (else it rebinds it by name).
  */
+PG_FUNCTION_INFO_V1(ig_audit_writing);
+
 Datum
 ig_audit_writing(PG_FUNCTION_ARGS)
 {

@@ -58,7 +58,8 @@ typedef struct IgCaptureList
 #define IG_CAPTURE_DEFAULT \
 	"unique_violation, foreign_key_violation, exclusion_violation, numeric_value_out_of_range, data_exception"
 
-bool		ig_unique_raised = false;
+uint64		ig_captured_unique_violations = 0;
+static bool capture_hooked = false;
 
 static char *ig_capture_errors = NULL;
 static IgCaptureList *capture_list = NULL;
@@ -108,6 +109,9 @@ ig_capture_check(char **newval, void **extra, GucSource source)
 		list_free(tokens);
 		return false;
 	}
+	/* event types are copied into hash keys over their full length */
+	memset(list, 0, offsetof(IgCaptureList, items) +
+		   sizeof(IgCaptureItem) * Max(list_length(tokens), 1));
 
 	foreach(lc, tokens)
 	{
@@ -306,6 +310,7 @@ static void
 ig_capture_user_raised(ErrorData *edata, const IgCaptureItem *item)
 {
 	IgEventKey	key;
+	char		detail[IG_DETAIL_LEN];
 	size_t		pos = 0;
 	TimestampTz now = GetCurrentTimestamp();
 
@@ -317,32 +322,34 @@ ig_capture_user_raised(ErrorData *edata, const IgCaptureItem *item)
 	ig_copy_bounded(key.target, IG_TARGET_LEN, item->event_type);
 	ig_copy_bounded(key.application_name, NAMEDATALEN, application_name);
 
-	key.detail[pos++] = '{';
-	json_member(key.detail, IG_DETAIL_LEN, &pos, "sqlstate",
+	memset(detail, 0, sizeof(detail));
+	detail[pos++] = '{';
+	json_member(detail, IG_DETAIL_LEN, &pos, "sqlstate",
 				unpack_sql_state(edata->sqlerrcode), 5);
-	json_member(key.detail, IG_DETAIL_LEN, &pos, "message",
+	json_member(detail, IG_DETAIL_LEN, &pos, "message",
 				edata->message, 200);
-	json_member(key.detail, IG_DETAIL_LEN, &pos, "raised_in",
+	json_member(detail, IG_DETAIL_LEN, &pos, "raised_in",
 				edata->funcname, 64);
 	/* what the raising code claimed, as it claimed it */
-	json_member(key.detail, IG_DETAIL_LEN, &pos, "claimed_schema",
+	json_member(detail, IG_DETAIL_LEN, &pos, "claimed_schema",
 				edata->schema_name, NAMEDATALEN);
-	json_member(key.detail, IG_DETAIL_LEN, &pos, "claimed_table",
+	json_member(detail, IG_DETAIL_LEN, &pos, "claimed_table",
 				edata->table_name, NAMEDATALEN);
-	json_member(key.detail, IG_DETAIL_LEN, &pos, "claimed_constraint",
+	json_member(detail, IG_DETAIL_LEN, &pos, "claimed_constraint",
 				edata->constraint_name, NAMEDATALEN);
-	json_member(key.detail, IG_DETAIL_LEN, &pos, "statement",
+	json_member(detail, IG_DETAIL_LEN, &pos, "statement",
 				debug_query_string, 256);
-	key.detail[pos++] = '}';
-	key.detail[pos] = '\0';
+	detail[pos++] = '}';
+	detail[pos] = '\0';
 
-	ig_pipeline_push(&key, 1, now, now);
+	ig_pipeline_push(&key, detail, 1, now, now);
 }
 
 static void
 ig_capture(ErrorData *edata, const IgCaptureItem *item)
 {
 	IgEventKey	key;
+	char		detail[IG_DETAIL_LEN];
 	size_t		pos = 0;
 	bool		has_table = edata->table_name != NULL;
 	TimestampTz now = GetCurrentTimestamp();
@@ -357,7 +364,7 @@ ig_capture(ErrorData *edata, const IgCaptureItem *item)
 	key.dbid = MyDatabaseId;
 	key.relid = InvalidOid;		/* no catalog access here: the writer binds */
 	key.roleid = GetUserId();
-	memcpy(key.event_type, item->event_type, IG_TYPE_LEN);
+	ig_copy_bounded(key.event_type, IG_TYPE_LEN, item->event_type);
 	if (has_table)
 	{
 		ig_copy_bounded(key.schema_name, NAMEDATALEN, edata->schema_name);
@@ -368,25 +375,53 @@ ig_capture(ErrorData *edata, const IgCaptureItem *item)
 					edata->column_name);
 	ig_copy_bounded(key.application_name, NAMEDATALEN, application_name);
 
-	key.detail[pos++] = '{';
-	json_member(key.detail, IG_DETAIL_LEN, &pos, "sqlstate",
+	memset(detail, 0, sizeof(detail));
+	detail[pos++] = '{';
+	json_member(detail, IG_DETAIL_LEN, &pos, "sqlstate",
 				unpack_sql_state(edata->sqlerrcode), 5);
-	json_member(key.detail, IG_DETAIL_LEN, &pos, "message",
+	json_member(detail, IG_DETAIL_LEN, &pos, "message",
 				edata->message, 200);
 	if (has_table)
 	{
 		/* the server's DETAIL carries the key values */
 		if (ig_log_key_values)
-			json_member(key.detail, IG_DETAIL_LEN, &pos, "detail",
+			json_member(detail, IG_DETAIL_LEN, &pos, "detail",
 						edata->detail, 400);
+
+		/*
+		 * A duplicate key: the same members as guard_unique records (the
+		 * duplicate_keys view reads them), with mode=raise when the guard
+		 * let this row through to the server's own check.
+		 */
+		if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
+		{
+			static const char prefix[] = "Key ";
+			static const char suffix[] = " already exists.";
+			size_t		dlen = edata->detail ? strlen(edata->detail) : 0;
+
+			json_member(detail, IG_DETAIL_LEN, &pos, "constraint",
+						edata->constraint_name, IG_TARGET_LEN);
+			if (ig_unique_passed(edata->schema_name, edata->table_name))
+				json_member(detail, IG_DETAIL_LEN, &pos, "mode",
+							"raise", 5);
+			if (ig_log_key_values &&
+				dlen > strlen(prefix) + strlen(suffix) &&
+				strncmp(edata->detail, prefix, strlen(prefix)) == 0 &&
+				strcmp(edata->detail + dlen - strlen(suffix), suffix) == 0)
+				json_member(detail, IG_DETAIL_LEN, &pos, "key",
+							edata->detail + strlen(prefix),
+							dlen - strlen(prefix) - strlen(suffix));
+		}
 	}
 	else
-		json_member(key.detail, IG_DETAIL_LEN, &pos, "statement",
+		json_member(detail, IG_DETAIL_LEN, &pos, "statement",
 					debug_query_string, 256);
-	key.detail[pos++] = '}';
-	key.detail[pos] = '\0';
+	detail[pos++] = '}';
+	detail[pos] = '\0';
 
-	ig_pipeline_push(&key, 1, now, now);
+	ig_pipeline_push(&key, detail, 1, now, now);
+	if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
+		ig_captured_unique_violations++;
 }
 
 static void
@@ -403,17 +438,32 @@ ig_emit_log_hook(ErrorData *edata)
 		in_hook = true;
 		if (item != NULL)
 		{
-			/* guard_unique queued this attempt already */
-			if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION &&
-				ig_unique_raised && ig_durable_audit)
-				ig_unique_raised = false;
-			else
+			/*
+			 * guard_unique queued this attempt already.  Known by where it
+			 * was raised, not by a flag: an error caught by an EXCEPTION
+			 * block never comes here, and must not hide the next one.
+			 */
+			if (!(edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION &&
+				  edata->funcname != NULL &&
+				  strcmp(edata->funcname, IG_UNIQUE_RAISE_FUNC) == 0 &&
+				  ig_durable_audit))
 				ig_capture(edata, item);
 		}
 		in_hook = false;
 	}
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
+}
+
+/*
+ * Will an error with this SQLSTATE, sent to a client of this backend, be
+ * recorded by the hook?
+ */
+bool
+ig_capture_covers(int sqlerrcode)
+{
+	return capture_hooked && MyBackendType == B_BACKEND &&
+		capture_match(sqlerrcode) != NULL;
 }
 
 void
@@ -432,4 +482,5 @@ ig_capture_init(void)
 		return;
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = ig_emit_log_hook;
+	capture_hooked = true;
 }

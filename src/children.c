@@ -26,9 +26,17 @@
  *						immediate RI checks, so only for deferred or undeclared
  *						references.
  *
- * Security: actions for declared foreign keys run as the child table's owner,
- * like the server's own RI actions; undeclared references run as the
- * deleting role with normal privilege checks and row-level security.
+ * Deferred foreign keys (INITIALLY DEFERRED) are left to a companion
+ * deferrable constraint trigger, "IG_integrity_guard_children_deferred",
+ * when the parent has one: it fires with the server's own deferred checks,
+ * just before them (same event, name order), and clears only what still
+ * dangles then.
+ *
+ * Security, decided at fire time: a declared foreign key is acted on as the
+ * child table's owner only when that role also owns the parent (the parent's
+ * owner could then have written the child anyway); every other action runs
+ * as the current user, with its privileges and row-level security.  Plans
+ * are prepared and run as the same role, and kept per acting role.
  *
  *-------------------------------------------------------------------------
  */
@@ -37,12 +45,17 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_operator.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "storage/lmgr.h"
+#include "tcop/utility.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "utils/acl.h"
@@ -53,6 +66,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 #include "utils/typcache.h"
@@ -63,19 +77,30 @@
 /* RI action triggers are named RI_ConstraintTrigger_a_<oid>. */
 #define RI_TRIGGER_PREFIX "RI_ConstraintTrigger"
 
+/* A saved plan and the role it was prepared as. */
+typedef struct RolePlan
+{
+	struct RolePlan *next;
+	Oid			role;
+	bool		set_based;
+	SPIPlanPtr	plan;
+} RolePlan;
+
 typedef struct ChildRef
 {
 	Oid			child_relid;
 	Oid			child_owner;
 	bool		declared;		/* backed by a foreign key constraint */
 	bool		deferred;		/* ... that is INITIALLY DEFERRED */
+	bool		active;			/* handled by this trigger */
+	bool		as_owner;		/* act as child_owner (see header) */
+	const char *notnull_col;	/* set_null column made NOT NULL since */
 	int			nkeys;
 	AttrNumber	parent_attnums[INDEX_MAX_KEYS];
 	Oid			parent_types[INDEX_MAX_KEYS];
 	char	   *row_sql;		/* per parent row, $n = parent key */
 	char	   *set_sql;		/* over the transition table, or NULL */
-	SPIPlanPtr	row_plan;		/* saved on first use */
-	SPIPlanPtr	set_plan;
+	RolePlan   *plans;			/* saved on first use, per acting role */
 	char	   *target;			/* audit target, "schema.child(cols)" */
 	char	   *detail;
 } ChildRef;
@@ -84,6 +109,9 @@ typedef struct ChildrenConfig
 {
 	bool		delete_action;
 	bool		has_immediate_declared;
+	bool		companion;		/* a deferrable trigger: deferred FKs only */
+	MemoryContext cxt;			/* where the configuration lives */
+	const char *tgname;
 	int			nrefs;
 	ChildRef   *refs;
 	/* set-based AFTER ROW: which statement was handled already */
@@ -107,10 +135,10 @@ children_config_reset(void *arg)
 
 	for (i = 0; i < cfg->nrefs; i++)
 	{
-		if (cfg->refs[i].row_plan)
-			SPI_freeplan(cfg->refs[i].row_plan);
-		if (cfg->refs[i].set_plan)
-			SPI_freeplan(cfg->refs[i].set_plan);
+		RolePlan   *rp;
+
+		for (rp = cfg->refs[i].plans; rp != NULL; rp = rp->next)
+			SPI_freeplan(rp->plan);
 	}
 }
 
@@ -305,23 +333,29 @@ find_declared_fk(Relation parent, Oid child_relid, AttrNumber *child_attnums,
  * (with its operators), or NULL for an undeclared reference.
  */
 static void
-build_reference(IgArgs *args, ChildRef *ref, bool delete_action,
+build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 				Relation child, AttrNumber *child_attnums,
 				AttrNumber *parent_attnums, int nkeys, HeapTuple fk)
 {
+	bool		delete_action = cfg->delete_action;
 	TupleDesc	ptupdesc = RelationGetDescr(args->rel);
 	TupleDesc	ctupdesc = RelationGetDescr(child);
 	Oid			pf_eq_oprs[INDEX_MAX_KEYS];
 	StringInfoData set_clause,
 				row_where,
 				set_where,
+				parent_match,
 				buf;
 	const char *child_name;
+	const char *parent_name;
 	const char *only;
 	int			i;
 
 	ref->child_relid = RelationGetRelid(child);
 	ref->child_owner = child->rd_rel->relowner;
+	ref->as_owner = false;
+	ref->notnull_col = NULL;
+	ref->plans = NULL;
 	ref->nkeys = nkeys;
 	ref->declared = (fk != NULL);
 	if (fk)
@@ -350,6 +384,7 @@ build_reference(IgArgs *args, ChildRef *ref, bool delete_action,
 	initStringInfo(&set_clause);
 	initStringInfo(&row_where);
 	initStringInfo(&set_where);
+	initStringInfo(&parent_match);
 	for (i = 0; i < nkeys; i++)
 	{
 		Form_pg_attribute patt = TupleDescAttr(ptupdesc, parent_attnums[i] - 1);
@@ -360,7 +395,16 @@ build_reference(IgArgs *args, ChildRef *ref, bool delete_action,
 		char	   *pref;
 		Oid			opr;
 
-		if (!delete_action && catt->attnotnull)
+		/*
+		 * A NOT NULL added after attach fails only the deletes that have a
+		 * child to clear (see run_reference); at attach time it is refused.
+		 */
+		if (!delete_action && catt->attnotnull && args->trigger != NULL)
+		{
+			if (ref->notnull_col == NULL)
+				ref->notnull_col = pstrdup(NameStr(catt->attname));
+		}
+		else if (!delete_action && catt->attnotnull)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("column \"%s\" of table \"%s\" is NOT NULL: action=set_null cannot clear it",
@@ -383,10 +427,35 @@ build_reference(IgArgs *args, ChildRef *ref, bool delete_action,
 		appendStringInfoString(&set_where, i > 0 ? " AND " : "");
 		generate_operator_clause(&set_where, pref, patt->atttypid, opr,
 								 cref, catt->atttypid);
+
+		/* the parent key present again: p.col = $n with the type's own = */
+		appendStringInfoString(&parent_match, i > 0 ? " AND " : "");
+		generate_operator_clause(&parent_match,
+								 psprintf("p.%s", quote_identifier(NameStr(patt->attname))),
+								 patt->atttypid,
+								 lookup_type_cache(patt->atttypid, TYPECACHE_EQ_OPR)->eq_opr,
+								 param, patt->atttypid);
 	}
 
+	/*
+	 * At the deferred check, a parent row with the same key inserted again
+	 * satisfies the constraint, as the server's own check finds.
+	 */
+	if (cfg->companion)
+	{
+		parent_name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(args->rel)),
+												 RelationGetRelationName(args->rel));
+		appendStringInfo(&row_where, " AND NOT EXISTS (SELECT 1 FROM %s%s p WHERE %s)",
+						 args->rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+						 parent_name, parent_match.data);
+	}
+
+	/* a column that cannot be cleared: only look for a child to refuse */
 	initStringInfo(&buf);
-	if (delete_action)
+	if (ref->notnull_col)
+		appendStringInfo(&buf, "SELECT 1 FROM %s%s x WHERE %s LIMIT 1",
+						 only, child_name, row_where.data);
+	else if (delete_action)
 		appendStringInfo(&buf, "DELETE FROM %s%s x WHERE %s",
 						 only, child_name, row_where.data);
 	else
@@ -398,14 +467,16 @@ build_reference(IgArgs *args, ChildRef *ref, bool delete_action,
 	if (args->trigger && args->trigger->tgoldtable)
 	{
 		initStringInfo(&buf);
-		if (delete_action)
+		if (ref->notnull_col)
+			appendStringInfo(&buf, "SELECT 1 FROM %s%s x", only, child_name);
+		else if (delete_action)
 			appendStringInfo(&buf, "DELETE FROM %s%s x", only, child_name);
 		else
 			appendStringInfo(&buf, "UPDATE %s%s x SET %s", only, child_name,
 							 set_clause.data);
-		appendStringInfo(&buf, " WHERE EXISTS (SELECT 1 FROM %s o WHERE %s)",
+		appendStringInfo(&buf, " WHERE EXISTS (SELECT 1 FROM %s o WHERE %s)%s",
 						 quote_identifier(args->trigger->tgoldtable),
-						 set_where.data);
+						 set_where.data, ref->notnull_col ? " LIMIT 1" : "");
 		ref->set_sql = buf.data;
 	}
 
@@ -431,7 +502,7 @@ build_reference(IgArgs *args, ChildRef *ref, bool delete_action,
 /* An explicit reference argument. */
 static void
 parse_reference(IgArgs *args, const char *spec, ChildRef *ref,
-				bool delete_action)
+				ChildrenConfig *cfg)
 {
 	const char *p = spec;
 	const char *paren = NULL;
@@ -488,7 +559,22 @@ parse_reference(IgArgs *args, const char *spec, ChildRef *ref,
 		names = lcons(makeString(get_namespace_name(RelationGetNamespace(args->rel))),
 					  names);
 	rv = makeRangeVarFromNameList(names);
-	child_relid = RangeVarGetRelid(rv, AccessShareLock, true);
+
+	/*
+	 * At fire time the deleting role may lack USAGE on the child's schema
+	 * (the guard may act as the child's owner): resolve the name without
+	 * that check.  Whoever acts is checked when the statement is prepared.
+	 */
+	if (args->trigger != NULL)
+	{
+		Oid			nsp = get_namespace_oid(rv->schemaname, true);
+
+		child_relid = OidIsValid(nsp) ? get_relname_relid(rv->relname, nsp) : InvalidOid;
+		if (OidIsValid(child_relid))
+			LockRelationOid(child_relid, AccessShareLock);
+	}
+	else
+		child_relid = RangeVarGetRelid(rv, AccessShareLock, true);
 	if (!OidIsValid(child_relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -541,8 +627,9 @@ parse_reference(IgArgs *args, const char *spec, ChildRef *ref,
 	fk = find_declared_fk(args->rel, child_relid, child_attnums,
 						  parent_attnums, nkeys);
 	if (fk == NULL && args->trigger == NULL)
-		check_child_privileges(args, child, child_attnums, nkeys, delete_action);
-	build_reference(args, ref, delete_action, child, child_attnums,
+		check_child_privileges(args, child, child_attnums, nkeys,
+							   cfg->delete_action);
+	build_reference(args, ref, cfg, child, child_attnums,
 					parent_attnums, nkeys, fk);
 	table_close(child, NoLock);
 }
@@ -601,14 +688,16 @@ ig_children_parse(IgArgs *args)
 	ig_reject_unknown_options(args, children_options);
 	cfg->delete_action = ig_option_choice(args, "action", "action",
 										  children_actions) == 1;
+	cfg->cxt = CurrentMemoryContext;
+	cfg->companion = args->trigger != NULL && args->trigger->tgdeferrable;
+	cfg->tgname = args->trigger ? pstrdup(args->trigger->tgname) : NULL;
 
 	if (args->ncolumns > 0)
 	{
 		cfg->nrefs = args->ncolumns;
 		cfg->refs = palloc0(sizeof(ChildRef) * cfg->nrefs);
 		for (i = 0; i < args->ncolumns; i++)
-			parse_reference(args, args->columns[i], &cfg->refs[i],
-							cfg->delete_action);
+			parse_reference(args, args->columns[i], &cfg->refs[i], cfg);
 	}
 	else
 	{
@@ -636,15 +725,62 @@ ig_children_parse(IgArgs *args)
 			DeconstructFkConstraintRow(fk, &n, conkey, confkey,
 									   NULL, NULL, NULL, NULL, NULL);
 			child = table_open(con->conrelid, AccessShareLock);
-			build_reference(args, &cfg->refs[i++], cfg->delete_action,
+			build_reference(args, &cfg->refs[i++], cfg,
 							child, conkey, confkey, n, fk);
 			table_close(child, AccessShareLock);
 		}
 	}
 
-	for (i = 0; i < cfg->nrefs; i++)
-		if (cfg->refs[i].declared && !cfg->refs[i].deferred)
-			cfg->has_immediate_declared = true;
+	/*
+	 * Which references this trigger acts on.  A deferrable trigger acts on
+	 * the INITIALLY DEFERRED foreign keys only; the other trigger leaves
+	 * those to it when the parent has one (otherwise, as before 1.2, it
+	 * clears them at DELETE time).
+	 */
+	{
+		bool		has_companion = cfg->companion;
+		Oid			parent_owner = args->rel->rd_rel->relowner;
+
+		if (!has_companion && args->trigger != NULL && args->rel->trigdesc)
+		{
+			TriggerDesc *trigdesc = args->rel->trigdesc;
+			int			t;
+
+			for (t = 0; t < trigdesc->numtriggers; t++)
+			{
+				Trigger    *other = &trigdesc->triggers[t];
+
+				if (other->tgfoid == args->trigger->tgfoid &&
+					other->tgdeferrable && other->tginitdeferred &&
+					other->tgenabled != TRIGGER_DISABLED &&
+					TRIGGER_FOR_ROW(other->tgtype) &&
+					TRIGGER_FOR_DELETE(other->tgtype))
+					has_companion = true;
+			}
+		}
+
+		for (i = 0; i < cfg->nrefs; i++)
+		{
+			ChildRef   *ref = &cfg->refs[i];
+
+			if (cfg->companion)
+				ref->active = ref->declared && ref->deferred;
+			else
+				ref->active = !(has_companion && ref->declared && ref->deferred);
+			if (ref->active && ref->declared && !ref->deferred)
+				cfg->has_immediate_declared = true;
+
+			/*
+			 * The child's owner writes only for a parent it owns too: then
+			 * whoever may delete from the parent acts with the parent
+			 * owner's consent, as with the server's own RI actions.
+			 */
+			ref->as_owner = ref->declared &&
+				(ref->child_owner == parent_owner ||
+				 superuser_arg(ref->child_owner) ||
+				 has_privs_of_role(ref->child_owner, parent_owner));
+		}
+	}
 
 	if (args->trigger != NULL)
 	{
@@ -694,6 +830,14 @@ check_placement(TriggerData *td, ChildrenConfig *cfg)
 						   trigger->tgname, relname),
 				 errhint("Recreate it with REFERENCING OLD TABLE AS old_rows, or use integrity_guard.guard_children().")));
 
+	if (cfg->companion && strcmp(trigger->tgname, RI_TRIGGER_PREFIX) >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" fires after the deferred foreign key checks of table \"%s\"",
+						trigger->tgname, relname),
+				 errdetail("Deferred triggers of one row fire in name order (byte order), and the server's checks are named \"" RI_TRIGGER_PREFIX "_...\"."),
+				 errhint("Give the trigger a name that sorts first, such as \"IG_children_deferred\", or use integrity_guard.guard_children().")));
+
 	if (TRIGGER_FIRED_AFTER(td->tg_event) && cfg->has_immediate_declared)
 	{
 		if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
@@ -713,42 +857,92 @@ check_placement(TriggerData *td, ChildrenConfig *cfg)
 	}
 }
 
+/* The saved plan of a reference for the acting role, prepared as it. */
+static SPIPlanPtr
+reference_plan(ChildrenConfig *cfg, ChildRef *ref, bool set_based, Oid role)
+{
+	RolePlan   *rp;
+	SPIPlanPtr	plan;
+	const char *sql = set_based ? ref->set_sql : ref->row_sql;
+
+	for (rp = ref->plans; rp != NULL; rp = rp->next)
+		if (rp->role == role && rp->set_based == set_based)
+			return rp->plan;
+
+	/* parsing checks schema USAGE: the acting role is current here */
+	plan = SPI_prepare(sql, set_based ? 0 : ref->nkeys, ref->parent_types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+			 sql, SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	rp = MemoryContextAlloc(cfg->cxt, sizeof(RolePlan));
+	rp->role = role;
+	rp->set_based = set_based;
+	rp->plan = plan;
+	rp->next = ref->plans;
+	ref->plans = rp;
+	return plan;
+}
+
 /* Run one reference's statement; returns the number of child rows changed. */
 static uint64
-run_reference(ChildRef *ref, bool set_based, Datum *values, char *nulls)
+run_reference(TriggerData *td, ChildrenConfig *cfg, ChildRef *ref,
+			  bool set_based, Datum *values, char *nulls)
 {
-	SPIPlanPtr *planp = set_based ? &ref->set_plan : &ref->row_plan;
 	Oid			save_userid;
 	int			save_sec_context;
+	Oid			role;
+	SPIPlanPtr	plan;
 	int			rc;
+	uint64		processed;
 
-	if (*planp == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(set_based ? ref->set_sql : ref->row_sql,
-									   set_based ? 0 : ref->nkeys,
-									   ref->parent_types);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 set_based ? ref->set_sql : ref->row_sql,
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*planp = plan;
-	}
-
-	/* Declared FKs act as the child's owner, as the server's RI does. */
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	if (ref->declared)
-		SetUserIdAndSecContext(ref->child_owner,
+	role = ref->as_owner ? ref->child_owner : save_userid;
+	if (role != save_userid)
+		SetUserIdAndSecContext(role,
 							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_NOFORCE_RLS);
-	rc = SPI_execute_plan(*planp, values, nulls, false, 0);
+	/* an error restores the user id with the (sub)transaction's abort */
+	{
+		plan = reference_plan(cfg, ref, set_based, role);
+
+		/*
+		 * As the server's RI actions: under REPEATABLE READ and SERIALIZABLE
+		 * find rows with the latest snapshot and raise a serialization
+		 * failure (40001) for one the transaction's snapshot cannot see.
+		 */
+		if (IsolationUsesXactSnapshot())
+		{
+			CommandCounterIncrement();
+			rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(),
+									  GetTransactionSnapshot(), false, true,
+									  0);
+		}
+		else
+			rc = SPI_execute_plan(plan, values, nulls, false, 0);
+		processed = SPI_processed;
+	}
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 
+	if (ref->notnull_col)
+	{
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "unexpected SPI result %d for \"%s\"", rc,
+				 set_based ? ref->set_sql : ref->row_sql);
+		if (processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("guard \"%s\" on table \"%s\" cannot set column \"%s\" of table \"%s\" to NULL",
+							cfg->tgname, RelationGetRelationName(td->tg_relation),
+							ref->notnull_col, get_rel_name(ref->child_relid)),
+					 errdetail("The column was made NOT NULL after the guard was attached, and a child row still references a deleted row."),
+					 errhint("Attach the guard again with action => 'delete' (integrity_guard.unguard(), then integrity_guard.guard_children()), or drop the NOT NULL constraint.")));
+		return 0;
+	}
 	if (rc != SPI_OK_UPDATE && rc != SPI_OK_DELETE)
 		elog(ERROR, "unexpected SPI result %d for \"%s\"", rc,
 			 set_based ? ref->set_sql : ref->row_sql);
-	return SPI_processed;
+	return processed;
 }
 
 /*
@@ -799,14 +993,33 @@ nullify_children(PG_FUNCTION_ARGS)
 	if (!ig_enabled || cfg->nrefs == 0)
 		return result;
 
+	/*
+	 * An UPDATE that moves a row to another partition fires DELETE row
+	 * triggers on the source partition; the server treats it as an update
+	 * of the key (its own RI triggers check it), so the guard stays out.
+	 */
+	if (TRIGGER_FIRED_FOR_ROW(td->tg_event) && td->tg_trigtuple != NULL &&
+		td->tg_trigtuple->t_data != NULL &&
+		HeapTupleHeaderIndicatesMovedPartitions(td->tg_trigtuple->t_data))
+		return result;
+
+	/*
+	 * The transition table of an inheritance parent also holds the rows
+	 * deleted from its inheritance children, which fire no row event here
+	 * and are referenced by no foreign key on the parent: go row by row.
+	 */
 	set_based = (td->tg_oldtable != NULL);
+	if (set_based && TRIGGER_FIRED_FOR_ROW(td->tg_event) &&
+		td->tg_relation->rd_rel->relhassubclass)
+		set_based = false;
 	if (set_based && TRIGGER_FIRED_FOR_ROW(td->tg_event) &&
 		!first_row_event(td, cfg))
 		return result;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (set_based && SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+	if (td->tg_oldtable != NULL &&
+		SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "SPI_register_trigger_data failed");
 
 	for (i = 0; i < cfg->nrefs; i++)
@@ -814,6 +1027,8 @@ nullify_children(PG_FUNCTION_ARGS)
 		ChildRef   *ref = &cfg->refs[i];
 		uint64		changed;
 
+		if (!ref->active)
+			continue;
 		if (!set_based)
 		{
 			TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
@@ -835,7 +1050,7 @@ nullify_children(PG_FUNCTION_ARGS)
 				continue;
 		}
 
-		changed = run_reference(ref, set_based, values, nulls);
+		changed = run_reference(td, cfg, ref, set_based, values, nulls);
 		ig_audit_record(cfg->delete_action ? IG_EVENT_CHILDREN_DELETED :
 						IG_EVENT_CHILDREN_NULLIFIED,
 						td->tg_relation, ref->target, ref->detail,
@@ -844,4 +1059,142 @@ nullify_children(PG_FUNCTION_ARGS)
 
 	SPI_finish();
 	return result;
+}
+
+/*
+ * SET CONSTRAINTS naming a deferred foreign key IMMEDIATE runs the server's
+ * checks of that key now, but not the guard's companion trigger, which is a
+ * constraint of its own: name the companion too, so that it runs first, as
+ * at commit.  The companion is named in its table's schema, so every guard's
+ * companion in that schema turns immediate with it.
+ */
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+#define COMPANION_NAME "IG_integrity_guard_children_deferred"
+
+static List *
+companions_of_named_keys(List *constraints)
+{
+	Relation	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	List	   *parents = NIL;
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, constraints)
+	{
+		RangeVar   *rv = lfirst_node(RangeVar, lc);
+		List	   *namespaces;
+		ListCell   *nlc;
+
+		/* the server's own lookup: explicit schema, or the first match */
+		if (rv->schemaname)
+		{
+			Oid			nsp = LookupExplicitNamespace(rv->schemaname, true);
+
+			if (!OidIsValid(nsp))
+				continue;
+			namespaces = list_make1_oid(nsp);
+		}
+		else
+			namespaces = fetch_search_path(true);
+
+		foreach(nlc, namespaces)
+		{
+			ScanKeyData skey[2];
+			SysScanDesc scan;
+			HeapTuple	tup;
+			bool		found = false;
+
+			ScanKeyInit(&skey[0], Anum_pg_constraint_conname,
+						BTEqualStrategyNumber, F_NAMEEQ,
+						CStringGetDatum(rv->relname));
+			ScanKeyInit(&skey[1], Anum_pg_constraint_connamespace,
+						BTEqualStrategyNumber, F_OIDEQ,
+						ObjectIdGetDatum(lfirst_oid(nlc)));
+			scan = systable_beginscan(conrel, ConstraintNameNspIndexId, true,
+									  NULL, 2, skey);
+			while (HeapTupleIsValid(tup = systable_getnext(scan)))
+			{
+				Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+
+				found = true;
+				if (con->contype == CONSTRAINT_FOREIGN && con->condeferrable)
+					parents = list_append_unique_oid(parents, con->confrelid);
+			}
+			systable_endscan(scan);
+			if (found)
+				break;
+		}
+	}
+
+	foreach(lc, parents)
+	{
+		Oid			parent = lfirst_oid(lc);
+		ScanKeyData skey[2];
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		ScanKeyInit(&skey[0], Anum_pg_trigger_tgrelid,
+					BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(parent));
+		ScanKeyInit(&skey[1], Anum_pg_trigger_tgname,
+					BTEqualStrategyNumber, F_NAMEEQ,
+					CStringGetDatum(COMPANION_NAME));
+		scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true,
+								  NULL, 2, skey);
+		if (HeapTupleIsValid(tup = systable_getnext(scan)) &&
+			((Form_pg_trigger) GETSTRUCT(tup))->tgdeferrable)
+		{
+			char	   *nspname = get_namespace_name(get_rel_namespace(parent));
+
+			if (nspname != NULL)
+				result = lappend(result, makeRangeVar(nspname, COMPANION_NAME, -1));
+		}
+		systable_endscan(scan);
+	}
+
+	table_close(tgrel, AccessShareLock);
+	table_close(conrel, AccessShareLock);
+	return result;
+}
+
+static void
+children_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+						bool readOnlyTree, ProcessUtilityContext context,
+						ParamListInfo params, QueryEnvironment *queryEnv,
+						DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (IsA(parsetree, ConstraintsSetStmt) &&
+		!((ConstraintsSetStmt *) parsetree)->deferred &&
+		((ConstraintsSetStmt *) parsetree)->constraints != NIL &&
+		IsTransactionState())
+	{
+		List	   *extra = companions_of_named_keys(((ConstraintsSetStmt *) parsetree)->constraints);
+
+		if (extra != NIL)
+		{
+			PlannedStmt *copy = copyObject(pstmt);
+			ConstraintsSetStmt *stmt = (ConstraintsSetStmt *) copy->utilityStmt;
+
+			stmt->constraints = list_concat(list_copy(stmt->constraints), extra);
+			pstmt = copy;
+			readOnlyTree = false;
+		}
+	}
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+void
+ig_children_init(void)
+{
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = children_ProcessUtility;
 }

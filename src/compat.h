@@ -70,4 +70,19 @@
 	index_beginscan((heap), (index), (snapshot), (nkeys), (norderbys))
 #endif
 
+/*
+ * 18 dropped ExecutorRun()'s execute_once argument: a hook declares its
+ * parameters and passes them on through these.
+ */
+#if PG_VERSION_NUM >= 180000
+#define IG_EXECUTOR_RUN_PARAMS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count
+#define IG_EXECUTOR_RUN_ARGS	queryDesc, direction, count
+#else
+#define IG_EXECUTOR_RUN_PARAMS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count, \
+	bool execute_once
+#define IG_EXECUTOR_RUN_ARGS	queryDesc, direction, count, execute_once
+#endif
+
 #endif							/* IG_COMPAT_H */

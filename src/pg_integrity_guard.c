@@ -77,6 +77,8 @@ _PG_init(void)
 	ig_cache_init();
 	ig_audit_init();
 	ig_rewrite_init();
+	ig_unique_init();
+	ig_children_init();
 }
 
 /*

@@ -53,21 +53,29 @@ extern void ig_audit_record_relid(IgEventType type, Oid relid,
 								  int64 occurrences);
 extern const char *ig_event_type_name(IgEventType type);
 extern bool ig_extension_owner(Oid *owner);
-extern int64 ig_audit_drain(void);
 extern void ig_audit_push_if_durable(void);
 extern void ig_audit_drain_job(Oid dbid);
 
-/* guard_unique raised its own 23505: the error hook must not count it again */
-extern bool ig_unique_raised;
+/*
+ * guard_unique raises its own 23505 in this function (unique.c): the error
+ * hook must not count that attempt again.
+ */
+#define IG_UNIQUE_RAISE_FUNC "ig_unique_raise"
+/* 23505 errors the hook recorded in this backend */
+extern uint64 ig_captured_unique_violations;
 
 /*
  * The durable pipeline (pipeline.c), active when the library is preloaded.
- * An event key is fixed-size and zero-padded so that it can live in a
- * shared hash table and be compared with memcmp.
+ * An event key is fixed-size and zero-padded (every byte written, see
+ * ig_copy_bounded) so that it can live in a shared hash table compared
+ * with memcmp.  The detail (key values) is not part of the key: incidents
+ * of one table, target, kind and role within a flush window aggregate into
+ * one queue entry holding a bounded sample of details.
  */
 #define IG_TYPE_LEN		64
 #define IG_TARGET_LEN	256
 #define IG_DETAIL_LEN	1024
+#define IG_SAMPLES_LEN	1024
 
 typedef struct IgEventKey
 {
@@ -79,7 +87,6 @@ typedef struct IgEventKey
 	char		table_name[NAMEDATALEN];
 	char		target[IG_TARGET_LEN];
 	char		application_name[NAMEDATALEN];
-	char		detail[IG_DETAIL_LEN];	/* JSON text or "" */
 } IgEventKey;
 
 /* What a shared entry counts; the spinlock protects the rest. */
@@ -91,34 +98,46 @@ typedef struct IgCounts
 	TimestampTz last_seen;
 } IgCounts;
 
-typedef struct IgQueueEntry
-{
-	IgEventKey	key;
-	IgCounts	counts;
-} IgQueueEntry;
-
 extern int	ig_queue_size;
 extern int	ig_flush_interval;
 extern int	ig_max_stats;
+extern int	ig_max_flush_jobs;
+extern int	ig_retention;
 extern bool ig_durable_audit;
 
 extern void ig_pipeline_init(void);
 extern bool ig_pipeline_available(void);
 extern bool ig_pipeline_busy(void);
 extern void ig_copy_bounded(char *dst, size_t size, const char *src);
-extern void ig_set_detail(IgEventKey *key, const char *json);
-extern void ig_pipeline_push(const IgEventKey *key, int64 occurrences,
-							 TimestampTz first_seen, TimestampTz last_seen);
-extern int	ig_queue_take(Oid dbid, IgQueueEntry **entries);
+extern void ig_pipeline_push(const IgEventKey *key, const char *detail,
+							 int64 occurrences, TimestampTz first_seen,
+							 TimestampTz last_seen);
+
+/* A queued incident handed to a flush job (palloc'd copies). */
+typedef struct IgJobIncident
+{
+	IgEventKey	key;
+	int64		occurrences;
+	TimestampTz first_seen;
+	TimestampTz last_seen;
+	char	   *detail;			/* JSON text, with the sample; NULL if none */
+} IgJobIncident;
+
+extern int	ig_queue_take(Oid dbid, TransactionId xid, IgJobIncident **out);
+extern void ig_queue_settle(Oid dbid, TransactionId xid, bool committed);
+extern void ig_queue_settle_stale(Oid dbid);
 extern void ig_pipeline_discard(Oid dbid);
-extern void ig_pipeline_set_job(Oid dbid, TransactionId xid);
-extern TransactionId ig_pipeline_job_xid(Oid dbid);
-extern void ig_queue_restore(IgQueueEntry *entries, int n);
 extern void ig_pipeline_report_flush(Oid dbid, bool has_extension,
 									 int64 written);
+extern void ig_pipeline_report_failure(Oid dbid, const char *message);
+extern int64 ig_pipeline_flush_wait(void);
+
+/* children.c */
+extern void ig_children_init(void);
 
 /* capture.c */
 extern void ig_capture_init(void);
+extern bool ig_capture_covers(int sqlerrcode);
 
 /*
  * Trigger arguments, split once into columns and options.  An argument of
@@ -196,6 +215,8 @@ extern List *ig_counter_guarded_columns(IgArgs *args);
 extern List *ig_range_guarded_columns(IgArgs *args);
 extern void ig_rewrite_init(void);
 extern void *ig_unique_parse(IgArgs *args);
+extern void ig_unique_init(void);
+extern bool ig_unique_passed(const char *schema_name, const char *table_name);
 
 /* Bumped when a transaction or subtransaction aborts (guard_cache.c). */
 extern uint64 ig_abort_generation;

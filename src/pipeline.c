@@ -2,29 +2,56 @@
  *
  * pipeline.c
  *		The durable audit pipeline: a shared-memory queue of incidents, the
- *		background workers that drain it, and cumulative statistics.
+ *		background workers that write it, and cumulative statistics.
  *
  * Active only when the library is in shared_preload_libraries.  Backends
  * push the incidents their statements aggregated (audit.c) and the errors
  * they sent to clients (capture.c) into a shared hash table keyed by the
- * whole incident: a hot counter saturated by thousands of statements per
- * second adds to one entry instead of filling a queue, and writers of an
- * existing entry share the lock and take only the entry's spinlock.  The
- * table's size is integrity_guard.queue_size; a push into a full table is
- * counted as dropped and never waits or fails.
+ * incident without its key values: events of one table, target, kind, role
+ * and application within a flush window add to one entry, which keeps the
+ * first detail and a bounded sample of others.  A storm of distinct keys is
+ * one entry, and one audit row per flush.
  *
- * A launcher (static background worker, no database) wakes every half
- * flush_interval and starts a short-lived job per database with pending
- * incidents.  The job connects, writes that database's incidents into
- * integrity_guard.audit_log in one transaction and exits, so it never
- * holds a connection that would block DROP DATABASE for long.  A database
- * without the extension only counts in the statistics.  Readers drain their
- * own database first (audit.c), so they always see every recorded event.
+ * The queue (integrity_guard.queue_size entries) is shared fairly: when it
+ * is full, a database below its share (queue_size / databases queueing)
+ * takes the place of an entry of the database furthest above it, and inside
+ * a database a role below its share likewise; an owner at or above its share
+ * loses its own new incident.  Drops are counted per database and role.
+ *
+ * Nobody but a flush job writes the audit table.  The launcher (a static
+ * background worker) wakes every half flush_interval and starts jobs, at
+ * most integrity_guard.max_flush_jobs at a time, serving databases round
+ * robin.  A job connects, marks the entries it takes with its transaction
+ * id, inserts them, applies the retention setting and commits.  Marked
+ * entries stay in the queue until no snapshot can miss the rows (the xid
+ * precedes every backend's xmin): readers (integrity_guard._pending()) show
+ * an entry unless the job that took it committed visibly to their snapshot,
+ * so a reader sees every incident exactly once and never writes or waits.
+ * A job that fails unmarks its entries; failures are counted and retried
+ * with a backoff, never discarded, except for a dropped database.
  *
  * Statistics are a second shared table, cumulative per (database, table,
- * event type, target).  Both tables are written to pg_stat/ at a clean
- * shutdown and read back at start-up, like pg_stat_statements; a crash
- * loses them, as it loses any shared memory.
+ * event type, target); when full, the least-used 5% are evicted, with
+ * usage decaying as in pg_stat_statements.  Both tables are written to
+ * pg_stat/ at a clean shutdown and read back at start-up; a crash loses
+ * them, as it loses any shared memory.  On a standby nothing is written:
+ * readers show the queue; it is written after promotion, or saved by a clean
+ * restart.
+ *
+ * Locking rules:
+ *	queue_lock (LWLock) protects the queue hash, the owner hash (queued and
+ *		dropped per database and role) and ndbs_active.  Adding to an
+ *		existing entry's counts needs it shared plus the entry's spinlock;
+ *		everything else (new entries, samples, marks, eviction) exclusive.
+ *	stats_lock (LWLock) protects the stats hash and the eviction scratch
+ *		array the same way: shared plus the entry's spinlock to count,
+ *		exclusive to add, evict or reset.
+ *	db_lock (LWLock) protects the per-database slots (IgDbSlot).
+ *	mutex (spinlock) protects only the few scalar fields marked below; it is
+ *		never held over a loop, a call or an allocation.
+ *	No two of these LWLocks are held at once.  Nothing here raises or
+ *	allocates while holding them, except the launcher's and readers' copies,
+ *	which count first and allocate before locking.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,9 +59,16 @@
 
 #include <unistd.h>
 
+#include "access/htup_details.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/rls.h"
+#include "commands/dbcommands.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -47,6 +81,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
@@ -54,6 +89,8 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -61,9 +98,25 @@
 
 #define IG_MAX_DATABASES	64
 #define IG_FILE				PGSTAT_STAT_PERMANENT_DIRECTORY "/pg_integrity_guard.stat"
-#define IG_FILE_MAGIC		0x49474131	/* "IGA1" */
-#define IG_JOB_FAILURES		3	/* failed jobs before a database's events go */
+#define IG_FILE_MAGIC		0x49474132	/* "IGA2" */
 #define IG_NO_EXTENSION_RECHECK_MS	60000
+#define IG_MAX_BACKOFF_MS	60000
+#define IG_CHECK_DROPPED_AFTER	3	/* failures before asking if it exists */
+#define IG_MAX_SAMPLES		3	/* details kept beside the first */
+#define IG_STATS_DEALLOC_PCT	5
+#define IG_USAGE_DECAY		0.99
+#define IG_ERROR_LEN		200
+
+typedef struct IgQueueEntry
+{
+	IgEventKey	key;
+	IgCounts	counts;
+	TransactionId job_xid;		/* the job that took it, or invalid */
+	int64		taken;			/* occurrences that job took */
+	int			nsamples;		/* details in samples */
+	char		detail[IG_DETAIL_LEN];	/* the first JSON detail, or "" */
+	char		samples[IG_SAMPLES_LEN];	/* further ones, comma-separated */
+} IgQueueEntry;
 
 typedef struct IgStatsKey
 {
@@ -78,7 +131,24 @@ typedef struct IgStatsEntry
 {
 	IgStatsKey	key;
 	IgCounts	counts;
+	double		usage;			/* under counts.mutex */
 } IgStatsEntry;
+
+/* Queue use per database (roleid InvalidOid) and per role in it. */
+typedef struct IgOwnerKey
+{
+	Oid			dbid;
+	Oid			roleid;
+} IgOwnerKey;
+
+typedef struct IgOwner
+{
+	IgOwnerKey	key;
+	int32		queued;			/* queue entries */
+	int32		nroles;			/* database rows: roles with queued > 0 */
+	int64		dropped;		/* events lost to a full queue */
+	int64		discarded;		/* events not written: no extension, dropped */
+} IgOwner;
 
 typedef enum IgDbState
 {
@@ -91,35 +161,46 @@ typedef struct IgDbSlot
 {
 	Oid			dbid;
 	IgDbState	state;
-	int			failures;		/* jobs that stopped without finishing */
+	bool		job_started;	/* launched, not yet reported back */
+	int			failures;		/* consecutive failed jobs */
+	int64		failures_total;
+	TimestampTz retry_at;		/* backoff after failures */
 	TimestampTz checked;		/* when state was last established */
 	TimestampTz last_flush;
 	int64		written;		/* incident rows written */
-	TransactionId job_xid;		/* the job that may hold taken incidents */
+	char		last_error[IG_ERROR_LEN];
 } IgDbSlot;
 
 typedef struct IgShared
 {
 	LWLock	   *queue_lock;
 	LWLock	   *stats_lock;
-	slock_t		mutex;			/* the fields below */
+	LWLock	   *db_lock;
+	int			ndbs_active;	/* queue_lock: databases with queued > 0 */
+	double		median_usage;	/* stats_lock: usage of a new stats entry */
+	slock_t		mutex;			/* the next four */
 	TimestampTz stats_reset;
 	TimestampTz last_flush;
 	pid_t		launcher_pid;
-	int64		discarded;		/* events of databases without the extension */
-	IgDbSlot	dbs[IG_MAX_DATABASES];
+	Latch	   *launcher_latch;
+	IgDbSlot	dbs[IG_MAX_DATABASES];	/* db_lock */
 	pg_atomic_uint64 dropped;	/* events a full queue refused */
-	pg_atomic_uint64 stats_dropped;
+	pg_atomic_uint64 discarded; /* events of databases without extension */
+	pg_atomic_uint64 stats_evicted;
 } IgShared;
 
 int			ig_queue_size = 1024;
 int			ig_flush_interval = 1000;
 int			ig_max_stats = 1000;
+int			ig_max_flush_jobs = 1;
+int			ig_retention = 30 * 24 * 3600;
 bool		ig_durable_audit = true;
 
 static IgShared *ig_shared = NULL;
 static HTAB *ig_queue = NULL;
 static HTAB *ig_stats = NULL;
+static HTAB *ig_owners = NULL;
+static IgStatsEntry **ig_stats_scratch = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -148,8 +229,7 @@ ig_event_hash(const void *key, Size keysize)
 	h = hash_field(h, k->schema_name);
 	h = hash_field(h, k->table_name);
 	h = hash_field(h, k->target);
-	h = hash_field(h, k->application_name);
-	return hash_field(h, k->detail);
+	return hash_field(h, k->application_name);
 }
 
 static uint32
@@ -165,30 +245,31 @@ ig_stats_hash(const void *key, Size keysize)
 	return hash_field(h, k->target);
 }
 
-/* Copy a string into a fixed field, cut at a character boundary. */
+/*
+ * Copy a string into a fixed field, cut at a character boundary, and zero
+ * the rest of the field: keys are compared over their full length.
+ */
 void
 ig_copy_bounded(char *dst, size_t size, const char *src)
 {
-	int			len;
+	int			len = 0;
 
-	if (src == NULL)
+	if (src != NULL)
 	{
-		dst[0] = '\0';
-		return;
+		len = strlen(src);
+		if ((size_t) len >= size)
+			len = pg_mbcliplen(src, len, size - 1);
+		memcpy(dst, src, len);
 	}
-	len = strlen(src);
-	if ((size_t) len >= size)
-		len = pg_mbcliplen(src, len, size - 1);
-	memcpy(dst, src, len);
-	dst[len] = '\0';
+	memset(dst + len, 0, size - len);
 }
 
 /*
  * Store a JSON detail.  One too long for the field becomes a valid JSON
  * object holding the start of the original text.
  */
-void
-ig_set_detail(IgEventKey *key, const char *json)
+static void
+set_detail(char *dst, const char *json)
 {
 	size_t		len = json ? strlen(json) : 0;
 	char	   *out;
@@ -197,12 +278,13 @@ ig_set_detail(IgEventKey *key, const char *json)
 
 	if (len < IG_DETAIL_LEN)
 	{
-		ig_copy_bounded(key->detail, IG_DETAIL_LEN, json);
+		ig_copy_bounded(dst, IG_DETAIL_LEN, json);
 		return;
 	}
+	memset(dst, 0, IG_DETAIL_LEN);
 	/* every kept byte escapes to at most 6 */
 	keep = pg_mbcliplen(json, len, (IG_DETAIL_LEN - 32) / 6);
-	out = key->detail;
+	out = dst;
 	out += sprintf(out, "{\"truncated\": \"");
 	for (i = 0; i < keep; i++)
 	{
@@ -236,57 +318,323 @@ ig_pipeline_busy(void)
 {
 	return ig_shared != NULL &&
 		(LWLockHeldByMe(ig_shared->queue_lock) ||
-		 LWLockHeldByMe(ig_shared->stats_lock));
+		 LWLockHeldByMe(ig_shared->stats_lock) ||
+		 LWLockHeldByMe(ig_shared->db_lock));
 }
 
 /*
- * Add events to the entry of a key in a shared table, making the entry if
- * there is room; false when there is none.  Both kinds of entry are a key
- * followed by IgCounts at counts_offset.
+ * Owners: queue use per database and role (queue_lock exclusive)
+ */
+
+/* The owner row of (dbid, roleid), made if needed; NULL when full. */
+static IgOwner *
+owner_get(Oid dbid, Oid roleid, bool create)
+{
+	IgOwnerKey	key;
+	IgOwner    *owner;
+	bool		found;
+
+	memset(&key, 0, sizeof(key));
+	key.dbid = dbid;
+	key.roleid = roleid;
+	owner = hash_search(ig_owners, &key, create ? HASH_ENTER_NULL : HASH_FIND,
+						&found);
+	if (owner == NULL && create)
+	{
+		HASH_SEQ_STATUS status;
+		IgOwner    *o;
+
+		/* make room: forget an idle role's drop count */
+		hash_seq_init(&status, ig_owners);
+		while ((o = hash_seq_search(&status)) != NULL)
+			if (o->queued == 0 && o->key.roleid != InvalidOid)
+			{
+				hash_seq_term(&status);
+				hash_search(ig_owners, &o->key, HASH_REMOVE, NULL);
+				break;
+			}
+		owner = hash_search(ig_owners, &key, HASH_ENTER_NULL, &found);
+	}
+	if (owner != NULL && !found)
+	{
+		owner->queued = 0;
+		owner->nroles = 0;
+		owner->dropped = 0;
+		owner->discarded = 0;
+	}
+	return owner;
+}
+
+static void
+owner_add(Oid dbid, Oid roleid, int delta)
+{
+	IgOwner    *db = owner_get(dbid, InvalidOid, true);
+	IgOwner    *role = owner_get(dbid, roleid, true);
+
+	if (db == NULL || role == NULL)
+		return;
+	if (delta > 0 && role->queued == 0)
+		db->nroles++;
+	if (delta > 0 && db->queued == 0)
+		ig_shared->ndbs_active++;
+	role->queued += delta;
+	db->queued += delta;
+	if (delta < 0 && role->queued == 0)
+		db->nroles--;
+	if (delta < 0 && db->queued == 0)
+		ig_shared->ndbs_active--;
+}
+
+static void
+owner_count_drop(Oid dbid, Oid roleid, int64 n, bool discarded)
+{
+	IgOwner    *db = owner_get(dbid, InvalidOid, true);
+	IgOwner    *role = owner_get(dbid, roleid, true);
+
+	if (discarded)
+	{
+		pg_atomic_fetch_add_u64(&ig_shared->discarded, n);
+		if (db)
+			db->discarded += n;
+		if (role)
+			role->discarded += n;
+		return;
+	}
+	pg_atomic_fetch_add_u64(&ig_shared->dropped, n);
+	if (db)
+		db->dropped += n;
+	if (role)
+		role->dropped += n;
+}
+
+static void
+queue_remove(IgQueueEntry *entry)
+{
+	IgEventKey	key = entry->key;
+
+	owner_add(key.dbid, key.roleid, -1);
+	hash_search(ig_queue, &key, HASH_REMOVE, NULL);
+}
+
+/* Remove one unmarked entry of an owner, counted as its drop. */
+static bool
+evict_one(Oid dbid, Oid roleid)
+{
+	HASH_SEQ_STATUS status;
+	IgQueueEntry *entry;
+
+	hash_seq_init(&status, ig_queue);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (entry->key.dbid != dbid || entry->key.roleid != roleid ||
+			TransactionIdIsValid(entry->job_xid))
+			continue;
+		hash_seq_term(&status);
+		owner_count_drop(dbid, roleid, entry->counts.occurrences, false);
+		queue_remove(entry);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Whether a new entry of key's owner may enter the queue, making room at
+ * the expense of an owner above its share when the queue is full.
  */
 static bool
-shared_add(HTAB *table, LWLock *lock, int max, const void *key,
-		   Size counts_offset, int64 n, TimestampTz first_seen,
+queue_admit(const IgEventKey *key)
+{
+	HASH_SEQ_STATUS status;
+	IgOwner    *db;
+	IgOwner    *role;
+	IgOwner    *o;
+	IgOwner    *victim = NULL;
+	int			share;
+
+	db = owner_get(key->dbid, InvalidOid, true);
+	role = owner_get(key->dbid, key->roleid, true);
+	if (db == NULL || role == NULL)
+		return false;
+	if (hash_get_num_entries(ig_queue) < ig_queue_size)
+		return true;
+
+	share = ig_queue_size / Max(ig_shared->ndbs_active + (db->queued == 0), 1);
+	if (db->queued < share)
+	{
+		/* the database queueing the most gives up an entry */
+		hash_seq_init(&status, ig_owners);
+		while ((o = hash_seq_search(&status)) != NULL)
+			if (o->key.roleid == InvalidOid && o->key.dbid != key->dbid &&
+				(victim == NULL || o->queued > victim->queued))
+				victim = o;
+		if (victim == NULL || victim->queued <= db->queued + 1)
+			return false;
+		/* and inside it the role queueing the most */
+		{
+			Oid			vdb = victim->key.dbid;
+
+			victim = NULL;
+			hash_seq_init(&status, ig_owners);
+			while ((o = hash_seq_search(&status)) != NULL)
+				if (o->key.dbid == vdb && o->key.roleid != InvalidOid &&
+					(victim == NULL || o->queued > victim->queued))
+					victim = o;
+		}
+		return victim != NULL && evict_one(victim->key.dbid, victim->key.roleid);
+	}
+
+	/* at its share: only a role below its share inside it may displace */
+	share = share / Max(db->nroles + (role->queued == 0), 1);
+	if (role->queued >= share)
+		return false;
+	hash_seq_init(&status, ig_owners);
+	while ((o = hash_seq_search(&status)) != NULL)
+		if (o->key.dbid == key->dbid && o->key.roleid != InvalidOid &&
+			o->key.roleid != key->roleid &&
+			(victim == NULL || o->queued > victim->queued))
+			victim = o;
+	if (victim == NULL || victim->queued <= role->queued + 1)
+		return false;
+	return evict_one(victim->key.dbid, victim->key.roleid);
+}
+
+/* Whether a detail is already the entry's first one or in its sample. */
+static bool
+detail_known(IgQueueEntry *entry, const char *detail)
+{
+	return strcmp(entry->detail, detail) == 0 ||
+		(entry->nsamples > 0 && strstr(entry->samples, detail) != NULL);
+}
+
+static void
+sample_add(IgQueueEntry *entry, const char *detail)
+{
+	size_t		used = strlen(entry->samples);
+	size_t		len = strlen(detail);
+
+	if (entry->nsamples >= IG_MAX_SAMPLES || detail[0] != '{' ||
+		used + len + 3 >= IG_SAMPLES_LEN || detail_known(entry, detail))
+		return;
+	if (used > 0)
+	{
+		memcpy(entry->samples + used, ", ", 2);
+		used += 2;
+	}
+	memcpy(entry->samples + used, detail, len + 1);
+	entry->nsamples++;
+}
+
+static inline void
+counts_add(IgCounts *counts, int64 n, TimestampTz first_seen,
 		   TimestampTz last_seen)
 {
-	char	   *entry;
-	IgCounts   *counts;
-	uint32		hash = get_hash_value(table, key);
+	SpinLockAcquire(&counts->mutex);
+	counts->occurrences += n;
+	if (first_seen < counts->first_seen)
+		counts->first_seen = first_seen;
+	if (last_seen > counts->last_seen)
+		counts->last_seen = last_seen;
+	SpinLockRelease(&counts->mutex);
+}
+
+/* Add to the queue; false when the queue refused it. */
+static bool
+queue_add(const IgEventKey *key, const char *detail, int64 n,
+		  TimestampTz first_seen, TimestampTz last_seen)
+{
+	IgQueueEntry *entry;
+	uint32		hash = get_hash_value(ig_queue, key);
 	bool		found;
 
 	/* the common case: the entry exists, shared lock and its spinlock */
-	LWLockAcquire(lock, LW_SHARED);
-	entry = hash_search_with_hash_value(table, key, hash, HASH_FIND, NULL);
+	LWLockAcquire(ig_shared->queue_lock, LW_SHARED);
+	entry = hash_search_with_hash_value(ig_queue, key, hash, HASH_FIND, NULL);
+	if (entry != NULL &&
+		(detail[0] == '\0' || entry->nsamples >= IG_MAX_SAMPLES ||
+		 detail_known(entry, detail)))
+	{
+		counts_add(&entry->counts, n, first_seen, last_seen);
+		LWLockRelease(ig_shared->queue_lock);
+		return true;
+	}
+	LWLockRelease(ig_shared->queue_lock);
+
+	LWLockAcquire(ig_shared->queue_lock, LW_EXCLUSIVE);
+	entry = hash_search_with_hash_value(ig_queue, key, hash, HASH_FIND, NULL);
 	if (entry == NULL)
 	{
-		LWLockRelease(lock);
-		LWLockAcquire(lock, LW_EXCLUSIVE);
-		entry = hash_search_with_hash_value(table, key, hash,
-											hash_get_num_entries(table) < max ?
-											HASH_ENTER_NULL : HASH_FIND,
-											&found);
-		if (entry != NULL && !found)
+		if (!queue_admit(key))
 		{
-			counts = (IgCounts *) (entry + counts_offset);
-			SpinLockInit(&counts->mutex);
-			counts->occurrences = 0;
-			counts->first_seen = first_seen;
-			counts->last_seen = last_seen;
+			owner_count_drop(key->dbid, key->roleid, n, false);
+			LWLockRelease(ig_shared->queue_lock);
+			return false;
 		}
+		entry = hash_search_with_hash_value(ig_queue, key, hash,
+											HASH_ENTER_NULL, &found);
+		if (entry == NULL)
+		{
+			owner_count_drop(key->dbid, key->roleid, n, false);
+			LWLockRelease(ig_shared->queue_lock);
+			return false;
+		}
+		/* every byte after the key: the entry is saved to a file */
+		memset((char *) entry + sizeof(IgEventKey), 0,
+			   sizeof(IgQueueEntry) - sizeof(IgEventKey));
+		SpinLockInit(&entry->counts.mutex);
+		entry->counts.first_seen = first_seen;
+		entry->counts.last_seen = last_seen;
+		entry->job_xid = InvalidTransactionId;
+		memcpy(entry->detail, detail, IG_DETAIL_LEN);
+		owner_add(key->dbid, key->roleid, 1);
 	}
-	if (entry != NULL)
+	else if (detail[0] != '\0')
+		sample_add(entry, detail);
+	counts_add(&entry->counts, n, first_seen, last_seen);
+	LWLockRelease(ig_shared->queue_lock);
+	return true;
+}
+
+/*
+ * Evict the least-used stats entries (stats_lock exclusive), decaying
+ * every entry's usage, as pg_stat_statements does.
+ */
+static int
+stats_cmp_usage(const void *a, const void *b)
+{
+	double		ua = (*(IgStatsEntry *const *) a)->usage;
+	double		ub = (*(IgStatsEntry *const *) b)->usage;
+
+	return ua < ub ? -1 : ua > ub ? 1 : 0;
+}
+
+static void
+stats_evict(void)
+{
+	HASH_SEQ_STATUS status;
+	IgStatsEntry *entry;
+	int			n = 0;
+	int			nvictims;
+	int			i;
+
+	hash_seq_init(&status, ig_stats);
+	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		counts = (IgCounts *) (entry + counts_offset);
-		SpinLockAcquire(&counts->mutex);
-		counts->occurrences += n;
-		if (first_seen < counts->first_seen)
-			counts->first_seen = first_seen;
-		if (last_seen > counts->last_seen)
-			counts->last_seen = last_seen;
-		SpinLockRelease(&counts->mutex);
+		if (n >= ig_max_stats)
+		{
+			hash_seq_term(&status);
+			break;
+		}
+		ig_stats_scratch[n++] = entry;
+		entry->usage *= IG_USAGE_DECAY;
 	}
-	LWLockRelease(lock);
-	return entry != NULL;
+	if (n == 0)
+		return;
+	qsort(ig_stats_scratch, n, sizeof(IgStatsEntry *), stats_cmp_usage);
+	ig_shared->median_usage = ig_stats_scratch[n / 2]->usage;
+	nvictims = Max(1, n * IG_STATS_DEALLOC_PCT / 100);
+	for (i = 0; i < nvictims; i++)
+		hash_search(ig_stats, &ig_stats_scratch[i]->key, HASH_REMOVE, NULL);
+	pg_atomic_fetch_add_u64(&ig_shared->stats_evicted, nvictims);
 }
 
 static void
@@ -294,6 +642,9 @@ stats_add(const IgEventKey *ev, int64 n, TimestampTz first_seen,
 		  TimestampTz last_seen)
 {
 	IgStatsKey	key;
+	IgStatsEntry *entry;
+	uint32		hash;
+	bool		found;
 
 	memset(&key, 0, sizeof(key));
 	key.dbid = ev->dbid;
@@ -301,18 +652,42 @@ stats_add(const IgEventKey *ev, int64 n, TimestampTz first_seen,
 	memcpy(key.schema_name, ev->schema_name, NAMEDATALEN);
 	memcpy(key.table_name, ev->table_name, NAMEDATALEN);
 	memcpy(key.target, ev->target, IG_TARGET_LEN);
-	if (!shared_add(ig_stats, ig_shared->stats_lock, ig_max_stats, &key,
-					offsetof(IgStatsEntry, counts), n, first_seen, last_seen))
-		pg_atomic_fetch_add_u64(&ig_shared->stats_dropped, n);
-}
+	hash = get_hash_value(ig_stats, &key);
 
-/* Add to the queue; false when it is full. */
-static inline bool
-queue_add(const IgEventKey *key, int64 n, TimestampTz first_seen,
-		  TimestampTz last_seen)
-{
-	return shared_add(ig_queue, ig_shared->queue_lock, ig_queue_size, key,
-					  offsetof(IgQueueEntry, counts), n, first_seen, last_seen);
+	LWLockAcquire(ig_shared->stats_lock, LW_SHARED);
+	entry = hash_search_with_hash_value(ig_stats, &key, hash, HASH_FIND, NULL);
+	if (entry == NULL)
+	{
+		LWLockRelease(ig_shared->stats_lock);
+		LWLockAcquire(ig_shared->stats_lock, LW_EXCLUSIVE);
+		if (hash_get_num_entries(ig_stats) >= ig_max_stats &&
+			hash_search_with_hash_value(ig_stats, &key, hash, HASH_FIND,
+										NULL) == NULL)
+			stats_evict();
+		entry = hash_search_with_hash_value(ig_stats, &key, hash,
+											HASH_ENTER_NULL, &found);
+		if (entry != NULL && !found)
+		{
+			memset(&entry->counts, 0,
+				   sizeof(IgStatsEntry) - offsetof(IgStatsEntry, counts));
+			SpinLockInit(&entry->counts.mutex);
+			entry->counts.first_seen = first_seen;
+			entry->counts.last_seen = last_seen;
+			entry->usage = ig_shared->median_usage;
+		}
+	}
+	if (entry != NULL)
+	{
+		SpinLockAcquire(&entry->counts.mutex);
+		entry->counts.occurrences += n;
+		entry->usage += n;
+		if (first_seen < entry->counts.first_seen)
+			entry->counts.first_seen = first_seen;
+		if (last_seen > entry->counts.last_seen)
+			entry->counts.last_seen = last_seen;
+		SpinLockRelease(&entry->counts.mutex);
+	}
+	LWLockRelease(ig_shared->stats_lock);
 }
 
 /*
@@ -320,32 +695,41 @@ queue_add(const IgEventKey *key, int64 n, TimestampTz first_seen,
  * pipeline's own short locks, never raises: safe from the error hook.
  */
 void
-ig_pipeline_push(const IgEventKey *key, int64 n, TimestampTz first_seen,
-				 TimestampTz last_seen)
+ig_pipeline_push(const IgEventKey *key, const char *detail, int64 n,
+				 TimestampTz first_seen, TimestampTz last_seen)
 {
+	char		d[IG_DETAIL_LEN];
+
 	if (ig_shared == NULL || n <= 0)
 		return;
+	set_detail(d, detail);
 	stats_add(key, n, first_seen, last_seen);
-	if (!queue_add(key, n, first_seen, last_seen))
-		pg_atomic_fetch_add_u64(&ig_shared->dropped, n);
+	(void) queue_add(key, d, n, first_seen, last_seen);
 }
 
-/*
- * Remove and return (palloc'd) every queued incident of a database.  The
- * caller writes them or gives them back with ig_queue_restore().
- */
-int
-ig_queue_take(Oid dbid, IgQueueEntry **entries)
+/* The JSON detail of an entry with its sample, palloc'd; NULL if none. */
+static char *
+entry_detail(const IgQueueEntry *entry)
+{
+	size_t		len = strlen(entry->detail);
+
+	if (len == 0)
+		return NULL;
+	if (entry->nsamples == 0 || entry->detail[len - 1] != '}')
+		return pstrdup(entry->detail);
+	/* {"a": 1} with samples -> {"a": 1, "samples": [...]} */
+	return psprintf("%.*s%s\"samples\": [%s]}", (int) len - 1, entry->detail,
+					len > 2 ? ", " : "", entry->samples);
+}
+
+/* Copies of a database's entries, taken under the shared lock. */
+static int
+queue_copy(Oid dbid, IgQueueEntry **out)
 {
 	HASH_SEQ_STATUS status;
 	IgQueueEntry *entry;
-	IgQueueEntry *out;
 	int			count = 0;
 	int			n = 0;
-
-	*entries = NULL;
-	if (ig_shared == NULL)
-		return 0;
 
 	/* count first: no allocation while holding the lock */
 	LWLockAcquire(ig_shared->queue_lock, LW_SHARED);
@@ -354,40 +738,187 @@ ig_queue_take(Oid dbid, IgQueueEntry **entries)
 		if (entry->key.dbid == dbid)
 			count++;
 	LWLockRelease(ig_shared->queue_lock);
+	*out = NULL;
 	if (count == 0)
 		return 0;
+	*out = palloc(sizeof(IgQueueEntry) * count);
+	LWLockAcquire(ig_shared->queue_lock, LW_SHARED);
+	hash_seq_init(&status, ig_queue);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (entry->key.dbid != dbid)
+			continue;
+		if (n >= count)
+		{
+			hash_seq_term(&status);
+			break;
+		}
+		memcpy(&(*out)[n], entry, sizeof(IgQueueEntry));
+		SpinLockAcquire(&entry->counts.mutex);
+		(*out)[n].counts = entry->counts;
+		SpinLockRelease(&entry->counts.mutex);
+		n++;
+	}
+	LWLockRelease(ig_shared->queue_lock);
+	return n;
+}
 
-	out = palloc(sizeof(IgQueueEntry) * count);
+/*
+ * Mark and return (palloc'd copies) the unmarked incidents of a database
+ * for the job whose transaction is xid.
+ */
+int
+ig_queue_take(Oid dbid, TransactionId xid, IgJobIncident **out)
+{
+	IgQueueEntry *copies;
+	IgJobIncident *rows;
+	int			count;
+	int			n = 0;
+	int			i;
+
+	*out = NULL;
+	if (ig_shared == NULL)
+		return 0;
+	count = queue_copy(dbid, &copies);
+	if (count == 0)
+		return 0;
+	rows = palloc(sizeof(IgJobIncident) * count);
+
+	LWLockAcquire(ig_shared->queue_lock, LW_EXCLUSIVE);
+	for (i = 0; i < count; i++)
+	{
+		IgQueueEntry *entry;
+
+		entry = hash_search(ig_queue, &copies[i].key, HASH_FIND, NULL);
+		if (entry == NULL || TransactionIdIsValid(entry->job_xid))
+			continue;
+		entry->job_xid = xid;
+		SpinLockAcquire(&entry->counts.mutex);
+		entry->taken = entry->counts.occurrences;
+		rows[n].first_seen = entry->counts.first_seen;
+		rows[n].last_seen = entry->counts.last_seen;
+		SpinLockRelease(&entry->counts.mutex);
+		rows[n].key = entry->key;
+		rows[n].occurrences = entry->taken;
+		/* the sample as it is now; the copy is ours */
+		copies[i].nsamples = entry->nsamples;
+		memcpy(copies[i].samples, entry->samples, IG_SAMPLES_LEN);
+		rows[n].detail = (char *) &copies[i];	/* rendered below */
+		n++;
+	}
+	LWLockRelease(ig_shared->queue_lock);
+	for (i = 0; i < n; i++)
+		rows[i].detail = entry_detail((IgQueueEntry *) rows[i].detail);
+	*out = rows;
+	return n;
+}
+
+/*
+ * After the job of xid ended: if it committed, what it took is written
+ * (entries it emptied go once no snapshot can miss the rows, see
+ * ig_queue_settle_stale); if not, its entries are unmarked for the next.
+ */
+void
+ig_queue_settle(Oid dbid, TransactionId xid, bool committed)
+{
+	HASH_SEQ_STATUS status;
+	IgQueueEntry *entry;
+
+	if (ig_shared == NULL || !TransactionIdIsValid(xid) || committed)
+		return;
+	LWLockAcquire(ig_shared->queue_lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, ig_queue);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		if (entry->key.dbid == dbid && entry->job_xid == xid)
+		{
+			entry->job_xid = InvalidTransactionId;
+			entry->taken = 0;
+		}
+	LWLockRelease(ig_shared->queue_lock);
+}
+
+/*
+ * Resolve the marks of a database's entries: a committed job's entries
+ * lose what it wrote once its xid precedes every snapshot's xmin, an
+ * aborted one's are unmarked.  Needs a transaction (for the horizon).
+ */
+void
+ig_queue_settle_stale(Oid dbid)
+{
+	HASH_SEQ_STATUS status;
+	IgQueueEntry *entry;
+	TransactionId horizon = GetOldestNonRemovableTransactionId(NULL);
+
 	LWLockAcquire(ig_shared->queue_lock, LW_EXCLUSIVE);
 	hash_seq_init(&status, ig_queue);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		if (entry->key.dbid != dbid || n >= count)
+		TransactionId xid = entry->job_xid;
+
+		if (entry->key.dbid != dbid || !TransactionIdIsValid(xid) ||
+			TransactionIdIsCurrentTransactionId(xid) ||
+			TransactionIdIsInProgress(xid))
 			continue;
-		memcpy(&out[n++], entry, sizeof(IgQueueEntry));
-		hash_search(ig_queue, &entry->key, HASH_REMOVE, NULL);
+		if (!TransactionIdDidCommit(xid))
+		{
+			entry->job_xid = InvalidTransactionId;
+			entry->taken = 0;
+		}
+		else if (TransactionIdPrecedes(xid, horizon))
+		{
+			int64		left;
+
+			SpinLockAcquire(&entry->counts.mutex);
+			entry->counts.occurrences -= entry->taken;
+			left = entry->counts.occurrences;
+			SpinLockRelease(&entry->counts.mutex);
+			entry->job_xid = InvalidTransactionId;
+			entry->taken = 0;
+			if (left <= 0)
+				queue_remove(entry);
+		}
 	}
 	LWLockRelease(ig_shared->queue_lock);
-	*entries = out;
+}
+
+/*
+ * Incidents of this database not yet in the table as the current snapshot
+ * sees it, and how many of them are held by a running job.
+ */
+static int
+queue_pending(IgQueueEntry **out, int *inflight)
+{
+	IgQueueEntry *copies;
+	Snapshot	snap = GetActiveSnapshot() ? GetActiveSnapshot() :
+		GetTransactionSnapshot();
+	int			count;
+	int			n = 0;
+	int			i;
+
+	*inflight = 0;
+	count = queue_copy(MyDatabaseId, &copies);
+	for (i = 0; i < count; i++)
+	{
+		TransactionId xid = copies[i].job_xid;
+
+		if (TransactionIdIsValid(xid))
+		{
+			if (TransactionIdIsInProgress(xid))
+				(*inflight)++;
+			else if (!XidInMVCCSnapshot(xid, snap) &&
+					 TransactionIdDidCommit(xid))
+				copies[i].counts.occurrences -= copies[i].taken;
+		}
+		if (copies[i].counts.occurrences > 0)
+			copies[n++] = copies[i];
+	}
+	*out = copies;
 	return n;
 }
 
-/* Give back incidents whose writing failed; already counted in stats. */
-void
-ig_queue_restore(IgQueueEntry *entries, int n)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-		if (!queue_add(&entries[i].key, entries[i].counts.occurrences,
-					   entries[i].counts.first_seen, entries[i].counts.last_seen))
-			pg_atomic_fetch_add_u64(&ig_shared->dropped,
-									entries[i].counts.occurrences);
-}
-
-/* The slot of a database, made on first use; NULL when the table is full. */
+/* The slot of a database (db_lock exclusive), made on first use. */
 static IgDbSlot *
-db_slot(Oid dbid)
+db_slot(Oid dbid, bool create)
 {
 	IgDbSlot   *free_slot = NULL;
 	int			i;
@@ -399,15 +930,16 @@ db_slot(Oid dbid)
 		if (ig_shared->dbs[i].dbid == InvalidOid && free_slot == NULL)
 			free_slot = &ig_shared->dbs[i];
 	}
-	if (free_slot != NULL)
+	if (free_slot != NULL && create)
 	{
 		memset(free_slot, 0, sizeof(IgDbSlot));
 		free_slot->dbid = dbid;
+		return free_slot;
 	}
-	return free_slot;
+	return NULL;
 }
 
-/* A job or a reader wrote a database's incidents (or found no extension). */
+/* A job ended: it wrote (or found no extension), or it failed. */
 void
 ig_pipeline_report_flush(Oid dbid, bool has_extension, int64 written)
 {
@@ -416,85 +948,75 @@ ig_pipeline_report_flush(Oid dbid, bool has_extension, int64 written)
 
 	if (ig_shared == NULL)
 		return;
-	SpinLockAcquire(&ig_shared->mutex);
-	slot = db_slot(dbid);
+	LWLockAcquire(ig_shared->db_lock, LW_EXCLUSIVE);
+	slot = db_slot(dbid, true);
 	if (slot != NULL)
 	{
+		slot->job_started = false;
 		slot->state = has_extension ? IG_DB_INSTALLED : IG_DB_NO_EXTENSION;
 		slot->checked = now;
 		slot->failures = 0;
+		slot->retry_at = 0;
 		if (has_extension)
 		{
 			slot->last_flush = now;
 			slot->written += written;
 		}
 	}
+	LWLockRelease(ig_shared->db_lock);
 	if (has_extension)
+	{
+		SpinLockAcquire(&ig_shared->mutex);
 		ig_shared->last_flush = now;
-	SpinLockRelease(&ig_shared->mutex);
+		SpinLockRelease(&ig_shared->mutex);
+	}
 }
 
-/*
- * Record the transaction in which a job is about to take a database's
- * incidents, or InvalidTransactionId once it has ended.  Set before the
- * take, so that a reader finding the queue emptied by the job also finds
- * the transaction to wait for.
- */
+/* Count a failed job and schedule the next try later and later. */
+static void
+slot_failed(IgDbSlot *slot, const char *message, TimestampTz now)
+{
+	int			shift = Min(slot->failures, 10);
+	int64		delay = Min((int64) ig_flush_interval << shift, IG_MAX_BACKOFF_MS);
+
+	slot->job_started = false;
+	slot->failures++;
+	slot->failures_total++;
+	slot->retry_at = TimestampTzPlusMilliseconds(now, delay);
+	ig_copy_bounded(slot->last_error, IG_ERROR_LEN, message);
+}
+
 void
-ig_pipeline_set_job(Oid dbid, TransactionId xid)
+ig_pipeline_report_failure(Oid dbid, const char *message)
 {
 	IgDbSlot   *slot;
 
 	if (ig_shared == NULL)
 		return;
-	SpinLockAcquire(&ig_shared->mutex);
-	slot = db_slot(dbid);
+	LWLockAcquire(ig_shared->db_lock, LW_EXCLUSIVE);
+	slot = db_slot(dbid, true);
 	if (slot != NULL)
-		slot->job_xid = xid;
-	SpinLockRelease(&ig_shared->mutex);
-}
-
-/*
- * The transaction of the job that may still hold a database's incidents,
- * or InvalidTransactionId.  A finished one may be returned; waiting for it
- * costs nothing.
- */
-TransactionId
-ig_pipeline_job_xid(Oid dbid)
-{
-	TransactionId xid = InvalidTransactionId;
-	int			i;
-
-	if (ig_shared == NULL)
-		return xid;
-	SpinLockAcquire(&ig_shared->mutex);
-	for (i = 0; i < IG_MAX_DATABASES; i++)
-		if (ig_shared->dbs[i].dbid == dbid)
-		{
-			xid = ig_shared->dbs[i].job_xid;
-			break;
-		}
-	SpinLockRelease(&ig_shared->mutex);
-	return xid;
+		slot_failed(slot, message, GetCurrentTimestamp());
+	LWLockRelease(ig_shared->db_lock);
 }
 
 /* Drop a database's queued incidents (they stay in the statistics). */
 void
 ig_pipeline_discard(Oid dbid)
 {
-	IgQueueEntry *entries;
-	int64		events = 0;
-	int			n;
-	int			i;
+	HASH_SEQ_STATUS status;
+	IgQueueEntry *entry;
 
-	n = ig_queue_take(dbid, &entries);
-	for (i = 0; i < n; i++)
-		events += entries[i].counts.occurrences;
-	if (entries)
-		pfree(entries);
-	SpinLockAcquire(&ig_shared->mutex);
-	ig_shared->discarded += events;
-	SpinLockRelease(&ig_shared->mutex);
+	LWLockAcquire(ig_shared->queue_lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, ig_queue);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		if (entry->key.dbid == dbid)
+		{
+			owner_count_drop(dbid, entry->key.roleid,
+							 entry->counts.occurrences - entry->taken, true);
+			queue_remove(entry);
+		}
+	LWLockRelease(ig_shared->queue_lock);
 }
 
 /*
@@ -509,6 +1031,9 @@ ig_shmem_size(void)
 											 sizeof(IgQueueEntry)));
 	size = add_size(size, hash_estimate_size(ig_max_stats,
 											 sizeof(IgStatsEntry)));
+	size = add_size(size, hash_estimate_size(ig_queue_size + 2 * IG_MAX_DATABASES,
+											 sizeof(IgOwner)));
+	size = add_size(size, mul_size(ig_max_stats, sizeof(IgStatsEntry *)));
 	return size;
 }
 
@@ -518,7 +1043,7 @@ ig_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(ig_shmem_size());
-	RequestNamedLWLockTranche("pg_integrity_guard", 2);
+	RequestNamedLWLockTranche("pg_integrity_guard", 3);
 }
 
 static void ig_shmem_shutdown(int code, Datum arg);
@@ -529,6 +1054,7 @@ ig_shmem_startup(void)
 {
 	HASHCTL		info;
 	bool		found;
+	bool		found_scratch;
 
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
@@ -542,11 +1068,17 @@ ig_shmem_startup(void)
 		memset(ig_shared, 0, sizeof(IgShared));
 		ig_shared->queue_lock = &locks[0].lock;
 		ig_shared->stats_lock = &locks[1].lock;
+		ig_shared->db_lock = &locks[2].lock;
 		SpinLockInit(&ig_shared->mutex);
 		pg_atomic_init_u64(&ig_shared->dropped, 0);
-		pg_atomic_init_u64(&ig_shared->stats_dropped, 0);
+		pg_atomic_init_u64(&ig_shared->discarded, 0);
+		pg_atomic_init_u64(&ig_shared->stats_evicted, 0);
 		ig_shared->stats_reset = GetCurrentTimestamp();
+		ig_shared->median_usage = 1.0;
 	}
+	ig_stats_scratch = ShmemInitStruct("pg_integrity_guard stats scratch",
+									   mul_size(ig_max_stats, sizeof(IgStatsEntry *)),
+									   &found_scratch);
 
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(IgEventKey);
@@ -561,6 +1093,13 @@ ig_shmem_startup(void)
 	ig_stats = ShmemInitHash("pg_integrity_guard stats",
 							 ig_max_stats, ig_max_stats, &info,
 							 HASH_ELEM | HASH_FUNCTION | HASH_FIXED_SIZE);
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(IgOwnerKey);
+	info.entrysize = sizeof(IgOwner);
+	ig_owners = ShmemInitHash("pg_integrity_guard queue owners",
+							  ig_queue_size + 2 * IG_MAX_DATABASES,
+							  ig_queue_size + 2 * IG_MAX_DATABASES, &info,
+							  HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 	LWLockRelease(AddinShmemInitLock);
 
 	/* the postmaster saves at shutdown what it loads now */
@@ -582,63 +1121,15 @@ typedef struct IgFileHeader
 	TimestampTz stats_reset;
 } IgFileHeader;
 
-/*
- * Read n saved entries into a table (both kinds start with their key);
- * false on a short file.
- */
-static bool
-load_entries(FILE *file, HTAB *table, int max, Size entrysize,
-			 Size mutex_offset, int n)
-{
-	char	   *saved = palloc(entrysize);
-	bool		ok = true;
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		char	   *entry;
-		bool		found;
-
-		if (fread(saved, entrysize, 1, file) != 1)
-		{
-			ok = false;
-			break;
-		}
-		if (hash_get_num_entries(table) >= max)
-			continue;
-		entry = hash_search(table, saved, HASH_ENTER_NULL, &found);
-		if (entry == NULL)
-			continue;
-		memcpy(entry, saved, entrysize);
-		SpinLockInit((slock_t *) (entry + mutex_offset));
-	}
-	pfree(saved);
-	return ok;
-}
-
-/* Write every entry of a table; false on a write error. */
-static bool
-save_entries(FILE *file, HTAB *table, Size entrysize)
-{
-	HASH_SEQ_STATUS status;
-	void	   *entry;
-
-	hash_seq_init(&status, table);
-	while ((entry = hash_seq_search(&status)) != NULL)
-		if (fwrite(entry, entrysize, 1, file) != 1)
-		{
-			hash_seq_term(&status);
-			return false;
-		}
-	return true;
-}
-
 /* Read what the last clean shutdown saved, then remove the file. */
 static void
 ig_load_file(void)
 {
 	FILE	   *file;
 	IgFileHeader header;
+	IgQueueEntry *q = palloc(sizeof(IgQueueEntry));
+	IgStatsEntry s;
+	int			i;
 
 	file = AllocateFile(IG_FILE, PG_BINARY_R);
 	if (file == NULL)
@@ -647,6 +1138,7 @@ ig_load_file(void)
 			ereport(LOG,
 					(errcode_for_file_access(),
 					 errmsg("could not read file \"%s\": %m", IG_FILE)));
+		pfree(q);
 		return;
 	}
 	if (fread(&header, sizeof(header), 1, file) != 1 ||
@@ -660,40 +1152,107 @@ ig_load_file(void)
 		goto done;
 	}
 	ig_shared->stats_reset = header.stats_reset;
-	if (load_entries(file, ig_stats, ig_max_stats, sizeof(IgStatsEntry),
-					 offsetof(IgStatsEntry, counts.mutex), header.nstats))
-		(void) load_entries(file, ig_queue, ig_queue_size, sizeof(IgQueueEntry),
-							offsetof(IgQueueEntry, counts.mutex), header.nqueue);
+	for (i = 0; i < header.nstats; i++)
+	{
+		IgStatsEntry *entry;
+		bool		found;
+
+		if (fread(&s, sizeof(s), 1, file) != 1)
+			goto done;
+		if (hash_get_num_entries(ig_stats) >= ig_max_stats)
+			continue;
+		entry = hash_search(ig_stats, &s.key, HASH_ENTER_NULL, &found);
+		if (entry == NULL)
+			continue;
+		memcpy(entry, &s, sizeof(s));
+		SpinLockInit(&entry->counts.mutex);
+	}
+	for (i = 0; i < header.nqueue; i++)
+	{
+		IgQueueEntry *entry;
+		bool		found;
+
+		if (fread(q, sizeof(IgQueueEntry), 1, file) != 1)
+			goto done;
+		if (hash_get_num_entries(ig_queue) >= ig_queue_size)
+		{
+			owner_count_drop(q->key.dbid, q->key.roleid,
+							 q->counts.occurrences, false);
+			continue;
+		}
+		entry = hash_search(ig_queue, &q->key, HASH_ENTER_NULL, &found);
+		if (entry == NULL)
+			continue;
+		memcpy(entry, q, sizeof(IgQueueEntry));
+		SpinLockInit(&entry->counts.mutex);
+		owner_add(q->key.dbid, q->key.roleid, 1);
+	}
 done:
 	FreeFile(file);
+	pfree(q);
 	/* a crash must not bring these back a second time */
 	unlink(IG_FILE);
 }
 
-/* At a clean shutdown: statistics and undrained incidents to disk. */
+/* At a clean shutdown: statistics and unwritten incidents to disk. */
 static void
 ig_shmem_shutdown(int code, Datum arg)
 {
 	FILE	   *file;
 	IgFileHeader header;
+	HASH_SEQ_STATUS status;
+	IgStatsEntry *s;
+	IgQueueEntry *q;
+	IgQueueEntry *copy;
+	int			nqueue = 0;
 
 	if (code != 0 || ig_shared == NULL)
 		return;
 
+	/*
+	 * Every job has ended.  A marked entry's job committed (a failed one
+	 * unmarks before it exits): only the rest is unwritten.
+	 */
+	hash_seq_init(&status, ig_queue);
+	while ((q = hash_seq_search(&status)) != NULL)
+		if (q->counts.occurrences - q->taken > 0)
+			nqueue++;
+
 	file = AllocateFile(IG_FILE ".tmp", PG_BINARY_W);
 	if (file == NULL)
 		goto error;
+	memset(&header, 0, sizeof(header));
 	header.magic = IG_FILE_MAGIC;
 	header.queue_entry_size = sizeof(IgQueueEntry);
 	header.stats_entry_size = sizeof(IgStatsEntry);
 	header.nstats = hash_get_num_entries(ig_stats);
-	header.nqueue = hash_get_num_entries(ig_queue);
+	header.nqueue = nqueue;
 	header.stats_reset = ig_shared->stats_reset;
 	if (fwrite(&header, sizeof(header), 1, file) != 1)
 		goto error;
-	if (!save_entries(file, ig_stats, sizeof(IgStatsEntry)) ||
-		!save_entries(file, ig_queue, sizeof(IgQueueEntry)))
-		goto error;
+	hash_seq_init(&status, ig_stats);
+	while ((s = hash_seq_search(&status)) != NULL)
+		if (fwrite(s, sizeof(IgStatsEntry), 1, file) != 1)
+		{
+			hash_seq_term(&status);
+			goto error;
+		}
+	copy = palloc(sizeof(IgQueueEntry));
+	hash_seq_init(&status, ig_queue);
+	while ((q = hash_seq_search(&status)) != NULL)
+	{
+		if (q->counts.occurrences - q->taken <= 0)
+			continue;
+		memcpy(copy, q, sizeof(IgQueueEntry));
+		copy->counts.occurrences -= copy->taken;
+		copy->taken = 0;
+		copy->job_xid = InvalidTransactionId;
+		if (fwrite(copy, sizeof(IgQueueEntry), 1, file) != 1)
+		{
+			hash_seq_term(&status);
+			goto error;
+		}
+	}
 	if (FreeFile(file))
 	{
 		file = NULL;
@@ -718,7 +1277,8 @@ static void
 fill_worker(BackgroundWorker *worker, const char *function, const char *name)
 {
 	memset(worker, 0, sizeof(BackgroundWorker));
-	worker->bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
 	snprintf(worker->bgw_library_name, BGW_MAXLEN, "pg_integrity_guard");
 	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
@@ -726,130 +1286,180 @@ fill_worker(BackgroundWorker *worker, const char *function, const char *name)
 	snprintf(worker->bgw_type, BGW_MAXLEN, "%s", name);
 }
 
-/* One launcher round: a job for every database with pending incidents. */
-static void
-launcher_round(BackgroundWorkerHandle **handles)
+/* Whether a database still exists (the launcher reads shared catalogs). */
+static bool
+database_exists(Oid dbid)
 {
-	Oid			dbids[IG_MAX_DATABASES];
+	bool		exists;
+
+	StartTransactionCommand();
+	exists = SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dbid));
+	CommitTransactionCommand();
+	return exists;
+}
+
+typedef struct IgRoundDb
+{
+	Oid			dbid;
+	int			unmarked;
+	int			marked;
+} IgRoundDb;
+
+/*
+ * One launcher round: reap finished jobs, then start jobs for databases
+ * with queued incidents, at most max_flush_jobs running, round robin.
+ */
+static void
+launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
+{
+	IgRoundDb	dbs[IG_MAX_DATABASES];
 	int			ndbs = 0;
+	int			running = 0;
 	HASH_SEQ_STATUS status;
 	IgQueueEntry *entry;
 	TimestampTz now = GetCurrentTimestamp();
+	Oid			discard[IG_MAX_DATABASES];
+	Oid			check[IG_MAX_DATABASES];
+	int			ndiscard = 0;
+	int			ncheck = 0;
 	int			i;
+	int			k;
 
 	LWLockAcquire(ig_shared->queue_lock, LW_SHARED);
 	hash_seq_init(&status, ig_queue);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
 		for (i = 0; i < ndbs; i++)
-			if (dbids[i] == entry->key.dbid)
+			if (dbs[i].dbid == entry->key.dbid)
 				break;
-		if (i == ndbs && ndbs < IG_MAX_DATABASES)
-			dbids[ndbs++] = entry->key.dbid;
+		if (i == ndbs)
+		{
+			if (ndbs == IG_MAX_DATABASES)
+				continue;
+			dbs[ndbs].dbid = entry->key.dbid;
+			dbs[ndbs].unmarked = dbs[ndbs].marked = 0;
+			ndbs++;
+		}
+		if (TransactionIdIsValid(entry->job_xid))
+			dbs[i].marked++;
+		else
+			dbs[i].unmarked++;
 	}
 	LWLockRelease(ig_shared->queue_lock);
 
-	/*
-	 * A full slot table makes room: databases with nothing queued and no job
-	 * running give up their slot.
-	 */
-	SpinLockAcquire(&ig_shared->mutex);
+	LWLockAcquire(ig_shared->db_lock, LW_EXCLUSIVE);
+	/* reap: a job that exited without reporting failed (could not connect) */
+	for (i = 0; i < IG_MAX_DATABASES; i++)
+	{
+		pid_t		pid;
+		IgDbSlot   *slot = &ig_shared->dbs[i];
+
+		if (handles[i] == NULL)
+			continue;
+		if (GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
+		{
+			running++;
+			continue;
+		}
+		pfree(handles[i]);
+		handles[i] = NULL;
+		if (slot->job_started)
+			slot_failed(slot, "the flush job exited before writing (database dropped or not accepting connections?)", now);
+		if (slot->failures >= IG_CHECK_DROPPED_AFTER && ncheck < IG_MAX_DATABASES)
+			check[ncheck++] = slot->dbid;
+	}
+	/* a full slot table makes room: idle databases give up their slot */
 	for (i = 0; i < IG_MAX_DATABASES; i++)
 		if (ig_shared->dbs[i].dbid == InvalidOid)
 			break;
 	if (i == IG_MAX_DATABASES)
-	{
 		for (i = 0; i < IG_MAX_DATABASES; i++)
 		{
-			int			j;
-
-			for (j = 0; j < ndbs; j++)
-				if (dbids[j] == ig_shared->dbs[i].dbid)
+			for (k = 0; k < ndbs; k++)
+				if (dbs[k].dbid == ig_shared->dbs[i].dbid)
 					break;
-			if (j == ndbs && handles[i] == NULL)
+			if (k == ndbs && handles[i] == NULL)
 				ig_shared->dbs[i].dbid = InvalidOid;
 		}
-	}
-	SpinLockRelease(&ig_shared->mutex);
+	for (k = 0; k < ndbs; k++)
+		if (db_slot(dbs[k].dbid, true) == NULL)
+			discard[ndiscard++] = dbs[k].dbid;
 
-	for (i = 0; i < ndbs; i++)
+	/* start jobs, round robin over the slots from *next */
+	for (k = 0; k < IG_MAX_DATABASES && running < ig_max_flush_jobs; k++)
 	{
-		IgDbSlot   *slot;
-		int			index;
-		bool		discard = false;
-		pid_t		pid;
+		int			index = (*next + k) % IG_MAX_DATABASES;
+		IgDbSlot   *slot = &ig_shared->dbs[index];
 		BackgroundWorker worker;
+		int			d;
 
-		SpinLockAcquire(&ig_shared->mutex);
-		slot = db_slot(dbids[i]);
-		index = slot ? slot - ig_shared->dbs : -1;
-		SpinLockRelease(&ig_shared->mutex);
-		if (slot == NULL)
-		{
-			ig_pipeline_discard(dbids[i]);
+		if (slot->dbid == InvalidOid || handles[index] != NULL)
 			continue;
-		}
-
-		if (handles[index] != NULL)
-		{
-			BgwHandleStatus st = GetBackgroundWorkerPid(handles[index], &pid);
-
-			if (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED)
-				continue;		/* still draining */
-			pfree(handles[index]);
-			handles[index] = NULL;
-		}
-
-		SpinLockAcquire(&ig_shared->mutex);
+		for (d = 0; d < ndbs; d++)
+			if (dbs[d].dbid == slot->dbid)
+				break;
+		/* entries a committed job holds need a job now and then to settle */
+		if (d == ndbs ||
+			(dbs[d].unmarked == 0 && round % 8 != 0))
+			continue;
 		if (slot->state == IG_DB_NO_EXTENSION &&
 			!TimestampDifferenceExceeds(slot->checked, now,
 										IG_NO_EXTENSION_RECHECK_MS))
-			discard = true;
-		else if (slot->failures >= IG_JOB_FAILURES)
 		{
-			/* a dropped database, or one refusing connections */
-			discard = true;
-			slot->failures = 0;
-		}
-		/* counted as failed until the job says it finished */
-		if (!discard)
-			slot->failures++;
-		SpinLockRelease(&ig_shared->mutex);
-
-		if (discard)
-		{
-			ig_pipeline_discard(dbids[i]);
+			if (ndiscard < IG_MAX_DATABASES)
+				discard[ndiscard++] = slot->dbid;
 			continue;
 		}
+		if (slot->retry_at > now)
+			continue;
 
 		fill_worker(&worker, "ig_job_main", "pg_integrity_guard flush");
-		worker.bgw_flags |= BGWORKER_BACKEND_DATABASE_CONNECTION;
 		worker.bgw_restart_time = BGW_NEVER_RESTART;
-		worker.bgw_main_arg = ObjectIdGetDatum(dbids[i]);
+		worker.bgw_main_arg = ObjectIdGetDatum(slot->dbid);
 		worker.bgw_notify_pid = MyProcPid;
 		if (!RegisterDynamicBackgroundWorker(&worker, &handles[index]))
 		{
-			/* no free worker slot: try again next round, readers drain */
+			/* no free worker slot: try again next round */
 			handles[index] = NULL;
-			SpinLockAcquire(&ig_shared->mutex);
-			slot->failures--;
-			SpinLockRelease(&ig_shared->mutex);
+			break;
 		}
+		slot->job_started = true;
+		running++;
+		*next = (index + 1) % IG_MAX_DATABASES;
 	}
+	LWLockRelease(ig_shared->db_lock);
+
+	for (i = 0; i < ndiscard; i++)
+		ig_pipeline_discard(discard[i]);
+	for (i = 0; i < ncheck; i++)
+		if (!database_exists(check[i]))
+		{
+			ig_pipeline_discard(check[i]);
+			LWLockAcquire(ig_shared->db_lock, LW_EXCLUSIVE);
+			for (k = 0; k < IG_MAX_DATABASES; k++)
+				if (ig_shared->dbs[k].dbid == check[i] && handles[k] == NULL)
+					ig_shared->dbs[k].dbid = InvalidOid;
+			LWLockRelease(ig_shared->db_lock);
+		}
 }
 
 void
 ig_launcher_main(Datum arg)
 {
 	BackgroundWorkerHandle *handles[IG_MAX_DATABASES];
+	int			next = 0;
+	uint64		round = 0;
 
 	memset(handles, 0, sizeof(handles));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
+	/* no database: shared catalogs only, to see dropped databases */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
 	SpinLockAcquire(&ig_shared->mutex);
 	ig_shared->launcher_pid = MyProcPid;
+	ig_shared->launcher_latch = MyLatch;
 	SpinLockRelease(&ig_shared->mutex);
 
 	while (!ShutdownRequestPending)
@@ -866,13 +1476,27 @@ ig_launcher_main(Datum arg)
 		}
 		if (ShutdownRequestPending)
 			break;
-		launcher_round(handles);
+		launcher_round(handles, &next, round++);
 	}
 
 	SpinLockAcquire(&ig_shared->mutex);
 	ig_shared->launcher_pid = 0;
+	ig_shared->launcher_latch = NULL;
 	SpinLockRelease(&ig_shared->mutex);
 	proc_exit(0);
+}
+
+/* Wake the launcher (flush()). */
+static void
+wake_launcher(void)
+{
+	Latch	   *latch;
+
+	SpinLockAcquire(&ig_shared->mutex);
+	latch = ig_shared->launcher_latch;
+	SpinLockRelease(&ig_shared->mutex);
+	if (latch)
+		SetLatch(latch);
 }
 
 /* A job: write one database's incidents, then exit. */
@@ -884,6 +1508,24 @@ ig_job_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+
+	/*
+	 * The job's own transaction characteristics, whatever the database or
+	 * its roles set: a read-only default only protects against clients.
+	 */
+	SetConfigOption("default_transaction_read_only", "off",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("idle_in_transaction_session_timeout", "0",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("session_replication_role", "origin",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	/* a locked audit table is a transient failure, not a stuck job slot */
+	SetConfigOption("lock_timeout",
+					psprintf("%d", Min(Max(ig_flush_interval, 100), 5000)),
+					PGC_SUSET, PGC_S_OVERRIDE);
 	ig_audit_drain_job(dbid);
 	proc_exit(0);
 }
@@ -906,6 +1548,24 @@ ig_pipeline_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("integrity_guard.max_flush_jobs",
+							"Flush jobs (background workers) running at once.",
+							"Databases with queued incidents are served round robin; the rest of max_worker_processes stays free for parallel query.",
+							&ig_max_flush_jobs,
+							1, 1, 64,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("integrity_guard.retention",
+							"Age after which flush jobs delete audit rows (by last_seen); 0 keeps them.",
+							NULL,
+							&ig_retention,
+							30 * 24 * 3600, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
 	DefineCustomBoolVariable("integrity_guard.durable_audit",
 							 "Sends incidents through the shared queue, so they survive the rollback of their transaction.",
 							 "Needs shared_preload_libraries.  When off, incidents are written in the transaction that produced them.",
@@ -923,7 +1583,7 @@ ig_pipeline_init(void)
 
 	DefineCustomIntVariable("integrity_guard.queue_size",
 							"Distinct pending incidents the shared audit queue holds.",
-							"Events of an incident already queued add to it; a new incident finding the queue full is counted as dropped.",
+							"Events of an incident already queued add to it; a new incident finding the queue full takes the place of one of a database or role above its fair share, or is counted as dropped.",
 							&ig_queue_size,
 							1024, 16, 1000000,
 							PGC_POSTMASTER,
@@ -932,7 +1592,7 @@ ig_pipeline_init(void)
 
 	DefineCustomIntVariable("integrity_guard.max_stats",
 							"Distinct (database, table, event type, target) counters kept in shared memory.",
-							NULL,
+							"When full, the least-used 5% are evicted.",
 							&ig_max_stats,
 							1000, 100, 1000000,
 							PGC_POSTMASTER,
@@ -953,20 +1613,12 @@ ig_pipeline_init(void)
  * SQL functions
  */
 
-/* Superuser, or a member of the extension's owner. */
-static void
-require_owner(const char *action)
+/* Superusers and members of pg_read_all_stats see every database and role. */
+static bool
+sees_all(void)
 {
-	Oid			owner;
-
-	if (superuser())
-		return;
-	if (ig_extension_owner(&owner) && has_privs_of_role(GetUserId(), owner))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("permission denied to %s", action),
-			 errhint("Only the extension owner or a superuser can do this.")));
+	return superuser() ||
+		has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 }
 
 /*
@@ -1073,8 +1725,8 @@ ig_stats_fn(PG_FUNCTION_ARGS)
 }
 
 /*
- * integrity_guard.stats_reset() returns timestamptz: forget every counter
- * (extension owner or superuser).
+ * integrity_guard.stats_reset() returns timestamptz: a superuser forgets
+ * every counter, the extension's owner those of this database.
  */
 PG_FUNCTION_INFO_V1(ig_stats_reset);
 
@@ -1084,8 +1736,15 @@ ig_stats_reset(PG_FUNCTION_ARGS)
 	HASH_SEQ_STATUS status;
 	IgStatsEntry *entry;
 	TimestampTz now = GetCurrentTimestamp();
+	bool		everything = superuser();
+	Oid			owner;
 
-	require_owner("reset the integrity_guard statistics");
+	if (!everything &&
+		!(ig_extension_owner(&owner) && has_privs_of_role(GetUserId(), owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to reset the integrity_guard statistics"),
+				 errhint("Only the extension owner (this database's counters) or a superuser (every database's) can do this.")));
 	if (ig_shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1096,92 +1755,395 @@ ig_stats_reset(PG_FUNCTION_ARGS)
 	LWLockAcquire(ig_shared->stats_lock, LW_EXCLUSIVE);
 	hash_seq_init(&status, ig_stats);
 	while ((entry = hash_seq_search(&status)) != NULL)
-		hash_search(ig_stats, &entry->key, HASH_REMOVE, NULL);
+		if (everything || entry->key.dbid == MyDatabaseId)
+			hash_search(ig_stats, &entry->key, HASH_REMOVE, NULL);
 	LWLockRelease(ig_shared->stats_lock);
-	pg_atomic_write_u64(&ig_shared->stats_dropped, 0);
-	SpinLockAcquire(&ig_shared->mutex);
-	ig_shared->stats_reset = now;
-	SpinLockRelease(&ig_shared->mutex);
+	if (everything)
+	{
+		pg_atomic_write_u64(&ig_shared->stats_evicted, 0);
+		SpinLockAcquire(&ig_shared->mutex);
+		ig_shared->stats_reset = now;
+		SpinLockRelease(&ig_shared->mutex);
+	}
 	PG_RETURN_TIMESTAMPTZ(now);
+}
+
+/* Sums of the owner rows the caller may see: (queued, dropped, discarded). */
+static void
+owner_sums(bool all, int64 *queued, int64 *dropped, int64 *discarded)
+{
+	HASH_SEQ_STATUS status;
+	IgOwner    *o;
+	IgOwner    *rows;
+	int			n = 0;
+	int			count;
+	int			i;
+
+	*queued = *dropped = *discarded = 0;
+	count = ig_queue_size + 2 * IG_MAX_DATABASES;
+	rows = palloc(sizeof(IgOwner) * count);
+	LWLockAcquire(ig_shared->queue_lock, LW_SHARED);
+	hash_seq_init(&status, ig_owners);
+	while ((o = hash_seq_search(&status)) != NULL)
+	{
+		if (n >= count)
+		{
+			hash_seq_term(&status);
+			break;
+		}
+		rows[n++] = *o;
+	}
+	LWLockRelease(ig_shared->queue_lock);
+	for (i = 0; i < n; i++)
+	{
+		/* database rows when everything is visible, else own roles here */
+		if (all ? rows[i].key.roleid != InvalidOid :
+			(rows[i].key.dbid != MyDatabaseId ||
+			 rows[i].key.roleid == InvalidOid ||
+			 !has_privs_of_role(GetUserId(), rows[i].key.roleid)))
+			continue;
+		*queued += rows[i].queued;
+		*dropped += rows[i].dropped;
+		*discarded += rows[i].discarded;
+	}
+	pfree(rows);
+}
+
+/*
+ * integrity_guard._queue_usage() returns setof record: queue entries and
+ * lost events per database and role, those the caller may see (its own
+ * roles in this database; everything for pg_read_all_stats).
+ */
+PG_FUNCTION_INFO_V1(ig_queue_usage);
+
+Datum
+ig_queue_usage(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HASH_SEQ_STATUS status;
+	IgOwner    *o;
+	IgOwner    *rows;
+	bool		all;
+	int			n = 0;
+	int			count;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (ig_shared == NULL)
+		return (Datum) 0;
+	all = sees_all();
+	count = ig_queue_size + 2 * IG_MAX_DATABASES;
+	rows = palloc(sizeof(IgOwner) * count);
+	LWLockAcquire(ig_shared->queue_lock, LW_SHARED);
+	hash_seq_init(&status, ig_owners);
+	while ((o = hash_seq_search(&status)) != NULL)
+	{
+		if (n >= count)
+		{
+			hash_seq_term(&status);
+			break;
+		}
+		rows[n++] = *o;
+	}
+	LWLockRelease(ig_shared->queue_lock);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[5];
+		bool		nulls[5];
+
+		if (rows[i].key.roleid == InvalidOid)
+			continue;
+		if (!all && (rows[i].key.dbid != MyDatabaseId ||
+					 !has_privs_of_role(GetUserId(), rows[i].key.roleid)))
+			continue;
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = ObjectIdGetDatum(rows[i].key.dbid);
+		values[1] = ObjectIdGetDatum(rows[i].key.roleid);
+		values[2] = Int32GetDatum(rows[i].queued);
+		values[3] = Int64GetDatum(rows[i].dropped);
+		values[4] = Int64GetDatum(rows[i].discarded);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * integrity_guard._pending() returns setof integrity_guard.audit_log: this
+ * database's incidents still in the queue, as rows of the audit table
+ * (id NULL), for the readers.  Writes nothing, waits for nothing.  Columns
+ * are filled by name, so that columns added to the table come out NULL.
+ */
+PG_FUNCTION_INFO_V1(ig_pending_fn);
+
+Datum
+ig_pending_fn(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	desc;
+	IgQueueEntry *entries;
+	Datum	   *values;
+	bool	   *nulls;
+	char	   *dbname;
+	Oid			rowtype;
+	Oid			audit_relid;
+	Oid			visible_fn = InvalidOid;
+	int			inflight;
+	int			n;
+	int			i;
+	int			a;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (ig_shared == NULL || !ig_durable_audit)
+		return (Datum) 0;
+	ig_audit_push_if_durable();
+	desc = rsinfo->setDesc;
+
+	/*
+	 * Exactly what a reader of the table would see: nothing without SELECT
+	 * on it, else the rows its row-level policy lets through
+	 * (integrity_guard._incident_visible), unless the caller bypasses it.
+	 */
+	audit_relid = get_relname_relid("audit_log",
+									get_namespace_oid(IG_SCHEMA_NAME, false));
+	if (!OidIsValid(audit_relid) ||
+		pg_class_aclcheck(audit_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		return (Datum) 0;
+	rowtype = get_rel_type_id(audit_relid);
+	if (check_enable_rls(audit_relid, InvalidOid, true) == RLS_ENABLED)
+	{
+		visible_fn = LookupFuncName(list_make2(makeString(IG_SCHEMA_NAME),
+											   makeString("_incident_visible")),
+									1, &rowtype, true);
+		if (!OidIsValid(visible_fn))
+			return (Datum) 0;
+	}
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	dbname = get_database_name(MyDatabaseId);
+	n = queue_pending(&entries, &inflight);
+	for (i = 0; i < n; i++)
+	{
+		IgEventKey *k = &entries[i].key;
+
+		for (a = 0; a < desc->natts; a++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, a);
+			const char *name = NameStr(att->attname);
+			char	   *s = NULL;
+			bool		isnull = false;
+			Datum		v = (Datum) 0;
+
+			if (att->attisdropped)
+				isnull = true;
+			else if (strcmp(name, "event_type") == 0)
+				s = k->event_type;
+			else if (strcmp(name, "schema_name") == 0)
+				s = k->schema_name;
+			else if (strcmp(name, "table_name") == 0)
+				s = k->table_name;
+			else if (strcmp(name, "relid") == 0 && OidIsValid(k->relid))
+				v = ObjectIdGetDatum(k->relid);
+			else if (strcmp(name, "target") == 0)
+				s = k->target;
+			else if (strcmp(name, "occurrences") == 0)
+				v = Int64GetDatum(entries[i].counts.occurrences);
+			else if (strcmp(name, "first_seen") == 0)
+				v = TimestampTzGetDatum(entries[i].counts.first_seen);
+			else if (strcmp(name, "last_seen") == 0)
+				v = TimestampTzGetDatum(entries[i].counts.last_seen);
+			else if (strcmp(name, "role_name") == 0)
+				s = GetUserNameFromId(k->roleid, true);
+			else if (strcmp(name, "database_name") == 0)
+				s = dbname;
+			else if (strcmp(name, "application_name") == 0)
+				s = k->application_name;
+			else if (strcmp(name, "detail") == 0)
+			{
+				char	   *json = entry_detail(&entries[i]);
+
+				if (json)
+					v = DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
+				else
+					isnull = true;
+			}
+			else
+				isnull = true;
+
+			if (!isnull && v == (Datum) 0)
+			{
+				if (s == NULL || s[0] == '\0')
+					isnull = true;
+				else if (att->atttypid == NAMEOID)
+					v = DirectFunctionCall1(namein, CStringGetDatum(s));
+				else
+					v = CStringGetTextDatum(s);
+			}
+			values[a] = isnull ? (Datum) 0 : v;
+			nulls[a] = isnull;
+		}
+		if (OidIsValid(visible_fn))
+		{
+			HeapTuple	tuple = heap_form_tuple(desc, values, nulls);
+			HeapTupleHeader row;
+			Datum		visible;
+
+			row = (HeapTupleHeader) palloc(tuple->t_len);
+			memcpy(row, tuple->t_data, tuple->t_len);
+			HeapTupleHeaderSetDatumLength(row, tuple->t_len);
+			HeapTupleHeaderSetTypeId(row, rowtype);
+			HeapTupleHeaderSetTypMod(row, -1);
+			visible = OidFunctionCall1(visible_fn, PointerGetDatum(row));
+			if (!DatumGetBool(visible))
+				continue;
+		}
+		tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * Ask the launcher to write now and wait (up to 10 s, outside a transaction
+ * block only) until this database's incidents queued so far are in the
+ * table.  Returns the rows written for this database meanwhile.
+ */
+int64
+ig_pipeline_flush_wait(void)
+{
+	TimestampTz deadline;
+	int64		before = 0;
+	int64		after = 0;
+	IgDbSlot   *slot;
+
+	if (ig_shared == NULL || RecoveryInProgress())
+		return 0;
+	LWLockAcquire(ig_shared->db_lock, LW_SHARED);
+	slot = db_slot(MyDatabaseId, false);
+	if (slot)
+		before = slot->written;
+	LWLockRelease(ig_shared->db_lock);
+	wake_launcher();
+	if (IsTransactionBlock())
+		return 0;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
+	for (;;)
+	{
+		IgQueueEntry *entries;
+		int			inflight;
+		int			n;
+
+		PushActiveSnapshot(GetTransactionSnapshot());
+		n = queue_pending(&entries, &inflight);
+		PopActiveSnapshot();
+		if (entries)
+			pfree(entries);
+		if (n == 0 || GetCurrentTimestamp() > deadline)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		wake_launcher();
+	}
+	LWLockAcquire(ig_shared->db_lock, LW_SHARED);
+	slot = db_slot(MyDatabaseId, false);
+	if (slot)
+		after = slot->written;
+	LWLockRelease(ig_shared->db_lock);
+	return after - before;
 }
 
 /*
  * integrity_guard._pipeline_status() returns record: the queue, the
- * workers and the statistics, for status().
+ * workers and the statistics, for status().  The counts cover the whole
+ * server for superusers and pg_read_all_stats, else the caller's own roles
+ * in this database.
  */
 PG_FUNCTION_INFO_V1(ig_pipeline_status);
+
+#define IG_STATUS_COLS 17
 
 Datum
 ig_pipeline_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[13];
-	bool		nulls[13];
+	Datum		values[IG_STATUS_COLS];
+	bool		nulls[IG_STATUS_COLS];
 	int			i;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
 
-	for (i = 0; i < 13; i++)
+	for (i = 0; i < IG_STATUS_COLS; i++)
 		nulls[i] = true;
 	values[0] = BoolGetDatum(ig_shared != NULL);
 	nulls[0] = false;
 	if (ig_shared != NULL)
 	{
 		IgDbSlot	slot;
+		IgDbSlot   *s;
 		bool		have_slot = false;
-		int			used;
+		bool		all = sees_all();
+		int64		queued;
+		int64		dropped;
+		int64		discarded;
 		int			nstats;
 		pid_t		launcher;
-		TimestampTz last_flush;
-		int64		discarded;
 		TimestampTz reset;
 
-		LWLockAcquire(ig_shared->queue_lock, LW_SHARED);
-		used = hash_get_num_entries(ig_queue);
-		LWLockRelease(ig_shared->queue_lock);
+		owner_sums(all, &queued, &dropped, &discarded);
+		if (all)
+		{
+			dropped = pg_atomic_read_u64(&ig_shared->dropped);
+			discarded = pg_atomic_read_u64(&ig_shared->discarded);
+		}
 		LWLockAcquire(ig_shared->stats_lock, LW_SHARED);
 		nstats = hash_get_num_entries(ig_stats);
 		LWLockRelease(ig_shared->stats_lock);
-
+		LWLockAcquire(ig_shared->db_lock, LW_SHARED);
+		s = db_slot(MyDatabaseId, false);
+		if (s)
+		{
+			slot = *s;
+			have_slot = true;
+		}
+		LWLockRelease(ig_shared->db_lock);
 		SpinLockAcquire(&ig_shared->mutex);
 		launcher = ig_shared->launcher_pid;
-		last_flush = ig_shared->last_flush;
-		discarded = ig_shared->discarded;
 		reset = ig_shared->stats_reset;
-		for (i = 0; i < IG_MAX_DATABASES; i++)
-			if (ig_shared->dbs[i].dbid == MyDatabaseId)
-			{
-				slot = ig_shared->dbs[i];
-				have_slot = true;
-			}
 		SpinLockRelease(&ig_shared->mutex);
 
-		values[1] = Int32GetDatum(ig_queue_size);
-		values[2] = Int32GetDatum(used);
-		values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&ig_shared->dropped));
-		values[4] = Int64GetDatum(discarded);
-		values[5] = Int32GetDatum((int32) launcher);
-		values[6] = TimestampTzGetDatum(last_flush);
-		values[9] = Int32GetDatum(nstats);
-		values[10] = Int32GetDatum(ig_max_stats);
-		values[11] = Int64GetDatum((int64) pg_atomic_read_u64(&ig_shared->stats_dropped));
-		values[12] = TimestampTzGetDatum(reset);
-		for (i = 1; i <= 12; i++)
+		values[1] = CStringGetTextDatum(all ? "server" : "own roles in this database");
+		values[2] = Int32GetDatum(ig_queue_size);
+		values[3] = Int64GetDatum(queued);
+		values[4] = Int64GetDatum(dropped);
+		values[5] = Int64GetDatum(discarded);
+		values[6] = Int32GetDatum((int32) launcher);
+		values[11] = Int32GetDatum(nstats);
+		values[12] = Int32GetDatum(ig_max_stats);
+		values[13] = Int64GetDatum((int64) pg_atomic_read_u64(&ig_shared->stats_evicted));
+		values[14] = TimestampTzGetDatum(reset);
+		values[15] = Int32GetDatum(ig_max_flush_jobs);
+		for (i = 1; i < IG_STATUS_COLS; i++)
 			nulls[i] = false;
-		nulls[5] = (launcher == 0);
-		nulls[6] = (last_flush == 0);
-		nulls[7] = nulls[8] = true;
-		if (have_slot && slot.last_flush != 0)
-		{
-			values[7] = TimestampTzGetDatum(slot.last_flush);
-			nulls[7] = false;
-		}
+		nulls[6] = (launcher == 0);
+		nulls[7] = nulls[8] = nulls[9] = nulls[10] = nulls[16] = true;
 		if (have_slot)
 		{
+			if (slot.last_flush != 0)
+			{
+				values[7] = TimestampTzGetDatum(slot.last_flush);
+				nulls[7] = false;
+			}
 			values[8] = Int64GetDatum(slot.written);
-			nulls[8] = false;
+			values[9] = Int64GetDatum(slot.failures_total);
+			values[10] = Int32GetDatum(slot.failures);
+			nulls[8] = nulls[9] = nulls[10] = false;
+			if (slot.failures > 0 && slot.last_error[0] != '\0')
+			{
+				values[16] = CStringGetTextDatum(slot.last_error);
+				nulls[16] = false;
+			}
 		}
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
@@ -1218,17 +2180,17 @@ PG_FUNCTION_INFO_V1(ig_pipeline_register);
 Datum
 ig_pipeline_register(PG_FUNCTION_ARGS)
 {
-	int			i;
+	IgDbSlot   *slot;
 
 	if (ig_shared == NULL)
 	{
 		notice_not_preloaded = !ig_preloaded;
 		PG_RETURN_VOID();
 	}
-	SpinLockAcquire(&ig_shared->mutex);
-	for (i = 0; i < IG_MAX_DATABASES; i++)
-		if (ig_shared->dbs[i].dbid == MyDatabaseId)
-			ig_shared->dbs[i].state = IG_DB_UNKNOWN;
-	SpinLockRelease(&ig_shared->mutex);
+	LWLockAcquire(ig_shared->db_lock, LW_EXCLUSIVE);
+	slot = db_slot(MyDatabaseId, false);
+	if (slot)
+		slot->state = IG_DB_UNKNOWN;
+	LWLockRelease(ig_shared->db_lock);
 	PG_RETURN_VOID();
 }

@@ -11,52 +11,78 @@
  *		'mode=skip'			drop the row; the statement goes on
  *		'constraint=name'	(repeatable) watch only these unique indexes
  *
- * Every immediate unique index of the row's table is probed (primary key,
- * unique constraints, multi-column, partial with the predicate evaluated,
- * expression indexes, NULLS NOT DISTINCT) with a dirty snapshot, waiting for
- * an in-progress inserting or deleting transaction and probing again, as
- * ON CONFLICT's pre-check in execIndexing.c does: a concurrent race is seen,
- * not only committed rows.  A rejected row never reaches the heap, so it
- * leaves no dead tuple behind.  Deferrable unique constraints are left to
- * the server, which checks them later.
+ * The guard checks the unique indexes the server will check on insert:
+ * immediate, ready for inserts (also while CREATE UNIQUE INDEX CONCURRENTLY
+ * is still building one), with partial predicates, expressions, NULLS NOT
+ * DISTINCT and STORED generated columns computed as the server will.  It
+ * probes with a dirty snapshot, waiting for an in-progress inserting or
+ * deleting transaction and probing again, as ON CONFLICT's pre-check in
+ * execIndexing.c does: a concurrent race is seen, not only committed rows.
+ * A rejected row never reaches the heap, so it leaves no dead tuple.
+ *
+ * The guard must know which statement writes the row, which a trigger is
+ * not told.  Hooks on ExecutorRun, ExecutorFinish and ProcessUtility keep
+ * a stack of what is running; the innermost entry's ModifyTable nodes say
+ * whether the insert has an ON CONFLICT clause (its arbiter indexes are the
+ * server's business: a conflict there is no duplicate attempt) and whether
+ * it is the insert half of an UPDATE or MERGE moving a row to another
+ * partition (never skipped: skipping would lose the row).
+ *
+ * In mode=raise with the server's 23505 captured (preloaded), probing buys
+ * only the saved dead tuple.  The guard then probes only a table that is
+ * seeing duplicates right now: after a rejected attempt it let through, it
+ * probes the next IG_PROBE_BUDGET rows, and every duplicate it finds
+ * renews that.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/partition.h"
 #include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
 #include "lib/stringinfo.h"
+#include "nodes/execnodes.h"
+#include "parser/parsetree.h"
 #include "storage/lmgr.h"
+#include "tcop/pquery.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "pg_integrity_guard.h"
+
+/* rows probed after a duplicate, in mode=raise with capture (see above) */
+#define IG_PROBE_BUDGET 10000
 
 typedef struct UniqueIndex
 {
 	Oid			indexoid;
 	char	   *name;
 	IndexInfo  *info;			/* with the equality operators; no states */
+	bool		watched;		/* else probed only as an ON CONFLICT arbiter */
 } UniqueIndex;
 
 typedef struct UniqueConfig
 {
 	bool		skip;
 	int			nindexes;
-	UniqueIndex *indexes;
+	int			nwatched;
+	UniqueIndex *indexes;		/* every unique index the server checks */
 } UniqueConfig;
 
-/* Executor state for one statement, in the trigger's fn_mcxt. */
 /*
  * Distinct keys a statement records per index before further attempts
  * aggregate into one incident without a key: a consumer replaying 90,000
@@ -64,6 +90,26 @@ typedef struct UniqueConfig
  */
 #define IG_MAX_KEYED_INCIDENTS 100
 
+/*
+ * Per relation and backend: the adaptive probe, and the last row let
+ * through unprobed (was it rejected by the server?).  In TopMemoryContext.
+ */
+typedef struct RelProbe
+{
+	Oid			relid;			/* hash key */
+	int			budget;			/* rows still to probe */
+	bool		pending;		/* 'row' was let through unprobed ... */
+	bool		suspect;		/* ... and its subtransaction aborted */
+	SubTransactionId subid;
+	uint64		captured;		/* ig_captured_unique_violations then */
+	int			natts;
+	NameData	schema_name;	/* for the error hook, which reads no catalog */
+	NameData	table_name;
+	Size		bufsize;
+	HeapTupleData row;			/* t_data points into a buffer */
+} RelProbe;
+
+/* Executor state for one statement, in the trigger's fn_mcxt. */
 typedef struct UniqueStatement
 {
 	UniqueConfig *config;		/* built for this configuration */
@@ -72,12 +118,496 @@ typedef struct UniqueStatement
 	TupleTableSlot *newslot;
 	TupleTableSlot *oldslot;
 	TupleTableSlot *existing;
+	TupleTableSlot *genslot;	/* the row with its generated columns */
+	ResultRelInfo *rri;			/* to compute them */
+	bool		has_generated;
+	RelProbe   *probe;
 	IndexInfo **infos;			/* per-statement copies */
 	ExprState **predicates;
 } UniqueStatement;
 
+/* What writes the row: the innermost running statement's ModifyTable. */
+typedef struct WriteContext
+{
+	CmdType		operation;		/* CMD_UNKNOWN when no ModifyTable does */
+	OnConflictAction action;
+	List	   *arbiters;		/* NIL with an action: every unique index */
+	bool		by_ancestor;	/* arbiters are indexes of an ancestor */
+	struct RunLevel *level;
+} WriteContext;
+
+typedef struct RunLevel
+{
+	QueryDesc  *queryDesc;		/* NULL: a utility statement (COPY, CALL) */
+	bool		scanned;
+	List	   *mtstates;		/* ModifyTableStates that matter here */
+	Oid			last_relid;		/* cache of the last lookup */
+	WriteContext last;
+	HeapTuple	merge_update;	/* MERGE: the last row updated, for moves */
+	TupleDesc	merge_update_desc;
+} RunLevel;
+
+static RunLevel *run_stack = NULL;
+static int	run_depth = 0;
+static int	run_size = 0;
+
+static HTAB *rel_probes = NULL;
+static RelProbe *last_pass = NULL;	/* the latest row let through unprobed */
+
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
 static const char *const unique_options[] = {"mode", "constraint", NULL};
 static const char *const unique_modes[] = {"raise", "skip", NULL};
+
+/* ---------------------------------------------------------------------
+ * The stack of running statements
+ * ---------------------------------------------------------------------
+ */
+static void
+push_level(QueryDesc *queryDesc)
+{
+	if (run_depth >= run_size)
+	{
+		int			newsize = Max(run_size * 2, 16);
+
+		if (run_stack == NULL)
+			run_stack = MemoryContextAlloc(TopMemoryContext,
+										   sizeof(RunLevel) * newsize);
+		else
+			run_stack = repalloc(run_stack, sizeof(RunLevel) * newsize);
+		run_size = newsize;
+	}
+	memset(&run_stack[run_depth], 0, sizeof(RunLevel));
+	run_stack[run_depth].queryDesc = queryDesc;
+	run_depth++;
+}
+
+static void
+ig_unique_ExecutorRun(IG_EXECUTOR_RUN_PARAMS)
+{
+	int			depth = run_depth;
+
+	push_level(queryDesc);
+	PG_TRY();
+	{
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(IG_EXECUTOR_RUN_ARGS);
+		else
+			standard_ExecutorRun(IG_EXECUTOR_RUN_ARGS);
+	}
+	PG_FINALLY();
+	{
+		run_depth = depth;
+	}
+	PG_END_TRY();
+}
+
+/* Writable CTEs not read to the end run their ModifyTable here. */
+static void
+ig_unique_ExecutorFinish(QueryDesc *queryDesc)
+{
+	int			depth = run_depth;
+
+	push_level(queryDesc);
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		run_depth = depth;
+	}
+	PG_END_TRY();
+}
+
+/* COPY FROM fires row triggers without a ModifyTable: a level of its own. */
+static void
+ig_unique_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+						 bool readOnlyTree, ProcessUtilityContext context,
+						 ParamListInfo params, QueryEnvironment *queryEnv,
+						 DestReceiver *dest, QueryCompletion *qc)
+{
+	int			depth = run_depth;
+
+	push_level(NULL);
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		run_depth = depth;
+	}
+	PG_END_TRY();
+}
+
+static void
+consider_mtstate(RunLevel *level, PlanState *ps)
+{
+	if (ps != NULL && IsA(ps, ModifyTableState) &&
+		((ModifyTableState *) ps)->operation != CMD_DELETE)
+		level->mtstates = lappend(level->mtstates, ps);
+}
+
+static void
+scan_level(RunLevel *level)
+{
+	EState	   *estate = level->queryDesc->estate;
+	MemoryContext oldcxt;
+	ListCell   *lc;
+
+	level->scanned = true;
+	if (estate == NULL)
+		return;
+	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
+	consider_mtstate(level, level->queryDesc->planstate);
+	foreach(lc, estate->es_auxmodifytables)
+		consider_mtstate(level, (PlanState *) lfirst(lc));
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* The node's result relation for relid: a target, or a routed partition. */
+static ResultRelInfo *
+mt_result_rel(ModifyTableState *mt, EState *estate, Oid relid)
+{
+	ListCell   *lc;
+	int			i;
+
+	for (i = 0; i < mt->mt_nrels; i++)
+		if (RelationGetRelid(mt->resultRelInfo[i].ri_RelationDesc) == relid)
+			return &mt->resultRelInfo[i];
+	foreach(lc, estate->es_tuple_routing_result_relations)
+	{
+		ResultRelInfo *rri = lfirst(lc);
+
+		if (rri->ri_RootResultRelInfo == mt->rootResultRelInfo &&
+			RelationGetRelid(rri->ri_RelationDesc) == relid)
+			return rri;
+	}
+	return NULL;
+}
+
+static bool
+plan_writes(PlannedStmt *pstmt, Plan *plan, Oid relid, List *ancestors,
+			WriteContext *wc)
+{
+	ModifyTable *mt;
+	ListCell   *lc;
+
+	if (plan == NULL || !IsA(plan, ModifyTable))
+		return false;
+	mt = (ModifyTable *) plan;
+	foreach(lc, mt->resultRelations)
+	{
+		Oid			target = rt_fetch(lfirst_int(lc), pstmt->rtable)->relid;
+
+		if (target == relid || list_member_oid(ancestors, target))
+		{
+			wc->operation = mt->operation;
+			wc->action = mt->onConflictAction;
+			wc->arbiters = mt->arbiterIndexes;
+			wc->by_ancestor = target != relid;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The library was loaded by this very statement's first guard, after its
+ * executor started: read the active portal's plans instead.
+ */
+static void
+portal_write(Relation rel, WriteContext *wc)
+{
+	Oid			relid = RelationGetRelid(rel);
+	List	   *ancestors = NIL;
+	ListCell   *lc;
+
+	if (ActivePortal == NULL)
+		return;
+	if (rel->rd_rel->relispartition)
+		ancestors = get_partition_ancestors(relid);
+	foreach(lc, ActivePortal->stmts)
+	{
+		PlannedStmt *pstmt = lfirst(lc);
+		ListCell   *sc;
+
+		if (!IsA(pstmt, PlannedStmt) || pstmt->commandType == CMD_UTILITY)
+			continue;
+		if (plan_writes(pstmt, pstmt->planTree, relid, ancestors, wc))
+			return;
+		foreach(sc, pstmt->subplans)
+			if (plan_writes(pstmt, lfirst(sc), relid, ancestors, wc))
+				return;
+	}
+}
+
+/* Did this node hand the trigger its row?  Each node has its own slots. */
+static bool
+slot_of(ModifyTableState *mt, ResultRelInfo *rri, TupleTableSlot *slot)
+{
+	PlanState  *sub = outerPlanState(mt);
+
+	return slot != NULL &&
+		(slot == rri->ri_newTupleSlot || slot == rri->ri_PartitionTupleSlot ||
+		 (sub != NULL && slot == sub->ps_ResultTupleSlot));
+}
+
+static void
+current_write(Relation rel, TupleTableSlot *slot, WriteContext *wc)
+{
+	RunLevel   *level;
+	Oid			relid = RelationGetRelid(rel);
+	ListCell   *lc;
+	int			nfound = 0;
+
+	memset(wc, 0, sizeof(WriteContext));
+	wc->operation = CMD_UNKNOWN;
+	wc->action = ONCONFLICT_NONE;
+	if (run_depth == 0)
+	{
+		portal_write(rel, wc);
+		return;
+	}
+	level = &run_stack[run_depth - 1];
+	if (level->queryDesc == NULL)
+		return;
+	if (!level->scanned)
+		scan_level(level);
+	if (level->mtstates == NIL)
+		return;
+	if (level->last_relid == relid)
+	{
+		*wc = level->last;
+		return;
+	}
+	wc->level = level;
+	foreach(lc, level->mtstates)
+	{
+		ModifyTableState *mt = lfirst(lc);
+		ResultRelInfo *rri = mt_result_rel(mt, level->queryDesc->estate, relid);
+
+		if (rri == NULL)
+			continue;
+
+		/*
+		 * Several nodes write this table (writable CTEs): the one whose
+		 * slot holds the row, else the first one without ON CONFLICT.
+		 */
+		if (nfound++ > 0 && !slot_of(mt, rri, slot) &&
+			(wc->action == ONCONFLICT_NONE ||
+			 ((ModifyTable *) mt->ps.plan)->onConflictAction != ONCONFLICT_NONE))
+			continue;
+		wc->operation = mt->operation;
+		wc->action = ((ModifyTable *) mt->ps.plan)->onConflictAction;
+		wc->arbiters = rri->ri_onConflictArbiterIndexes;
+		if (slot_of(mt, rri, slot))
+			break;
+	}
+	if (nfound <= 1)
+	{
+		level->last_relid = relid;
+		level->last = *wc;
+	}
+}
+
+static bool
+is_arbiter(WriteContext *wc, Oid indexoid)
+{
+	ListCell   *lc;
+
+	if (wc->action == ONCONFLICT_NONE)
+		return false;
+	if (wc->arbiters == NIL || list_member_oid(wc->arbiters, indexoid))
+		return true;
+	if (wc->by_ancestor)
+		foreach(lc, get_partition_ancestors(indexoid))
+			if (list_member_oid(wc->arbiters, lfirst_oid(lc)))
+				return true;
+	return false;
+}
+
+/*
+ * MERGE: is this insert the second half of the UPDATE just let through,
+ * moving its row to another partition?  Same values, column by name.
+ */
+static bool
+merge_moves(RunLevel *level, HeapTuple tuple, TupleDesc desc)
+{
+	HeapTuple	old = level->merge_update;
+	TupleDesc	olddesc = level->merge_update_desc;
+	int			i,
+				j;
+
+	if (old == NULL)
+		return false;
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Datum		v1,
+					v2;
+		bool		n1,
+					n2;
+
+		if (att->attisdropped)
+			continue;
+		for (j = 0; j < olddesc->natts; j++)
+			if (!TupleDescAttr(olddesc, j)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(olddesc, j)->attname),
+					   NameStr(att->attname)) == 0)
+				break;
+		if (j == olddesc->natts)
+			return false;
+		v1 = heap_getattr(tuple, i + 1, desc, &n1);
+		v2 = heap_getattr(old, j + 1, olddesc, &n2);
+		if (n1 != n2 ||
+			(!n1 && !datum_image_eq(v1, v2, att->attbyval, att->attlen)))
+			return false;
+	}
+	return true;
+}
+
+static void
+merge_remember(RunLevel *level, HeapTuple tuple, TupleDesc desc)
+{
+	MemoryContext oldcxt;
+
+	if (level->merge_update)
+		heap_freetuple(level->merge_update);
+	level->merge_update = NULL;
+	if (tuple == NULL)
+		return;
+	oldcxt = MemoryContextSwitchTo(level->queryDesc->estate->es_query_cxt);
+	level->merge_update = heap_copytuple(tuple);
+	level->merge_update_desc = desc;
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* ---------------------------------------------------------------------
+ * The last row let through unprobed: did its subtransaction abort?
+ * ---------------------------------------------------------------------
+ */
+static void
+ig_unique_xact_callback(XactEvent event, void *arg)
+{
+	if (last_pass == NULL || !last_pass->pending)
+		return;
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		last_pass->suspect = true;
+	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE ||
+			 event == XACT_EVENT_PARALLEL_COMMIT)
+		last_pass->pending = false;
+}
+
+static void
+ig_unique_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						   SubTransactionId parentSubid, void *arg)
+{
+	if (last_pass == NULL || !last_pass->pending ||
+		last_pass->subid != mySubid)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		last_pass->suspect = true;
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		last_pass->pending = false;
+}
+
+static RelProbe *
+rel_probe(Oid relid)
+{
+	bool		found;
+	RelProbe   *probe;
+
+	if (rel_probes == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(RelProbe);
+		ctl.hcxt = TopMemoryContext;
+		rel_probes = hash_create("integrity_guard unique probes", 64, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	probe = hash_search(rel_probes, &relid, HASH_ENTER, &found);
+	if (!found)
+	{
+		probe->budget = 0;
+		probe->pending = false;
+		probe->suspect = false;
+		probe->bufsize = 0;
+		probe->row.t_data = NULL;
+	}
+	return probe;
+}
+
+/* Keep a copy of the row let through, in case the server rejects it. */
+static void
+remember_pass(RelProbe *probe, HeapTuple tuple, TupleDesc desc)
+{
+	if (probe->bufsize < tuple->t_len)
+	{
+		Size		size = Max(tuple->t_len, 256);
+
+		if (probe->row.t_data)
+			pfree(probe->row.t_data);
+		probe->row.t_data = MemoryContextAlloc(TopMemoryContext, size);
+		probe->bufsize = size;
+	}
+	memcpy(probe->row.t_data, tuple->t_data, tuple->t_len);
+	probe->row.t_len = tuple->t_len;
+	ItemPointerSetInvalid(&probe->row.t_self);
+	probe->row.t_tableOid = tuple->t_tableOid;
+	probe->natts = desc->natts;
+	probe->subid = GetCurrentSubTransactionId();
+	probe->captured = ig_captured_unique_violations;
+	probe->pending = true;
+	probe->suspect = false;
+	if (last_pass != NULL && last_pass != probe)
+		last_pass->pending = false;
+	last_pass = probe;
+}
+
+/*
+ * Is the server's 23505 on this table about the row guard_unique let
+ * through?  Called by the error hook: no catalog, no allocation.
+ */
+bool
+ig_unique_passed(const char *schema_name, const char *table_name)
+{
+	return last_pass != NULL && last_pass->pending &&
+		schema_name != NULL && table_name != NULL &&
+		strcmp(NameStr(last_pass->schema_name), schema_name) == 0 &&
+		strcmp(NameStr(last_pass->table_name), table_name) == 0;
+}
+
+void
+ig_unique_init(void)
+{
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = ig_unique_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = ig_unique_ExecutorFinish;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = ig_unique_ProcessUtility;
+	RegisterXactCallback(ig_unique_xact_callback, NULL);
+	RegisterSubXactCallback(ig_unique_subxact_callback, NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * Configuration and per-statement state
+ * ---------------------------------------------------------------------
+ */
 
 /* Does the index, or an index it is a partition of, have this name? */
 static bool
@@ -122,19 +652,13 @@ ig_unique_parse(IgArgs *args)
 	{
 		Oid			indexoid = lfirst_oid(lc);
 		Relation	index = index_open(indexoid, AccessShareLock);
-		bool		usable = index->rd_index->indisunique &&
-			index->rd_index->indimmediate && index->rd_index->indisvalid;
 
-		if (usable && wanted != NIL)
-		{
-			ListCell   *wc;
-
-			usable = false;
-			foreach(wc, wanted)
-				if (index_has_name(indexoid, (char *) lfirst(wc)))
-					usable = true;
-		}
-		if (usable)
+		/*
+		 * What the server checks on insert: ready (CREATE UNIQUE INDEX
+		 * CONCURRENTLY may not have made it valid yet) and immediate.
+		 */
+		if (index->rd_index->indisunique && index->rd_index->indimmediate &&
+			index->rd_index->indisready && index->rd_index->indislive)
 		{
 			UniqueIndex *ui = &cfg->indexes[cfg->nindexes++];
 
@@ -142,6 +666,17 @@ ig_unique_parse(IgArgs *args)
 			ui->name = pstrdup(RelationGetRelationName(index));
 			ui->info = BuildIndexInfo(index);
 			BuildSpeculativeIndexInfo(index, ui->info);
+			ui->watched = (wanted == NIL);
+			if (wanted != NIL)
+			{
+				ListCell   *wc;
+
+				foreach(wc, wanted)
+					if (index_has_name(indexoid, (char *) lfirst(wc)))
+						ui->watched = true;
+			}
+			if (ui->watched)
+				cfg->nwatched++;
 		}
 		index_close(index, AccessShareLock);
 	}
@@ -162,7 +697,7 @@ ig_unique_parse(IgArgs *args)
 					 errhint("Name a primary key, unique constraint or unique index of the table; deferrable ones are left to the server.")));
 	}
 
-	if (cfg->nindexes == 0 && args->trigger == NULL)
+	if (cfg->nwatched == 0 && args->trigger == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" has no immediate unique constraint or index to guard",
@@ -177,6 +712,7 @@ statement_state(FunctionCallInfo fcinfo, TriggerData *td, UniqueConfig *cfg)
 {
 	UniqueStatement **slot = (UniqueStatement **) ig_statement_state(fcinfo);
 	UniqueStatement *st = *slot;
+	Relation	heap = td->tg_relation;
 	MemoryContext oldcxt;
 	TupleDesc	tupdesc;
 	int			i;
@@ -189,11 +725,24 @@ statement_state(FunctionCallInfo fcinfo, TriggerData *td, UniqueConfig *cfg)
 	st->config = cfg;
 	st->estate = CreateExecutorState();
 	/* an unpinned copy: these slots are never dropped, only freed */
-	tupdesc = CreateTupleDescCopy(RelationGetDescr(td->tg_relation));
+	tupdesc = CreateTupleDescCopy(RelationGetDescr(heap));
 	st->newslot = MakeSingleTupleTableSlot(tupdesc, &TTSOpsHeapTuple);
 	st->oldslot = MakeSingleTupleTableSlot(tupdesc, &TTSOpsHeapTuple);
 	st->existing = MakeSingleTupleTableSlot(tupdesc,
-											table_slot_callbacks(td->tg_relation));
+											table_slot_callbacks(heap));
+	st->has_generated = RelationGetDescr(heap)->constr != NULL &&
+		RelationGetDescr(heap)->constr->has_generated_stored;
+	if (st->has_generated)
+	{
+		/* the server computes them after BEFORE ROW triggers */
+		st->genslot = MakeSingleTupleTableSlot(tupdesc, &TTSOpsVirtual);
+		st->rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(st->rri, heap, 0, NULL, 0);
+	}
+	st->probe = rel_probe(RelationGetRelid(heap));
+	namestrcpy(&st->probe->schema_name,
+			   get_namespace_name(RelationGetNamespace(heap)));
+	namestrcpy(&st->probe->table_name, RelationGetRelationName(heap));
 	st->infos = palloc0(sizeof(IndexInfo *) * Max(cfg->nindexes, 1));
 	st->predicates = palloc0(sizeof(ExprState *) * Max(cfg->nindexes, 1));
 	st->keyed = palloc0(sizeof(int) * Max(cfg->nindexes, 1));
@@ -211,6 +760,17 @@ statement_state(FunctionCallInfo fcinfo, TriggerData *td, UniqueConfig *cfg)
 	MemoryContextSwitchTo(oldcxt);
 	*slot = st;
 	return st;
+}
+
+/* The row as the server will index it: STORED generated columns computed. */
+static TupleTableSlot *
+indexed_row(UniqueStatement *st, TupleTableSlot *slot)
+{
+	if (!st->has_generated)
+		return slot;
+	ExecCopySlot(st->genslot, slot);
+	ExecComputeStoredGenerated(st->rri, st->estate, st->genslot, CMD_INSERT);
+	return st->genslot;
 }
 
 static bool
@@ -308,6 +868,148 @@ same_key(Relation index, Datum *a, bool *anull, Datum *b, bool *bnull)
 	return true;
 }
 
+
+/*
+ * Does a live row other than 'self' hold the row's key in index i?  An
+ * UPDATE that keeps its key in the index ('oldrow') cannot add a duplicate.
+ * Fills values/isnull with the key.
+ */
+static bool
+index_conflict(UniqueStatement *st, Relation heap, int i, TupleTableSlot *row,
+			   TupleTableSlot *oldrow, ItemPointer self,
+			   Datum *values, bool *isnull)
+{
+	IndexInfo  *info = st->infos[i];
+	Relation	index;
+	bool		duplicate;
+
+	if (!row_in_index(st, i, row))
+		return false;
+
+	index = index_open(st->config->indexes[i].indexoid, RowExclusiveLock);
+	GetPerTupleExprContext(st->estate)->ecxt_scantuple = row;
+	FormIndexDatum(info, row, st->estate, values, isnull);
+
+	if (oldrow != NULL && row_in_index(st, i, oldrow))
+	{
+		Datum		oldvalues[INDEX_MAX_KEYS];
+		bool		oldisnull[INDEX_MAX_KEYS];
+
+		GetPerTupleExprContext(st->estate)->ecxt_scantuple = oldrow;
+		FormIndexDatum(info, oldrow, st->estate, oldvalues, oldisnull);
+		if (same_key(index, values, isnull, oldvalues, oldisnull))
+		{
+			index_close(index, RowExclusiveLock);
+			return false;
+		}
+	}
+
+	duplicate = probe_index(heap, index, info, values, isnull, self,
+							st->existing);
+	index_close(index, RowExclusiveLock);
+	return duplicate;
+}
+
+/*
+ * Audit one attempt on index i.  Returns the server's description of the
+ * key, NULL if the role may not see it or it was not needed.
+ */
+static char *
+record_attempt(UniqueStatement *st, Relation heap, int i, Datum *values,
+			   bool *isnull, const char *mode, bool need_key)
+{
+	UniqueIndex *ui = &st->config->indexes[i];
+	bool		keyed = ig_log_key_values &&
+		st->keyed[i] < IG_MAX_KEYED_INCIDENTS;
+	char	   *key = NULL;
+	StringInfoData detail;
+
+	StringInfoData key_columns;
+
+	initStringInfo(&key_columns);
+	if (need_key || keyed)
+	{
+		Relation	index = index_open(ui->indexoid, AccessShareLock);
+		int			k;
+
+		key = BuildIndexValueDescription(index, values, isnull);
+		/* the key's columns: who may read the values (0: an expression) */
+		appendStringInfoChar(&key_columns, '[');
+		for (k = 0; k < IndexRelationGetNumberOfKeyAttributes(index); k++)
+			appendStringInfo(&key_columns, "%s%d", k > 0 ? ", " : "",
+							 index->rd_index->indkey.values[k]);
+		appendStringInfoChar(&key_columns, ']');
+		index_close(index, AccessShareLock);
+	}
+
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	ig_append_json_string(&detail, "constraint", ui->name, true);
+	ig_append_json_string(&detail, "mode", mode, false);
+	if (keyed && key != NULL)
+	{
+		ig_append_json_string(&detail, "key", key, false);
+		appendStringInfo(&detail, ", \"key_columns\": %s", key_columns.data);
+		st->keyed[i]++;
+	}
+	appendStringInfoChar(&detail, '}');
+	ig_audit_record(IG_EVENT_DUPLICATE_KEY, heap, ui->name, detail.data, 1);
+	return key;
+}
+
+/*
+ * The server's own error.  The error hook knows this function by name
+ * (IG_UNIQUE_RAISE_FUNC): the attempt is audited here already.
+ */
+static void
+ig_unique_raise(Relation heap, const char *constraint, const char *key)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("duplicate key value violates unique constraint \"%s\"",
+					constraint),
+			 key ? errdetail("Key %s already exists.", key) : 0,
+			 errtableconstraint(heap, constraint)));
+}
+
+/*
+ * The last row this relation let through unprobed was in a subtransaction
+ * that aborted.  If its key is taken, the server rejected it: the attempt
+ * is counted here unless the error hook counted it (a reported error), and
+ * the table is seeing duplicates.
+ */
+static void
+recheck_pass(UniqueStatement *st, Relation heap)
+{
+	RelProbe   *probe = st->probe;
+	TupleTableSlot *row;
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	int			i;
+
+	probe->pending = false;
+	if (probe->captured != ig_captured_unique_violations)
+	{
+		probe->budget = IG_PROBE_BUDGET;
+		return;
+	}
+	if (probe->natts != RelationGetDescr(heap)->natts)
+		return;
+	ExecStoreHeapTuple(&probe->row, st->newslot, false);
+	row = indexed_row(st, st->newslot);
+	for (i = 0; i < st->config->nindexes; i++)
+	{
+		if (!st->config->indexes[i].watched ||
+			!index_conflict(st, heap, i, row, NULL, NULL, values, isnull))
+			continue;
+		probe->budget = IG_PROBE_BUDGET;
+		(void) record_attempt(st, heap, i, values, isnull, "raise", false);
+		break;
+	}
+	ExecClearTuple(st->newslot);
+	ResetPerTupleExprContext(st->estate);
+}
+
 PG_FUNCTION_INFO_V1(guard_unique);
 
 Datum
@@ -317,110 +1019,129 @@ guard_unique(PG_FUNCTION_ARGS)
 	HeapTuple	tuple = ig_new_row(td);
 	bool		is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
 	Relation	heap = td->tg_relation;
+	TupleDesc	desc = RelationGetDescr(heap);
 	UniqueConfig *cfg;
 	UniqueStatement *st;
+	RelProbe   *probe;
+	WriteContext wc;
+	TupleTableSlot *row;
+	TupleTableSlot *oldrow = NULL;
+	bool		skip;
+	bool		upsert;
+	bool		merge_moves_tracked;
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
 	int			i;
 
 	if (!ig_enabled)
 		return PointerGetDatum(tuple);
 
 	cfg = ig_trigger_config(fcinfo, "guard_unique", ig_unique_parse);
-	if (cfg->nindexes == 0)
+	if (cfg->nwatched == 0)
 		return PointerGetDatum(tuple);
 	st = statement_state(fcinfo, td, cfg);
+	probe = st->probe;
 	ResetPerTupleExprContext(st->estate);
 
+	/* the row let through before this one: accepted, or rejected? */
+	if (probe->pending)
+	{
+		if (probe->suspect)
+			recheck_pass(st, heap);
+		probe->pending = false;
+	}
+
+	current_write(heap, is_update ? td->tg_newslot : td->tg_trigslot, &wc);
+	upsert = !is_update && wc.action != ONCONFLICT_NONE;
+	merge_moves_tracked = cfg->skip && wc.operation == CMD_MERGE &&
+		wc.level != NULL;
+	skip = cfg->skip;
+
+	/*
+	 * The insert half of an UPDATE (or MERGE ... UPDATE) moving a row to
+	 * another partition: the row was deleted from its old partition
+	 * already, so dropping it would lose it.  Raise, as the server does.
+	 */
+	if (skip && !is_update &&
+		(wc.operation == CMD_UPDATE ||
+		 (merge_moves_tracked && merge_moves(wc.level, tuple, desc))))
+		skip = false;
+	if (merge_moves_tracked && !is_update)
+		merge_remember(wc.level, NULL, NULL);
+
+	/* ON CONFLICT without a conflict target: every unique index arbitrates */
+	if (upsert && wc.arbiters == NIL)
+		return PointerGetDatum(tuple);
+
+	/*
+	 * mode=raise with the server's 23505 captured by the error hook: let
+	 * the row through unless this table is seeing duplicates right now.
+	 */
+	if (!skip && !is_update && probe->budget <= 0 &&
+		ig_capture_covers(ERRCODE_UNIQUE_VIOLATION))
+	{
+		if (!upsert)
+			remember_pass(probe, tuple, desc);
+		return PointerGetDatum(tuple);
+	}
+
 	ExecStoreHeapTuple(tuple, st->newslot, false);
+	row = indexed_row(st, st->newslot);
 	if (is_update)
+	{
 		ExecStoreHeapTuple(td->tg_trigtuple, st->oldslot, false);
+		oldrow = st->oldslot;
+	}
+
+	/*
+	 * An upsert: a conflict on one of its arbiters is the statement's own
+	 * business (nothing, or its DO UPDATE), and then the row is never
+	 * inserted, so no other index can see a duplicate from it either.
+	 */
+	if (upsert)
+	{
+		int			narbiters = 0;
+
+		for (i = 0; i < cfg->nindexes; i++)
+		{
+			if (!is_arbiter(&wc, cfg->indexes[i].indexoid))
+				continue;
+			narbiters++;
+			if (index_conflict(st, heap, i, row, NULL, NULL, values, isnull))
+				return PointerGetDatum(tuple);
+		}
+		/* an arbiter the guard cannot probe (an exclusion constraint) */
+		if (!wc.by_ancestor && narbiters < list_length(wc.arbiters))
+			return PointerGetDatum(tuple);
+	}
 
 	for (i = 0; i < cfg->nindexes; i++)
 	{
 		UniqueIndex *ui = &cfg->indexes[i];
-		IndexInfo  *info = st->infos[i];
-		Datum		values[INDEX_MAX_KEYS];
-		bool		isnull[INDEX_MAX_KEYS];
-		Relation	index;
-		bool		duplicate;
 		char	   *key;
-		StringInfoData detail;
-		StringInfoData key_columns;
-		int			k;
 
-		if (!row_in_index(st, i, st->newslot))
+		if (!ui->watched || (upsert && is_arbiter(&wc, ui->indexoid)))
+			continue;
+		if (!index_conflict(st, heap, i, row, oldrow,
+							is_update ? &td->tg_trigtuple->t_self : NULL,
+							values, isnull))
 			continue;
 
-		index = index_open(ui->indexoid, RowExclusiveLock);
-		GetPerTupleExprContext(st->estate)->ecxt_scantuple = st->newslot;
-		FormIndexDatum(info, st->newslot, st->estate, values, isnull);
-
-		/* an UPDATE that keeps its key in the index cannot add a duplicate */
-		if (is_update && row_in_index(st, i, st->oldslot))
+		probe->budget = IG_PROBE_BUDGET;
+		key = record_attempt(st, heap, i, values, isnull,
+							 skip ? "skip" : "raise", !skip);
+		if (skip)
 		{
-			Datum		oldvalues[INDEX_MAX_KEYS];
-			bool		oldisnull[INDEX_MAX_KEYS];
-
-			GetPerTupleExprContext(st->estate)->ecxt_scantuple = st->oldslot;
-			FormIndexDatum(info, st->oldslot, st->estate, oldvalues, oldisnull);
-			if (same_key(index, values, isnull, oldvalues, oldisnull))
-			{
-				index_close(index, RowExclusiveLock);
-				continue;
-			}
-		}
-
-		duplicate = probe_index(heap, index, info, values, isnull,
-								is_update ? &td->tg_trigtuple->t_self : NULL,
-								st->existing);
-		if (!duplicate)
-		{
-			index_close(index, RowExclusiveLock);
-			continue;
-		}
-
-		/*
-		 * The server's own description, NULL if the role may not see the
-		 * key.  A skipped row needs it only for the audit.
-		 */
-		key = NULL;
-		if (!cfg->skip || (ig_log_key_values &&
-						   st->keyed[i] < IG_MAX_KEYED_INCIDENTS))
-			key = BuildIndexValueDescription(index, values, isnull);
-
-		/* the key's columns: who may read the values (0: an expression) */
-		initStringInfo(&key_columns);
-		appendStringInfoChar(&key_columns, '[');
-		for (k = 0; k < IndexRelationGetNumberOfKeyAttributes(index); k++)
-			appendStringInfo(&key_columns, "%s%d", k > 0 ? ", " : "",
-							 index->rd_index->indkey.values[k]);
-		appendStringInfoChar(&key_columns, ']');
-		index_close(index, RowExclusiveLock);
-
-		initStringInfo(&detail);
-		appendStringInfoChar(&detail, '{');
-		ig_append_json_string(&detail, "constraint", ui->name, true);
-		ig_append_json_string(&detail, "mode", cfg->skip ? "skip" : "raise", false);
-		if (ig_log_key_values && key != NULL &&
-			st->keyed[i] < IG_MAX_KEYED_INCIDENTS)
-		{
-			ig_append_json_string(&detail, "key", key, false);
-			appendStringInfo(&detail, ", \"key_columns\": %s", key_columns.data);
-			st->keyed[i]++;
-		}
-		appendStringInfoChar(&detail, '}');
-		ig_audit_record(IG_EVENT_DUPLICATE_KEY, heap, ui->name, detail.data, 1);
-
-		if (cfg->skip)
+			if (merge_moves_tracked)
+				merge_remember(wc.level, NULL, NULL);
 			return PointerGetDatum(NULL);
-
-		ig_unique_raised = true;
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("duplicate key value violates unique constraint \"%s\"",
-						ui->name),
-				 key ? errdetail("Key %s already exists.", key) : 0,
-				 errtableconstraint(heap, ui->name)));
+		}
+		ig_unique_raise(heap, ui->name, key);
 	}
 
+	if (probe->budget > 0)
+		probe->budget--;
+	if (merge_moves_tracked && is_update)
+		merge_remember(wc.level, tuple, desc);
 	return PointerGetDatum(tuple);
 }

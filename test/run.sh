@@ -6,11 +6,19 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 trap stop_clusters EXIT
 trap 'exit 130' INT TERM
+# The console gets one line per suite, and the details of a failing one;
+# everything (build, packages, each suite's full output) goes to the log.
+# Clusters run as the postgres OS user: from a directory it can enter.
+LOG=${IG_TEST_LOG:-$TOP/test/run.log}
+: >"$LOG" || { echo "cannot write $LOG"; echo "0 passed, 1 failed"; exit 1; }
+exec 3>&2 2>>"$LOG"
+echo "pg_integrity_guard tests on $("$PG_CONFIG" --version); full log: $LOG" >&3
+cd / || exit 1
 
-ensure_packages python3-django python3-psycopg2 python3-psycopg python3-sqlalchemy python3-pytest \
+ensure_packages python3-django python3-psycopg2 python3-psycopg python3-sqlalchemy python3-alembic python3-pytest \
     libipc-run-perl ||
-    { echo "0 passed, 1 failed"; exit 1; }
-build_install || { echo "0 passed, 1 failed"; exit 1; }
+    { tail -n 20 "$LOG" >&3; echo "0 passed, 1 failed"; exit 1; }
+build_install || { tail -n 40 "$LOG" >&3; echo "0 passed, 1 failed"; exit 1; }
 
 PASSED=0
 FAILED=0
@@ -85,8 +93,10 @@ suite_tap() {
 
 # Shell suites under test/suites/: each prints "ok - ..." / "not ok - ...".
 suite_shell() {
-    local script=$1 dir out
-    start_cluster dir || { FAILED=$((FAILED + 1)); return; }
+    local script=$1 dir out conf=()
+    # "# conf: LINE" in the script's header: postgresql.conf lines it needs
+    mapfile -t conf < <(sed -n 's/^# conf: //p' "$script")
+    start_cluster dir "${conf[@]}" || { FAILED=$((FAILED + 1)); return; }
     cluster_env "$dir"
     log "suite $(basename "$script" .sh)"
     out=$(bash "$script" "$dir" 2>&1)
@@ -98,23 +108,36 @@ suite_shell() {
     fi
 }
 
-suite_regress "pg_regress, loaded on first use"
-stop_clusters
+# run_suite LABEL FUNCTION ARGS...: one console line with the suite's counts
+# and time; on failure, the lines of its log that say what failed.
+run_suite() {
+    local label=$1 p0=$PASSED f0=$FAILED start=$SECONDS offset
+    shift
+    offset=$(stat -c %s "$LOG")
+    "$@"
+    stop_clusters
+    printf '%-44s %4d passed, %d failed  (%ds)\n' "$label" $((PASSED - p0)) $((FAILED - f0)) \
+        $((SECONDS - start)) >&3
+    if [ $((FAILED - f0)) -gt 0 ]; then
+        tail -c +$((offset + 1)) "$LOG" |
+            grep -E '^not ok|^#   (Failed test|at )|^# +(got|expected)|^#  +(got|expected):|timed out|^# (expecting|last actual)|^t/.*(Wstat|Failed)|Dubious|FAILED|\.\.\. failed|^[-+][^-+]|^(ERROR|FATAL|PANIC):' |
+            head -n 60 | sed 's/^/    /' >&3
+        echo "    (more in $LOG)" >&3
+    fi
+}
+
+run_suite "regress (loaded on first use)" suite_regress "pg_regress, loaded on first use"
 # The regress outputs show per-statement incidents written in the
 # transaction: the durable pipeline (queue, worker, error capture) has its
 # own TAP suite, where asynchronous writes can be waited for.
-suite_regress "pg_regress, shared_preload_libraries" \
+run_suite "regress (shared_preload_libraries)" suite_regress "pg_regress, shared_preload_libraries" \
     "shared_preload_libraries = 'pg_integrity_guard'" \
     "integrity_guard.durable_audit = off" \
     "integrity_guard.capture_errors = ''"
-stop_clusters
-suite_isolation
-stop_clusters
-suite_tap
-stop_clusters
+run_suite "isolation" suite_isolation
+run_suite "tap" suite_tap
 for script in "$TOP"/test/suites/*.sh; do
-    suite_shell "$script"
-    stop_clusters
+    run_suite "$(basename "$script" .sh)" suite_shell "$script"
 done
 
 echo "$PASSED passed, $FAILED failed"

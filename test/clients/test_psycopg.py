@@ -80,3 +80,30 @@ def test_duplicate_error_is_the_servers_own(conn):
         "SELECT sum(occurrences) FROM integrity_guard.duplicate_key_attempts(rel => 'pg3_guarded')"
     ).fetchone()[0]
     assert n == 1
+
+
+def test_upserts_on_guarded_tables(conn):
+    """executemany and pipeline mode with ON CONFLICT on guarded tables, in
+    both modes: the statement's own conflicts are no duplicate attempts."""
+    conn.execute("DROP TABLE IF EXISTS pg3_up_raise, pg3_up_skip")
+    for table, mode in (("pg3_up_raise", "raise"), ("pg3_up_skip", "skip")):
+        conn.execute("CREATE TABLE %s (id int PRIMARY KEY, email text UNIQUE, n int NOT NULL DEFAULT 0)" % table)
+        conn.execute("SELECT integrity_guard.guard_duplicates(%s, %s)", (table, mode))
+        conn.execute("INSERT INTO %s VALUES (1, 'a'), (2, 'b')" % table)
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO %s VALUES (%%s, %%s) ON CONFLICT (id) DO UPDATE SET n = %s.n + 1"
+                            % (table, table), [(1, "a"), (3, "c"), (1, "a")])
+        with conn.pipeline():
+            conn.execute("INSERT INTO %s VALUES (%%s, %%s) ON CONFLICT DO NOTHING" % table, (2, "zz"))
+            conn.execute("INSERT INTO %s VALUES (%%s, %%s) ON CONFLICT (email) DO UPDATE SET n = 10" % table,
+                         (9, "b"))
+        rows = conn.execute("SELECT id, email, n FROM %s ORDER BY id" % table).fetchall()
+        assert rows == [(1, "a", 2), (2, "b", 10), (3, "c", 0)], mode
+        n = conn.execute("SELECT count(*) FROM integrity_guard.duplicate_key_attempts(rel => %s::regclass)",
+                         (table,)).fetchone()[0]
+        assert n == 0, mode
+    # a taken non-arbiter key: the server's error in raise mode, dropped in skip
+    with pytest.raises(psycopg.errors.UniqueViolation, match="pg3_up_raise_email_key"):
+        conn.execute("INSERT INTO pg3_up_raise VALUES (4, 'a') ON CONFLICT (id) DO UPDATE SET n = 0")
+    conn.execute("INSERT INTO pg3_up_skip VALUES (4, 'a') ON CONFLICT (id) DO UPDATE SET n = 0")
+    assert conn.execute("SELECT count(*) FROM pg3_up_skip").fetchone()[0] == 3

@@ -72,3 +72,42 @@ def test_range_constructor_and_duplicates(engine):
     with pytest.raises(sa.exc.IntegrityError, match="conference_id, app\\)=\\(7, web\\) already exists"):
         with engine.begin() as conn:
             conn.execute(conference.insert().values(id=2, conference_id=7, app="web"))
+
+
+def test_on_conflict_on_guarded_tables(engine):
+    """on_conflict_do_update / do_nothing on tables guarded in either mode."""
+    meta = sa.MetaData()
+    tables = {mode: sa.Table("sa_upsert_%s" % mode, meta, sa.Column("id", sa.Integer, primary_key=True),
+                             sa.Column("email", sa.Text, unique=True),
+                             sa.Column("n", sa.Integer, nullable=False, server_default="0"))
+              for mode in ("raise", "skip")}
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS sa_upsert_raise, sa_upsert_skip"))
+    meta.create_all(engine)
+    for mode, t in tables.items():
+        with engine.begin() as conn:
+            conn.execute(sa.text("SELECT integrity_guard.guard_duplicates(:t, :m)"),
+                         {"t": t.name, "m": mode})
+            conn.execute(t.insert().values([{"id": 1, "email": "a"}, {"id": 2, "email": "b"}]))
+        with engine.begin() as conn:
+            stmt = insert(t).values([{"id": 1, "email": "a", "n": 5}, {"id": 3, "email": "c", "n": 1}])
+            conn.execute(stmt.on_conflict_do_update(index_elements=[t.c.id],
+                                                    set_={"n": t.c.n + stmt.excluded.n}))
+            conn.execute(insert(t).values(id=2, email="x").on_conflict_do_nothing())
+            conn.execute(insert(t).values(id=7, email="b").on_conflict_do_nothing(index_elements=[t.c.email]))
+            stmt = insert(t).values(id=8, email="c", n=4)
+            conn.execute(stmt.on_conflict_do_update(index_elements=[t.c.email], set_={"n": stmt.excluded.n}))
+            rows = conn.execute(sa.select(t.c.id, t.c.email, t.c.n).order_by(t.c.id)).all()
+            assert [tuple(r) for r in rows] == [(1, "a", 5), (2, "b", 0), (3, "c", 4)], mode
+            n = conn.execute(sa.text("SELECT count(*) FROM integrity_guard.duplicate_key_attempts(rel => :t)"),
+                             {"t": t.name}).scalar_one()
+            assert n == 0, mode
+    # a taken non-arbiter key: IntegrityError in raise mode, dropped in skip
+    with pytest.raises(sa.exc.IntegrityError, match="sa_upsert_raise_email_key"):
+        with engine.begin() as conn:
+            conn.execute(insert(tables["raise"]).values(id=4, email="a")
+                         .on_conflict_do_update(index_elements=[tables["raise"].c.id], set_={"n": 0}))
+    with engine.begin() as conn:
+        t = tables["skip"]
+        conn.execute(insert(t).values(id=4, email="a").on_conflict_do_update(index_elements=[t.c.id], set_={"n": 0}))
+        assert conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() == 3

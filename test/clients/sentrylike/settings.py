@@ -7,7 +7,7 @@ import os
 
 SECRET_KEY = "pg-integrity-guard-tests"
 USE_TZ = True
-INSTALLED_APPS = ["sentrylike.incidents"]
+INSTALLED_APPS = ["sentrylike.incidents", "sentrylike.upserts", "sentrylike.deferredfk"]
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 DATABASES = {
     "default": {
