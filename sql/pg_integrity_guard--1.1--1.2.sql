@@ -469,14 +469,16 @@ AS $$
 $$;
 
 -- Key values: the rule of the server's own error DETAIL
--- (BuildIndexValueDescription): a visible incident, no row-level security
--- in force for the role, and SELECT on the table or on every key column.
+-- (BuildIndexValueDescription): a superuser, or a visible incident, no
+-- row-level security in force for the role, and SELECT on the table or on
+-- every key column.
 CREATE FUNCTION integrity_guard._key_visible(a integrity_guard.audit_log)
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT coalesce(
+  SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), false)
+      OR coalesce(
            integrity_guard._incident_visible($1)
            AND $1.relid IS NOT NULL
            AND NOT pg_catalog.row_security_active($1.relid)
@@ -552,7 +554,8 @@ $$;
 -- (_check_args, _children_immediate, _attach, _trigger_name), what the
 -- security_invoker views and readers evaluate as the reader (_trigger_args,
 -- _incident_visible, _key_visible, _incident_detail, _stats, _preloaded,
--- _pipeline_status), and what the assignment rewrite puts into the
+-- _pipeline_status, _pending, _queue_usage, _statement_table, _table_label),
+-- and what the assignment rewrite puts into the
 -- writer's own statements (_saturate, _sat_*, _numeric_int8_sat,
 -- _*range_guarded).
 REVOKE ALL ON FUNCTION integrity_guard._incident_table(name, name) FROM PUBLIC;
