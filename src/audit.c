@@ -533,12 +533,12 @@ empty_to_null(const char *s)
 }
 
 /*
- * The table a captured error named, bound when it is written (the error
- * hook cannot read the catalogs).  A temporary table is never bound: its
+ * The table a captured error named, bound when it is written or shown
+ * pending (the error hook cannot read the catalogs).  A temporary table is never bound: its
  * schema name may belong to another session by now.
  */
-static Oid
-bind_by_name(const char *schema_name, const char *table_name)
+Oid
+ig_audit_bind_by_name(const char *schema_name, const char *table_name)
 {
 	Oid			nsp;
 
@@ -630,7 +630,7 @@ ig_audit_drain_job(Oid dbid)
 				rows[i].schema_name = empty_to_null(k->schema_name);
 				rows[i].table_name = empty_to_null(k->table_name);
 				rows[i].relid = OidIsValid(k->relid) ? k->relid :
-					bind_by_name(k->schema_name, k->table_name);
+					ig_audit_bind_by_name(k->schema_name, k->table_name);
 				/* a guard's target is never NULL; a captured error may have none */
 				rows[i].target = k->relid != InvalidOid ? k->target :
 					empty_to_null(k->target);

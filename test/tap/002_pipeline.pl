@@ -269,15 +269,14 @@ is($small->safe_psql('postgres', q{
     BEGIN;
     SELECT count(*) FROM integrity_guard.events();
     PREPARE TRANSACTION 'reader';
-    COMMIT PREPARED 'reader';
-    SELECT count(*) FROM integrity_guard.events()}), '16',
+    COMMIT PREPARED 'reader'}), '16',
     'a transaction that read the audit can be prepared: readers write nothing');
 is($small->safe_psql('postgres', q{
     BEGIN;
     SELECT count(*) FROM integrity_guard.events();
-    ROLLBACK;
-    SELECT value FROM integrity_guard.status() WHERE name = 'queue_used'}), '16',
-    'and a reader that rolls back leaves the queue as it was');
+    ROLLBACK}), '16', 'a reader that rolls back');
+is($small->safe_psql('postgres', q{SELECT value FROM integrity_guard.status() WHERE name = 'queue_used'}),
+    '16', 'leaves the queue as it was');
 $small->stop;
 
 # -- without preload: transactional, and CREATE EXTENSION says so
