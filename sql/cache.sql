@@ -32,8 +32,13 @@ SELECT integrity_guard.unguard('evolving', 'range');
 UPDATE evolving SET b_old = 20;
 SELECT b_old FROM evolving;
 
--- changed type: the guard refuses rather than misreads
+-- changed type: refused before the table changes (issue 12)
 ALTER TABLE evolving ALTER COLUMN b_old TYPE text;
+-- and should a change slip past (event triggers off), the guard refuses
+-- rather than misreads
+ALTER EVENT TRIGGER integrity_guard_retype DISABLE;
+ALTER TABLE evolving ALTER COLUMN b_old TYPE text;
+ALTER EVENT TRIGGER integrity_guard_retype ENABLE;
 SELECT sqlstate_of($$UPDATE evolving SET b_old = '5'$$);
 ALTER TABLE evolving ALTER COLUMN b_old TYPE numeric USING b_old::numeric;
 UPDATE evolving SET b_old = 123.5;

@@ -304,6 +304,43 @@ BEGIN
 END
 $$;
 
+-- == rewrite: exact value clamped on every path, any range type (issue 12) ==
+-- Saturating division and abs, float casts, and one range constructor for
+-- every range type (the result type comes from the trailing NULL::rng).
+CREATE FUNCTION integrity_guard._sat_div(bigint, bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'ig_sat_div' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard._sat_abs(bigint) RETURNS bigint
+AS 'MODULE_PATHNAME', 'ig_sat_abs' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard._float8_int8_sat(double precision) RETURNS bigint
+AS 'MODULE_PATHNAME', 'ig_float8_int8_sat' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION integrity_guard._range_guarded(anyelement, anyelement, text, text, oid, smallint,
+                                               anyrange)
+RETURNS anyrange AS 'MODULE_PATHNAME', 'ig_range_clamped' LANGUAGE C VOLATILE;
+
+-- Truncated by characters so that a multibyte name keeps its hash suffix.
+CREATE OR REPLACE FUNCTION integrity_guard._trigger_name(prefix text, parts text[])
+RETURNS name
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN octet_length(full_name) <= 63 THEN full_name
+              ELSE (SELECT left(full_name, k) FROM generate_series(50, 0, -1) AS g(k)
+                     WHERE octet_length(left(full_name, k)) <= 54 LIMIT 1)
+                   || '_' || left(md5(full_name), 8)
+         END::name
+  FROM (SELECT prefix || coalesce('_' || array_to_string(parts, '_'), '') AS full_name) s
+$$;
+
+-- A guard follows its column through ALTER COLUMN ... TYPE: the counter
+-- guard keeps its bounds (attached again with them written out when the new
+-- type would read them differently), a type the guard cannot serve is
+-- refused before the table changes.
+CREATE FUNCTION integrity_guard._guard_retype() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'ig_guard_retype' LANGUAGE C;
+CREATE EVENT TRIGGER integrity_guard_retype ON ddl_command_start
+  WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION integrity_guard._guard_retype();
+
 -- == privs: incidents tied to their relation, key values for readers who could read them, internals closed (issue 13) ==
 
 -- Which database recorded an incident's relid.  Not dumped: a restored or
@@ -557,10 +594,11 @@ $$;
 -- _pipeline_status, _pending, _queue_usage, _statement_table, _table_label),
 -- and what the assignment rewrite puts into the
 -- writer's own statements (_saturate, _sat_*, _numeric_int8_sat,
--- _*range_guarded).
+-- _float8_int8_sat, _*range_guarded).
 REVOKE ALL ON FUNCTION integrity_guard._incident_table(name, name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION integrity_guard._writing() FROM PUBLIC;
 REVOKE ALL ON FUNCTION integrity_guard._audit_bind() FROM PUBLIC;
+REVOKE ALL ON FUNCTION integrity_guard._guard_retype() FROM PUBLIC;
 
 -- _attach: SQL from quoted identifiers and fixed keywords only.
 CREATE OR REPLACE FUNCTION integrity_guard._attach(rel regclass, kind text, trigger_name name,

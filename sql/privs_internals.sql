@@ -29,14 +29,15 @@ WHERE p.pronamespace = 'integrity_guard'::regnamespace AND p.proname LIKE '\_%'
                         '_stats', '_preloaded', '_pipeline_status', '_pending', '_queue_usage',
                         '_statement_table', '_table_label',
                         '_saturate', '_sat_add', '_sat_sub', '_sat_mul', '_sat_neg',
-                        '_numeric_int8_sat', '_tstzrange_guarded', '_tsrange_guarded',
-                        '_daterange_guarded')
+                        '_sat_div', '_sat_abs', '_numeric_int8_sat', '_float8_int8_sat',
+                        '_tstzrange_guarded', '_tsrange_guarded', '_daterange_guarded',
+                        '_range_guarded')
 ORDER BY 1;
 SELECT p.proname, has_function_privilege('regress_ig_i_other', p.oid, 'EXECUTE') AS public_execute
 FROM pg_proc p
 WHERE p.pronamespace = 'integrity_guard'::regnamespace
   AND p.proname IN ('_incident_table', '_writing', '_audit_bind', '_audit_follow_ddl', '_audit_keys_apart',
-                    '_pipeline_register')
+                    '_guard_retype', '_pipeline_register')
 ORDER BY 1;
 
 SET ROLE regress_ig_i_owner;

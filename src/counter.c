@@ -23,8 +23,24 @@
 #include <errno.h>
 #include <limits.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "parser/parse_type.h"
+#include "utils/array.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -42,6 +58,8 @@ typedef struct CounterColumn
 	Oid			typid;
 	int64		min;
 	int64		max;
+	bool		explicit_min;	/* bound given in the arguments */
+	bool		explicit_max;
 	Datum		min_numeric;	/* bounds as numeric, for numeric columns */
 	Datum		max_numeric;
 	char	   *name;
@@ -198,6 +216,8 @@ ig_counter_parse(IgArgs *args)
 		Form_pg_attribute att;
 
 		parse_column_spec(args, args->columns[i], col, &has_min, &has_max);
+		col->explicit_min = has_min;
+		col->explicit_max = has_max;
 		col->attnum = ig_column_attnum(args, col->name);
 		for (j = 0; j < i; j++)
 			if (cfg->columns[j].attnum == col->attnum)
@@ -371,4 +391,285 @@ saturate_counter(PG_FUNCTION_ARGS)
 													 cfg->repl_cols,
 													 cfg->repl_values,
 													 cfg->repl_nulls));
+}
+
+/*
+ * ALTER TABLE ... ALTER COLUMN ... TYPE on a guarded column (an event
+ * trigger on ddl_command_start, before the table changes).  A counter guard
+ * keeps the bounds it has now: when the new type would resolve them
+ * differently (default bounds of a smallint column are 16-bit, of the
+ * others 32-bit), or when the trigger is the never-firing marker and the
+ * new type can hold values past the bounds, the guard is attached again
+ * with the bounds written out, as a row trigger.  A new type that cannot
+ * hold the bounds, or that the guard does not serve, refuses the ALTER.
+ */
+/*
+ * A guard whose arguments no longer parse (a renamed column, a type changed
+ * while event triggers were off) is already refused at fire time with a
+ * clear error; it must not also block the ALTER that may repair it.  NULL
+ * then.
+ */
+void *
+ig_try_parse(IgParseFunc parse, IgArgs *args)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	void	   *volatile result = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		result = parse(args);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		result = NULL;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return result;
+}
+
+static Oid
+retype_of(List *retypes, const char *column)
+{
+	ListCell   *lc;
+
+	foreach(lc, retypes)
+	{
+		IgRetype   *r = (IgRetype *) lfirst(lc);
+
+		if (strcmp(r->column, column) == 0)
+			return r->typid;
+	}
+	return InvalidOid;
+}
+
+static void
+counter_reattach(Relation rel, Trigger *tg, List *specs)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * list_length(specs));
+	Datum		values[3];
+	Oid			types[3] = {REGCLASSOID, NAMEOID, TEXTARRAYOID};
+	ListCell   *lc;
+	int			n = 0;
+	char	   *relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+													 RelationGetRelationName(rel));
+
+	foreach(lc, specs)
+		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
+	values[0] = ObjectIdGetDatum(RelationGetRelid(rel));
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(tg->tgname));
+	values[2] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+
+	SPI_connect();
+	if (SPI_execute(psprintf("DROP TRIGGER %s ON %s", quote_identifier(tg->tgname), relname),
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not drop trigger \"%s\"", tg->tgname);
+	if (SPI_execute_with_args("SELECT " IG_SCHEMA_NAME "._attach($1, 'counter', $2, 'saturate_counter', $3)",
+							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not attach the counter guard again");
+	if (tg->tgenabled != TRIGGER_FIRES_ON_ORIGIN)
+		SPI_execute(psprintf("ALTER TABLE %s %s TRIGGER %s", relname,
+							 tg->tgenabled == TRIGGER_DISABLED ? "DISABLE" :
+							 tg->tgenabled == TRIGGER_FIRES_ALWAYS ? "ENABLE ALWAYS" :
+							 "ENABLE REPLICA",
+							 quote_identifier(tg->tgname)), false, 0);
+	SPI_finish();
+}
+
+static void
+counter_check_retype(Relation rel, Trigger *tg, List *retypes)
+{
+	IgArgs		args;
+	CounterConfig *cfg;
+	List	   *specs = NIL;
+	bool		reattach = false;
+	int			i;
+
+	ig_split_args(&args, "saturate_counter", rel, tg->tgnargs, tg->tgargs);
+	cfg = ig_try_parse(ig_counter_parse, &args);
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < cfg->ncolumns; i++)
+	{
+		CounterColumn *col = &cfg->columns[i];
+		Oid			newtype = retype_of(retypes, col->name);
+		int64		lo,
+					hi,
+					new_min,
+					new_max;
+
+		if (!OidIsValid(newtype) || newtype == col->typid)
+		{
+			specs = lappend(specs, args.columns[i]);
+			continue;
+		}
+		if (newtype != INT2OID && newtype != INT4OID &&
+			newtype != INT8OID && newtype != NUMERICOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot change the type of column \"%s\" of table \"%s\" to %s: it has a counter guard",
+							col->name, RelationGetRelationName(rel), format_type_be(newtype)),
+					 errdetail("saturate_counter() guards smallint, integer, bigint and numeric columns."),
+					 errhint("Remove the guard with integrity_guard.unguard('%s', 'counter') first.",
+							 RelationGetRelationName(rel))));
+		type_range(newtype, &lo, &hi);
+		if (col->min < lo || col->max > hi)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("cannot change the type of column \"%s\" of table \"%s\" to %s: its counter guard's bounds [" INT64_FORMAT ", " INT64_FORMAT "] do not fit the new type",
+							col->name, RelationGetRelationName(rel), format_type_be(newtype),
+							col->min, col->max),
+					 errhint("Remove the guard with integrity_guard.unguard('%s', 'counter'), change the type, and attach it again with bounds within [" INT64_FORMAT ", " INT64_FORMAT "].",
+							 RelationGetRelationName(rel), lo, hi)));
+		new_min = col->explicit_min ? col->min : Max(IG_COUNTER_DEFAULT_MIN, lo);
+		new_max = col->explicit_max ? col->max : Min(IG_COUNTER_DEFAULT_MAX, hi);
+		if (new_min != col->min || new_max != col->max)
+		{
+			specs = lappend(specs, psprintf("%s:" INT64_FORMAT ":" INT64_FORMAT,
+											col->name, col->min, col->max));
+			reattach = true;
+		}
+		else
+			specs = lappend(specs, args.columns[i]);
+		/* the marker never fires: a type wider than the bounds needs the row trigger */
+		if (!TRIGGER_FOR_ROW(tg->tgtype) &&
+			(newtype == INT8OID || newtype == NUMERICOID || lo < col->min || hi > col->max))
+			reattach = true;
+	}
+	if (reattach)
+		counter_reattach(rel, tg, specs);
+}
+
+/*
+ * Does the relation have a counter or range guard?  Read from pg_trigger,
+ * so that an ALTER TABLE of an unguarded table takes no lock of ours.
+ */
+static bool
+has_guard_trigger(Oid relid, Oid nspoid)
+{
+	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+		char	   *fname;
+
+		if (get_func_namespace(tg->tgfoid) != nspoid)
+			continue;
+		fname = get_func_name(tg->tgfoid);
+		found = fname != NULL && (strcmp(fname, "saturate_counter") == 0 ||
+								  strcmp(fname, "clamp_range") == 0);
+	}
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+	return found;
+}
+
+PG_FUNCTION_INFO_V1(ig_guard_retype);
+
+Datum
+ig_guard_retype(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+	AlterTableStmt *stmt;
+	List	   *retypes = NIL;
+	List	   *rels;
+	ListCell   *lc;
+	Oid			relid;
+	Oid			nspoid;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" was not called by the event trigger manager",
+						"_guard_retype")));
+	trigdata = (EventTriggerData *) fcinfo->context;
+	if (!ig_enabled || !IsA(trigdata->parsetree, AlterTableStmt))
+		PG_RETURN_VOID();
+	stmt = (AlterTableStmt *) trigdata->parsetree;
+	if (stmt->objtype != OBJECT_TABLE)
+		PG_RETURN_VOID();
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+		IgRetype   *r;
+
+		if (cmd->subtype != AT_AlterColumnType || cmd->name == NULL)
+			continue;
+		r = palloc(sizeof(IgRetype));
+		r->column = cmd->name;
+		r->typid = LookupTypeNameOid(NULL, ((ColumnDef *) cmd->def)->typeName, true);
+		if (OidIsValid(r->typid))
+			retypes = lappend(retypes, r);
+	}
+	if (retypes == NIL)
+		PG_RETURN_VOID();
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid))
+		PG_RETURN_VOID();
+	rels = stmt->relation->inh ? find_all_inheritors(relid, NoLock, NULL) :
+		list_make1_oid(relid);
+	nspoid = get_namespace_oid(IG_SCHEMA_NAME, false);
+
+	foreach(lc, rels)
+	{
+		Relation	rel;
+		int			ntriggers;
+		Trigger    *triggers = NULL;
+		int			i;
+
+		if (!has_guard_trigger(lfirst_oid(lc), nspoid))
+			continue;
+		rel = table_open(lfirst_oid(lc), AccessShareLock);
+		ntriggers = rel->trigdesc ? rel->trigdesc->numtriggers : 0;
+
+		/* copied: a re-attach rebuilds the relcache entry */
+		if (ntriggers > 0)
+		{
+			triggers = palloc(sizeof(Trigger) * ntriggers);
+			memcpy(triggers, rel->trigdesc->triggers, sizeof(Trigger) * ntriggers);
+			for (i = 0; i < ntriggers; i++)
+			{
+				int			j;
+				char	  **argv = palloc(sizeof(char *) * Max(triggers[i].tgnargs, 1));
+
+				triggers[i].tgname = pstrdup(triggers[i].tgname);
+				for (j = 0; j < triggers[i].tgnargs; j++)
+					argv[j] = pstrdup(triggers[i].tgargs[j]);
+				triggers[i].tgargs = argv;
+			}
+		}
+		for (i = 0; i < ntriggers; i++)
+		{
+			Trigger    *tg = &triggers[i];
+			char	   *fname;
+
+			if (tg->tgisclone)
+				continue;
+			fname = get_func_name(tg->tgfoid);
+			if (fname == NULL || get_func_namespace(tg->tgfoid) != nspoid)
+				continue;
+			if (strcmp(fname, "saturate_counter") == 0)
+				counter_check_retype(rel, tg, retypes);
+			else if (strcmp(fname, "clamp_range") == 0)
+				ig_range_check_retype(rel, tg, retypes);
+		}
+		table_close(rel, NoLock);
+	}
+	PG_RETURN_VOID();
 }

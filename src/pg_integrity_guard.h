@@ -213,6 +213,16 @@ typedef struct IgGuardedColumn
 } IgGuardedColumn;
 
 extern List *ig_counter_guarded_columns(IgArgs *args);
+
+/* A column's new type in ALTER TABLE ... ALTER COLUMN ... TYPE (counter.c). */
+typedef struct IgRetype
+{
+	char	   *column;
+	Oid			typid;
+} IgRetype;
+
+extern void ig_range_check_retype(Relation rel, Trigger *tg, List *retypes);
+extern void *ig_try_parse(IgParseFunc parse, IgArgs *args);
 extern List *ig_range_guarded_columns(IgArgs *args);
 extern void ig_rewrite_init(void);
 extern void *ig_unique_parse(IgArgs *args);

@@ -284,3 +284,54 @@ clamp_range(PG_FUNCTION_ARGS)
 													 cfg->repl_values,
 													 cfg->repl_nulls));
 }
+
+/*
+ * ALTER COLUMN ... TYPE of a column of a range guard (see counter.c):
+ * refused unless the guard serves the new type as it served the old.
+ */
+void
+ig_range_check_retype(Relation rel, Trigger *tg, List *retypes)
+{
+	IgArgs		args;
+	RangeConfig *cfg;
+	ListCell   *lc;
+	Oid			lower_type,
+				upper_type;
+	const char *column = NULL;
+
+	ig_split_args(&args, "clamp_range", rel, tg->tgnargs, tg->tgargs);
+	cfg = ig_try_parse(ig_range_parse, &args);
+	if (cfg == NULL)
+		return;
+	lower_type = cfg->typid;
+	upper_type = cfg->typid;
+	foreach(lc, retypes)
+	{
+		IgRetype   *r = (IgRetype *) lfirst(lc);
+
+		if (strcmp(r->column, cfg->lower_name) == 0)
+		{
+			lower_type = r->typid;
+			column = cfg->lower_name;
+		}
+		else if (cfg->pair && strcmp(r->column, cfg->upper_name) == 0)
+		{
+			upper_type = r->typid;
+			column = cfg->upper_name;
+		}
+	}
+	if (column == NULL)
+		return;
+	if (cfg->pair ? (is_bound_type(lower_type) && lower_type == upper_type) :
+		(type_is_range(lower_type) && is_bound_type(get_range_subtype(lower_type))))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot change the type of column \"%s\" of table \"%s\": its range guard \"%s\" would not serve the new type",
+					column, RelationGetRelationName(rel), tg->tgname),
+			 errdetail(cfg->pair ?
+					   "The two bound columns of a range guard must both be timestamptz, both timestamp, or both date." :
+					   "A range column guard serves ranges over timestamptz, timestamp or date."),
+			 errhint("Remove the guard with integrity_guard.unguard('%s', '%s') first.",
+					 RelationGetRelationName(rel), tg->tgname)));
+}

@@ -16,6 +16,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "fmgr.h"
@@ -75,6 +77,9 @@ PG_FUNCTION_INFO_V1(ig_sat_sub);
 PG_FUNCTION_INFO_V1(ig_sat_mul);
 PG_FUNCTION_INFO_V1(ig_sat_neg);
 PG_FUNCTION_INFO_V1(ig_numeric_int8_sat);
+PG_FUNCTION_INFO_V1(ig_sat_div);
+PG_FUNCTION_INFO_V1(ig_sat_abs);
+PG_FUNCTION_INFO_V1(ig_float8_int8_sat);
 
 Datum
 ig_sat_add(PG_FUNCTION_ARGS)
@@ -98,6 +103,47 @@ Datum
 ig_sat_neg(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_INT64(sat_sub(0, PG_GETARG_INT64(0)));
+}
+
+/* Division by zero raises as the server's does; only the quotient saturates. */
+Datum
+ig_sat_div(PG_FUNCTION_ARGS)
+{
+	int64		a = PG_GETARG_INT64(0);
+	int64		b = PG_GETARG_INT64(1);
+
+	if (b == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DIVISION_BY_ZERO),
+				 errmsg("division by zero")));
+	if (b == -1)
+		PG_RETURN_INT64(sat_sub(0, a));
+	PG_RETURN_INT64(a / b);
+}
+
+Datum
+ig_sat_abs(PG_FUNCTION_ARGS)
+{
+	int64		a = PG_GETARG_INT64(0);
+
+	PG_RETURN_INT64(a < 0 ? sat_sub(0, a) : a);
+}
+
+/* float8 -> int8, rounded as the server's cast rounds, stuck at the limits */
+Datum
+ig_float8_int8_sat(PG_FUNCTION_ARGS)
+{
+	float8		num = rint(PG_GETARG_FLOAT8(0));
+
+	if (isnan(num))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("bigint out of range")));
+	if (num >= -((float8) PG_INT64_MIN))
+		PG_RETURN_INT64(PG_INT64_MAX);
+	if (num < (float8) PG_INT64_MIN)
+		PG_RETURN_INT64(PG_INT64_MIN);
+	PG_RETURN_INT64((int64) num);
 }
 
 /* numeric -> int8, rounded as the server's cast rounds, stuck at the limits */
@@ -273,9 +319,16 @@ saturating_mul(PG_FUNCTION_ARGS)
 /*
  * Range constructors that never raise for inverted bounds:
  *	*range_clamped(lower, upper[, bounds text[, policy text]])
- *	_range_guarded(lower, upper, bounds, policy, rel oid, col int2)
- * The range type is the function's result type.  A NULL bound is infinite,
- * as with the server's constructors.
+ *	_range_guarded(lower, upper, bounds, policy, rel oid, col int2[, NULL::rng])
+ * The range type is the function's result type (any range type, through
+ * the type cache).  A NULL bound is infinite, as with the server's
+ * constructors.
+ *
+ * A repaired range is never empty: inverted bounds clamped together give
+ * the point range '[x,x]' whatever the flags were ('[x,x)' would be empty
+ * and lose x), and a swapped pair that the flags or the type's
+ * canonicalization would make empty becomes the point range of its lower
+ * bound.  Valid input keeps the server's result, empty included.
  */
 static void
 parse_bounds_flags(const char *s, bool *lower_inc, bool *upper_inc)
@@ -296,16 +349,22 @@ Datum
 ig_range_clamped(PG_FUNCTION_ARGS)
 {
 	Oid			rngtypid = get_fn_expr_rettype(fcinfo->flinfo);
-	TypeCacheEntry *typcache = lookup_type_cache(rngtypid, TYPECACHE_RANGE_INFO);
+	TypeCacheEntry *typcache;
 	RangeBound	lower,
 				upper;
+	RangeType  *result;
 	const char *policy = "clamp_upper";
 	bool		lower_inc = true,
 				upper_inc = false;
+	bool		repaired = false;
 	int			nargs = PG_NARGS();
+	bool		guarded = nargs >= 6;
 
-	if (typcache->rngelemtype == NULL)
-		elog(ERROR, "type %u is not a range type", rngtypid);
+	if (!OidIsValid(rngtypid) || !type_is_range(rngtypid))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("could not determine the range type to construct")));
+	typcache = lookup_type_cache(rngtypid, TYPECACHE_RANGE_INFO);
 
 	if (nargs >= 3 && !PG_ARGISNULL(2))
 		parse_bounds_flags(text_to_cstring(PG_GETARG_TEXT_PP(2)),
@@ -317,7 +376,7 @@ ig_range_clamped(PG_FUNCTION_ARGS)
 	if (nargs >= 4 && !PG_ARGISNULL(3))
 		policy = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	/* guards off: the rewritten constructor fails as the original would */
-	if (nargs == 6 && (!ig_enabled || !ig_rewrite))
+	if (guarded && (!ig_enabled || !ig_rewrite))
 		policy = "error";
 
 	lower.val = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
@@ -354,9 +413,12 @@ ig_range_clamped(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown on_inverted policy \"%s\"", policy),
 					 errhint("Valid policies are clamp_upper (the default), clamp_lower, swap and error.")));
+		repaired = true;
+		if (strcmp(policy, "swap") != 0)
+			lower.inclusive = upper.inclusive = true;
 
 		/* the rewritten form of a guarded column records the event */
-		if (nargs == 6 && ig_enabled && ig_rewrite &&
+		if (guarded && ig_enabled && ig_rewrite &&
 			may_record_for(PG_GETARG_OID(4)))
 		{
 			Oid			relid = PG_GETARG_OID(4);
@@ -376,5 +438,13 @@ ig_range_clamped(PG_FUNCTION_ARGS)
 		}
 	}
 
-	PG_RETURN_RANGE_P(ig_make_range(typcache, &lower, &upper, false));
+	result = ig_make_range(typcache, &lower, &upper, false);
+	if (repaired && RangeIsEmpty(result))
+	{
+		/* a swapped pair the flags or canonicalization emptied */
+		upper.val = lower.val;
+		lower.inclusive = upper.inclusive = true;
+		result = ig_make_range(typcache, &lower, &upper, false);
+	}
+	PG_RETURN_RANGE_P(result);
 }
