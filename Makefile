@@ -18,14 +18,15 @@ OBJS = \
 	src/saturate.o \
 	src/rewrite.o \
 	src/pipeline.o \
-	src/capture.o
+	src/capture.o \
+	src/repair.o
 
 DATA = sql/pg_integrity_guard--1.0.sql sql/pg_integrity_guard--1.0--1.1.sql \
 	sql/pg_integrity_guard--1.1--1.2.sql
 
 # pg_regress suites (sql/NAME.sql, expected/NAME.out), run by test/run.sh
 REGRESS = counter range guards audit cache bulk children children_diff children_diff_tx children_fire unique unique_upsert unique_diff rewrite \
-	rewrite_paths rewrite_random rewrite_range rewrite_diff \
+	rewrite_paths rewrite_random rewrite_range rewrite_diff repair_orphans repair_merge repair_check \
 	privs_internals privs_visibility
 REGRESS_OPTS = --inputdir=.
 

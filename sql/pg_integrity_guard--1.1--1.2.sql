@@ -341,6 +341,1078 @@ CREATE EVENT TRIGGER integrity_guard_retype ON ddl_command_start
   WHEN TAG IN ('ALTER TABLE')
   EXECUTE FUNCTION integrity_guard._guard_retype();
 
+-- == repair: orphans, duplicates, check (issue 16) ==
+-- Everything here runs as the caller (SECURITY INVOKER): the server's own
+-- privilege checks and row-level security decide what a role sees and
+-- fixes.  Dynamic SQL is built from quoted identifiers only.  The
+-- procedures carry no SET clause (that would forbid COMMIT between
+-- batches): their bodies only call the pinned helpers below.
+
+CREATE PROCEDURE integrity_guard._repair_can_commit(INOUT allowed boolean DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'ig_repair_can_commit'
+LANGUAGE C;
+
+CREATE FUNCTION integrity_guard._repair_record(event text, rel regclass, target text,
+                                               detail jsonb, occurrences bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'ig_repair_record'
+LANGUAGE C VOLATILE;
+
+-- schema-qualified, quoted name of a table: independent of search_path
+CREATE FUNCTION integrity_guard._repair_qualified(rel regclass)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT format('%I.%I', n.nspname, c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.oid = $1
+$$;
+
+CREATE FUNCTION integrity_guard._repair_table(rel regclass, what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind "char";
+BEGIN
+    IF rel IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', what
+              USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = rel;
+    IF kind IS DISTINCT FROM 'r' AND kind IS DISTINCT FROM 'p' THEN
+        RAISE EXCEPTION '% "%" is not a table', what, rel
+              USING ERRCODE = 'wrong_object_type',
+                    HINT = 'The repair functions work on ordinary and partitioned tables.';
+    END IF;
+END
+$$;
+
+-- The columns, checked to exist once each; returns them as given.
+CREATE FUNCTION integrity_guard._repair_columns(rel regclass, cols text[], what text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    col text;
+    seen text[] := '{}';
+BEGIN
+    IF cols IS NULL OR cardinality(cols) = 0 THEN
+        RAISE EXCEPTION '% must name at least one column', what
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = format('Give the column names of %s as a text array, e.g. ARRAY[''parent_id''].', rel);
+    END IF;
+    FOREACH col IN ARRAY cols LOOP
+        IF col IS NULL THEN
+            RAISE EXCEPTION '% must not contain NULL', what
+                  USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute a
+                       WHERE a.attrelid = rel AND a.attname = col
+                         AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of table % does not exist', col, rel
+                  USING ERRCODE = 'undefined_column',
+                        HINT = 'Column names are matched as stored: case-sensitive, without quotes.';
+        END IF;
+        IF col = ANY (seen) THEN
+            RAISE EXCEPTION 'column "%" appears twice in %', col, what
+                  USING ERRCODE = 'duplicate_column';
+        END IF;
+        seen := seen || col;
+    END LOOP;
+    RETURN cols;
+END
+$$;
+
+-- The primary key columns in key order, or NULL.
+CREATE FUNCTION integrity_guard._repair_pkey(rel regclass)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT array_agg(a.attname::text ORDER BY k.ord)
+  FROM pg_index i
+  CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+  WHERE i.indrelid = $1 AND i.indisprimary
+$$;
+
+-- Child and parent columns must pair up with an equality operator, as a
+-- foreign key's do.
+CREATE FUNCTION integrity_guard._repair_comparable(child regclass, child_columns text[],
+                                                   parent regclass, parent_columns text[])
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    i integer;
+    ct text;
+    pt text;
+BEGIN
+    IF cardinality(child_columns) <> cardinality(parent_columns) THEN
+        RAISE EXCEPTION 'child_columns has % columns, parent_columns %',
+                        cardinality(child_columns), cardinality(parent_columns)
+              USING ERRCODE = 'invalid_foreign_key',
+                    HINT = 'A reference pairs each child column with one parent column, in order.';
+    END IF;
+    FOR i IN 1 .. cardinality(child_columns) LOOP
+        SELECT format_type(a.atttypid, a.atttypmod) INTO ct FROM pg_attribute a
+         WHERE a.attrelid = child AND a.attname = child_columns[i];
+        SELECT format_type(a.atttypid, a.atttypmod) INTO pt FROM pg_attribute a
+         WHERE a.attrelid = parent AND a.attname = parent_columns[i];
+        BEGIN
+            EXECUTE format('SELECT NULL::%s = NULL::%s', ct, pt);
+        EXCEPTION WHEN undefined_function OR datatype_mismatch OR cannot_coerce THEN
+            RAISE EXCEPTION 'column "%" of % (type %) cannot be compared with column "%" of % (type %)',
+                            child_columns[i], child, ct, parent_columns[i], parent, pt
+                  USING ERRCODE = 'datatype_mismatch',
+                        HINT = 'Child and parent columns need comparable types, as a foreign key''s do.';
+        END;
+    END LOOP;
+END
+$$;
+
+-- Validates a reference; returns the parent columns (default: primary key).
+CREATE FUNCTION integrity_guard._repair_reference(child regclass, child_columns text[],
+                                                  parent regclass, parent_columns text[])
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM integrity_guard._repair_table(child, 'child');
+    PERFORM integrity_guard._repair_table(parent, 'parent');
+    PERFORM integrity_guard._repair_columns(child, child_columns, 'child_columns');
+    IF parent_columns IS NULL THEN
+        parent_columns := integrity_guard._repair_pkey(parent);
+        IF parent_columns IS NULL THEN
+            RAISE EXCEPTION 'table % has no primary key', parent
+                  USING ERRCODE = 'invalid_column_reference',
+                        HINT = 'Give parent_columns, the columns the child columns refer to.';
+        END IF;
+    ELSE
+        PERFORM integrity_guard._repair_columns(parent, parent_columns, 'parent_columns');
+    END IF;
+    PERFORM integrity_guard._repair_comparable(child, child_columns, parent, parent_columns);
+    RETURN parent_columns;
+END
+$$;
+
+-- "c.a IS NOT NULL AND ... AND NOT EXISTS (parent row)": a child row (alias
+-- c) whose whole reference is set and finds no parent row (MATCH SIMPLE).
+CREATE FUNCTION integrity_guard._repair_orphan_qual(child_columns text[], parent regclass,
+                                                    parent_columns text[])
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT string_agg(format('c.%I IS NOT NULL', cc), ' AND ')
+         || format(' AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s)',
+                   integrity_guard._repair_qualified(parent),
+                   string_agg(format('p.%I = c.%I', pc, cc), ' AND '))
+  FROM unnest(child_columns, parent_columns) AS u(cc, pc)
+$$;
+
+-- jsonb_build_object('col', c.col, ...) of the given columns
+CREATE FUNCTION integrity_guard._repair_json(cols text[], alias text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT 'pg_catalog.jsonb_build_object('
+         || string_agg(format('%L, %I.%I', c, alias, c), ', ' ORDER BY o) || ')'
+  FROM unnest(cols) WITH ORDINALITY AS u(c, o)
+$$;
+
+CREATE FUNCTION integrity_guard.orphans(child regclass, child_columns text[],
+                                        parent regclass, parent_columns text[] DEFAULT NULL)
+RETURNS TABLE (child_key jsonb, reference jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    child_pk text[];
+BEGIN
+    parent_columns := integrity_guard._repair_reference(child, child_columns, parent, parent_columns);
+    child_pk := integrity_guard._repair_pkey(child);
+    RETURN QUERY EXECUTE format('SELECT %s, %s FROM %s c WHERE %s',
+        CASE WHEN child_pk IS NULL THEN 'pg_catalog.jsonb_build_object(''ctid'', c.ctid)'
+             ELSE integrity_guard._repair_json(child_pk, 'c') END,
+        integrity_guard._repair_json(child_columns, 'c'),
+        integrity_guard._repair_qualified(child),
+        integrity_guard._repair_orphan_qual(child_columns, parent, parent_columns));
+END
+$$;
+
+COMMENT ON FUNCTION integrity_guard.orphans(regclass, text[], regclass, text[]) IS
+  'Child rows whose non-NULL reference finds no parent row (parent_columns default: the primary key), as the caller sees them';
+
+--------------------------------------------------------------------------
+-- Batched procedures keep their state in two temporary tables of the
+-- session: the work list (ig_repair_work) and one state row
+-- (ig_repair_state).  A batch is one call of a _step function.
+--------------------------------------------------------------------------
+CREATE FUNCTION integrity_guard._repair_begin(total bigint, batch bigint, can_commit boolean,
+                                              what text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    CREATE TEMP TABLE ig_repair_state (total bigint, next bigint, batch bigint,
+                                       batches integer, done bigint, moved bigint,
+                                       conflicts jsonb);
+    IF NOT can_commit THEN
+        RAISE NOTICE '%: called inside a transaction block, running as one batch', what
+              USING DETAIL = 'A procedure can commit between batches only when CALLed outside a transaction block, and not from a function or a DO block.';
+        batch := greatest(total, 1);
+    END IF;
+    INSERT INTO pg_temp.ig_repair_state VALUES (total, 0, batch, 0, 0, 0, '{}');
+END
+$$;
+
+CREATE FUNCTION integrity_guard._repair_end()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regclass('pg_temp.ig_repair_work') IS NOT NULL THEN
+        DROP TABLE pg_temp.ig_repair_work;
+    END IF;
+    IF to_regclass('pg_temp.ig_repair_state') IS NOT NULL THEN
+        DROP TABLE pg_temp.ig_repair_state;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION integrity_guard._fix_orphans_start(child regclass, child_columns text[],
+                                                   parent regclass, parent_columns text[],
+                                                   action text, batch_rows integer,
+                                                   can_commit boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET jit = off                   -- batch statements: compiling costs more than they run
+AS $$
+DECLARE
+    key text[];
+    total bigint;
+    nn_col text;
+BEGIN
+    parent_columns := integrity_guard._repair_reference(child, child_columns, parent, parent_columns);
+    IF action IS NULL OR action NOT IN ('set_null', 'delete') THEN
+        RAISE EXCEPTION 'invalid action "%"', action
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Use set_null or delete.';
+    END IF;
+    IF batch_rows IS NULL OR batch_rows < 1 THEN
+        RAISE EXCEPTION 'batch_rows must be at least 1'
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT a.attname INTO nn_col FROM pg_attribute a
+     WHERE a.attrelid = child AND a.attname = ANY (child_columns) AND a.attnotnull
+     LIMIT 1;
+    IF action = 'set_null' AND nn_col IS NOT NULL THEN
+        RAISE EXCEPTION 'column "%" of % is NOT NULL: orphans cannot be set to NULL', nn_col, child
+              USING ERRCODE = 'not_null_violation',
+                    HINT = 'Use action => ''delete''.';
+    END IF;
+
+    -- The work list: the orphans' keys, read without locking anything.
+    key := coalesce(integrity_guard._repair_pkey(child), ARRAY['tableoid', 'ctid']);
+    PERFORM integrity_guard._repair_end();
+    EXECUTE format('CREATE TEMP TABLE ig_repair_work AS SELECT row_number() OVER () AS "ig#n", %s FROM %s c WHERE %s',
+                   (SELECT string_agg(format('c.%I AS "ig#k%s"', k, o), ', ')
+                      FROM unnest(key) WITH ORDINALITY AS u(k, o)),
+                   integrity_guard._repair_qualified(child),
+                   integrity_guard._repair_orphan_qual(child_columns, parent, parent_columns));
+    GET DIAGNOSTICS total = ROW_COUNT;
+    CREATE INDEX ON pg_temp.ig_repair_work ("ig#n");
+    ANALYZE pg_temp.ig_repair_work;
+    PERFORM integrity_guard._repair_begin(total, batch_rows, can_commit, 'fix_orphans');
+END
+$$;
+
+-- One batch; true when nothing is left.
+CREATE FUNCTION integrity_guard._fix_orphans_step(child regclass, child_columns text[],
+                                                  parent regclass, parent_columns text[],
+                                                  action text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET jit = off                   -- batch statements: compiling costs more than they run
+AS $$
+DECLARE
+    st record;
+    key text[];
+    n bigint;
+    joinq text;
+BEGIN
+    parent_columns := coalesce(parent_columns, integrity_guard._repair_pkey(parent));
+    SELECT * INTO STRICT st FROM pg_temp.ig_repair_state;
+    IF st.next >= st.total THEN
+        RETURN true;
+    END IF;
+    key := coalesce(integrity_guard._repair_pkey(child), ARRAY['tableoid', 'ctid']);
+    joinq := format('w."ig#n" > %s AND w."ig#n" <= %s AND %s AND %s',
+                    st.next, st.next + st.batch,
+                    (SELECT string_agg(format('c.%I = w."ig#k%s"', k, o), ' AND ')
+                       FROM unnest(key) WITH ORDINALITY AS u(k, o)),
+                    integrity_guard._repair_orphan_qual(child_columns, parent, parent_columns));
+    IF action = 'delete' THEN
+        EXECUTE format('DELETE FROM %s c USING pg_temp.ig_repair_work w WHERE %s',
+                       integrity_guard._repair_qualified(child), joinq);
+    ELSE
+        EXECUTE format('UPDATE %s c SET %s FROM pg_temp.ig_repair_work w WHERE %s',
+                       integrity_guard._repair_qualified(child),
+                       (SELECT string_agg(format('%I = NULL', cc), ', ') FROM unnest(child_columns) cc),
+                       joinq);
+    END IF;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    UPDATE pg_temp.ig_repair_state
+       SET next = least(next + batch, total), done = done + n, batches = batches + 1
+    RETURNING * INTO st;
+    RAISE NOTICE 'fix_orphans: batch %: % rows done, % left', st.batches, st.done, st.total - st.next;
+    RETURN st.next >= st.total;
+END
+$$;
+
+CREATE FUNCTION integrity_guard._fix_orphans_finish(child regclass, child_columns text[],
+                                                    parent regclass, parent_columns text[],
+                                                    action text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st record;
+BEGIN
+    parent_columns := coalesce(parent_columns, integrity_guard._repair_pkey(parent));
+    SELECT * INTO STRICT st FROM pg_temp.ig_repair_state;
+    PERFORM integrity_guard._repair_end();
+    PERFORM integrity_guard._repair_record('orphans_fixed', child,
+        format('(%s) -> %s(%s)',
+               (SELECT string_agg(quote_ident(c), ', ') FROM unnest(child_columns) c),
+               integrity_guard._repair_qualified(parent),
+               (SELECT string_agg(quote_ident(c), ', ') FROM unnest(parent_columns) c)),
+        jsonb_build_object('action', action, 'batches', st.batches,
+                           'found', st.total),
+        st.done);
+END
+$$;
+
+CREATE PROCEDURE integrity_guard.fix_orphans(child regclass, child_columns text[],
+                                             parent regclass, parent_columns text[] DEFAULT NULL,
+                                             action text DEFAULT 'set_null',
+                                             batch_rows integer DEFAULT 10000)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    can_commit boolean;
+    finished boolean;
+BEGIN
+    CALL integrity_guard._repair_can_commit(can_commit);
+    PERFORM integrity_guard._fix_orphans_start(child, child_columns, parent, parent_columns,
+                                               action, batch_rows, can_commit);
+    IF can_commit THEN
+        COMMIT;
+    END IF;
+    LOOP
+        finished := integrity_guard._fix_orphans_step(child, child_columns, parent,
+                                                      parent_columns, action);
+        EXIT WHEN finished;
+        IF can_commit THEN
+            COMMIT;
+        END IF;
+    END LOOP;
+    PERFORM integrity_guard._fix_orphans_finish(child, child_columns, parent, parent_columns,
+                                                action);
+END
+$$;
+
+COMMENT ON PROCEDURE integrity_guard.fix_orphans(regclass, text[], regclass, text[], text, integer) IS
+  'Sets orphaned references to NULL (or deletes the rows) in batches that commit between them; records orphans_fixed';
+
+--------------------------------------------------------------------------
+-- Duplicates before a UNIQUE, and merging them
+--------------------------------------------------------------------------
+CREATE FUNCTION integrity_guard._repair_rel_key(rel regclass)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    key text[] := integrity_guard._repair_pkey(rel);
+BEGIN
+    IF key IS NULL THEN
+        RAISE EXCEPTION 'table % has no primary key', rel
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    DETAIL = 'The rows of a duplicate group are told apart and kept or deleted by their primary key.',
+                    HINT = 'Add a primary key to the table first.';
+    END IF;
+    RETURN key;
+END
+$$;
+
+-- "created_at DESC, id" -> ORDER BY text over alias t, every name checked.
+CREATE FUNCTION integrity_guard._repair_keep_order(rel regclass, keep_order text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    item text;
+    m text[];
+    col text;
+    result text[] := '{}';
+BEGIN
+    IF keep_order IS NULL THEN
+        RETURN NULL;
+    END IF;
+    FOREACH item IN ARRAY regexp_split_to_array(keep_order, ',') LOOP
+        m := regexp_match(item, '^\s*("(?:[^"]|"")+"|[^\s"]+)(?:\s+(asc|desc))?\s*$', 'i');
+        IF m IS NULL THEN
+            RAISE EXCEPTION 'invalid keep_order "%"', keep_order
+                  USING ERRCODE = 'invalid_parameter_value',
+                        DETAIL = format('Cannot read "%s".', btrim(item)),
+                        HINT = 'keep_order is a comma-separated list of column names, each optionally followed by ASC or DESC, e.g. ''created_at DESC, id''.';
+        END IF;
+        -- SQL identifier rules: quoted as is, unquoted folded to lower case
+        col := CASE WHEN left(m[1], 1) = '"' THEN replace(substr(m[1], 2, length(m[1]) - 2), '""', '"')
+                    ELSE lower(m[1]) END;
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute a
+                       WHERE a.attrelid = rel AND a.attname = col
+                         AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of table % does not exist', col, rel
+                  USING ERRCODE = 'undefined_column',
+                        HINT = 'keep_order names columns as in SQL: unquoted names are folded to lower case.';
+        END IF;
+        result := result || format('t.%I %s', col, coalesce(upper(m[2]), 'ASC'));
+    END LOOP;
+    RETURN array_to_string(result, ', ');
+END
+$$;
+
+CREATE FUNCTION integrity_guard.duplicates(rel regclass, columns text[])
+RETURNS TABLE (key jsonb, row_count bigint, keep jsonb, others jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pk text[];
+    cols text;
+BEGIN
+    PERFORM integrity_guard._repair_table(rel, 'table');
+    PERFORM integrity_guard._repair_columns(rel, columns, 'columns');
+    pk := integrity_guard._repair_rel_key(rel);
+    cols := (SELECT string_agg(format('t.%I', c), ', ') FROM unnest(columns) c);
+    RETURN QUERY EXECUTE format(
+        'SELECT %s, count(*), (pg_catalog.array_agg(%s ORDER BY %s))[1],'
+        ' pg_catalog.to_jsonb((pg_catalog.array_agg(%s ORDER BY %s))[2:])'
+        ' FROM %s t WHERE %s GROUP BY %s HAVING count(*) > 1 ORDER BY %s',
+        integrity_guard._repair_json(columns, 't'),
+        integrity_guard._repair_json(pk, 't'),
+        (SELECT string_agg(format('t.%I', c), ', ') FROM unnest(pk) c),
+        integrity_guard._repair_json(pk, 't'),
+        (SELECT string_agg(format('t.%I', c), ', ') FROM unnest(pk) c),
+        integrity_guard._repair_qualified(rel),
+        (SELECT string_agg(format('t.%I IS NOT NULL', c), ' AND ') FROM unnest(columns) c),
+        cols, cols);
+END
+$$;
+
+COMMENT ON FUNCTION integrity_guard.duplicates(regclass, text[]) IS
+  'Groups of rows that would block a UNIQUE on the columns, with the row kept (lowest primary key) and the others';
+
+-- The references registered with guard_children on a parent, from the
+-- trigger arguments '[schema.]child(col, ...)[ = (pcol, ...)]'.
+CREATE FUNCTION integrity_guard._repair_registered(parent regclass)
+RETURNS TABLE (child regclass, child_columns text[], parent_columns text[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    spec text;
+    m text[];
+    names text[];
+    ccols text[];
+    pcols text[];
+BEGIN
+    -- DISTINCT: a parent with deferred foreign keys has a second children
+    -- trigger (the deferred companion) with the same arguments
+    FOR spec IN
+        SELECT DISTINCT a FROM integrity_guard.guards g, unnest(g.columns) a
+        WHERE g.table_name = parent AND g.kind = 'children'
+        ORDER BY 1
+    LOOP
+        m := regexp_match(spec, '^((?:[^"(]|"[^"]*")+)\(([^)]*)\)\s*(?:=\s*\(([^)]*)\))?\s*$');
+        CONTINUE WHEN m IS NULL;
+        names := parse_ident(btrim(m[1]));
+        BEGIN
+        child := CASE WHEN cardinality(names) = 1
+                      THEN to_regclass(format('%I.%I', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n
+                                                          ON n.oid = c.relnamespace WHERE c.oid = parent),
+                                              names[1]))
+                      ELSE to_regclass(format('%I.%I', names[1], names[2])) END;
+        EXCEPTION WHEN insufficient_privilege THEN
+            child := NULL;      -- in a schema the caller cannot use
+        END;
+        CONTINUE WHEN child IS NULL;
+        SELECT array_agg((parse_ident(btrim(x)))[1] ORDER BY o) INTO ccols
+          FROM unnest(regexp_split_to_array(m[2], ',(?=(?:[^"]*"[^"]*")*[^"]*$)')) WITH ORDINALITY AS u(x, o);
+        IF m[3] IS NULL THEN
+            pcols := integrity_guard._repair_pkey(parent);
+        ELSE
+            SELECT array_agg((parse_ident(btrim(x)))[1] ORDER BY o) INTO pcols
+              FROM unnest(regexp_split_to_array(m[3], ',(?=(?:[^"]*"[^"]*")*[^"]*$)')) WITH ORDINALITY AS u(x, o);
+        END IF;
+        child_columns := ccols;
+        parent_columns := pcols;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- Every reference to rel: declared foreign keys, and the undeclared ones
+-- registered with guard_children (a registered one that repeats a declared
+-- foreign key is listed once).
+CREATE FUNCTION integrity_guard._repair_references(rel regclass)
+RETURNS TABLE (child regclass, child_columns text[], parent_columns text[], declared boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH fk AS (
+    SELECT con.conrelid::regclass AS child,
+           ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, o)
+                 JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.o) AS cc,
+           ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
+                 JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.o) AS pc
+    FROM pg_constraint con
+    WHERE con.contype = 'f' AND con.confrelid = $1 AND con.conparentid = 0
+  )
+  SELECT fk.child, fk.cc, fk.pc, true FROM fk
+  UNION ALL
+  SELECT r.child, r.child_columns, r.parent_columns, false
+  FROM integrity_guard._repair_registered($1) r
+  WHERE NOT EXISTS (SELECT 1 FROM fk WHERE fk.child = r.child AND fk.cc = r.child_columns
+                                       AND fk.pc = r.parent_columns)
+  ORDER BY 1, 2
+$$;
+
+CREATE FUNCTION integrity_guard._merge_start(rel regclass, columns text[], keep_order text,
+                                             batch_groups integer, on_child_conflict text,
+                                             can_commit boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET jit = off                   -- batch statements: compiling costs more than they run
+AS $$
+DECLARE
+    pk text[];
+    needed text[];
+    ord text;
+    total bigint;
+    r record;
+BEGIN
+    PERFORM integrity_guard._repair_table(rel, 'table');
+    PERFORM integrity_guard._repair_columns(rel, columns, 'columns');
+    pk := integrity_guard._repair_rel_key(rel);
+    ord := integrity_guard._repair_keep_order(rel, keep_order);
+    IF on_child_conflict IS NULL OR on_child_conflict NOT IN ('delete', 'error') THEN
+        RAISE EXCEPTION 'invalid on_child_conflict "%"', on_child_conflict
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Use delete (the losing side''s child row is deleted and recorded) or error.';
+    END IF;
+    IF batch_groups IS NULL OR batch_groups < 1 THEN
+        RAISE EXCEPTION 'batch_groups must be at least 1'
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- every reference must be usable before anything changes
+    needed := pk || columns;
+    FOR r IN SELECT * FROM integrity_guard._repair_references(rel) LOOP
+        PERFORM integrity_guard._repair_columns(r.child, r.child_columns, 'child columns');
+        PERFORM integrity_guard._repair_columns(rel, r.parent_columns, 'parent columns');
+        needed := needed || r.parent_columns;
+    END LOOP;
+    needed := ARRAY(SELECT DISTINCT c FROM unnest(needed) c ORDER BY c);
+
+    -- The work list: every row of every duplicate group, numbered by group
+    -- ("ig#g") and by rank within it ("ig#rn" = 1 is kept).
+    PERFORM integrity_guard._repair_end();
+    EXECUTE format(
+        'CREATE TEMP TABLE ig_repair_work AS'
+        ' SELECT pg_catalog.dense_rank() OVER (ORDER BY %s) AS "ig#g", s.* FROM'
+        ' (SELECT pg_catalog.count(*) OVER w AS "ig#cnt",'
+        '         pg_catalog.row_number() OVER (w ORDER BY %s) AS "ig#rn", %s'
+        '  FROM %s t WHERE %s WINDOW w AS (PARTITION BY %s)) s'
+        ' WHERE s."ig#cnt" > 1',
+        (SELECT string_agg(format('s.%I', c), ', ') FROM unnest(columns) c),
+        concat_ws(', ', ord, (SELECT string_agg(format('t.%I', c), ', ') FROM unnest(pk) c)),
+        (SELECT string_agg(format('t.%I', c), ', ') FROM unnest(needed) c),
+        integrity_guard._repair_qualified(rel),
+        (SELECT string_agg(format('t.%I IS NOT NULL', c), ' AND ') FROM unnest(columns) c),
+        (SELECT string_agg(format('t.%I', c), ', ') FROM unnest(columns) c));
+    CREATE INDEX ON pg_temp.ig_repair_work ("ig#g", "ig#rn");
+    ANALYZE pg_temp.ig_repair_work;
+    SELECT coalesce(max("ig#g"), 0) INTO total FROM pg_temp.ig_repair_work;
+    PERFORM integrity_guard._repair_begin(total, batch_groups, can_commit, 'merge_duplicates');
+END
+$$;
+
+-- One batch of groups; true when nothing is left.
+CREATE FUNCTION integrity_guard._merge_step(rel regclass, columns text[], on_child_conflict text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET jit = off                   -- batch statements: compiling costs more than they run
+AS $$
+DECLARE
+    st record;
+    pk text[] := integrity_guard._repair_rel_key(rel);
+    r record;
+    u record;
+    range text;
+    pkjoin text;
+    refjoin text;
+    n bigint;
+    moved_now bigint := 0;
+    deleted bigint;
+    conflicts_now jsonb;
+    victims tid[];
+    victim_tables oid[];
+BEGIN
+    SELECT * INTO STRICT st FROM pg_temp.ig_repair_state;
+    IF st.next >= st.total THEN
+        RETURN true;
+    END IF;
+    conflicts_now := st.conflicts;
+    range := format('l."ig#g" > %s AND l."ig#g" <= %s', st.next, st.next + st.batch);
+    pkjoin := (SELECT string_agg(format('t.%I = l.%I', c, c), ' AND ') FROM unnest(pk) c);
+
+    -- Lock the batch's groups first: the rows to delete against writes and
+    -- new references, the rows kept against deletion.
+    EXECUTE format('SELECT 1 FROM %s t, pg_temp.ig_repair_work l WHERE %s AND %s AND l."ig#rn" > 1 FOR UPDATE OF t',
+                   integrity_guard._repair_qualified(rel), range, pkjoin);
+    EXECUTE format('SELECT 1 FROM %s t, pg_temp.ig_repair_work l WHERE %s AND %s AND l."ig#rn" = 1 FOR KEY SHARE OF t',
+                   integrity_guard._repair_qualified(rel), range, pkjoin);
+
+    FOR r IN SELECT * FROM integrity_guard._repair_references(rel) LOOP
+        -- c references loser l of group whose kept row is k
+        refjoin := format('%s AND l."ig#rn" > 1 AND k."ig#g" = l."ig#g" AND k."ig#rn" = 1 AND %s',
+                          range,
+                          (SELECT string_agg(format('c.%I = l.%I', cc, pc), ' AND ')
+                             FROM unnest(r.child_columns, r.parent_columns) AS x(cc, pc)));
+
+        -- Child rows that would collide in one of the child's own unique
+        -- indexes once re-pointed: the losing side's copy goes.
+        FOR u IN
+            SELECT i.indexrelid::regclass AS idx,
+                   ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o)
+                         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n
+                         ORDER BY k.o) AS cols
+            FROM pg_index i
+            WHERE i.indrelid = r.child AND i.indisunique AND i.indisvalid
+              AND i.indexprs IS NULL AND i.indpred IS NULL
+              AND EXISTS (SELECT 1 FROM unnest(i.indkey::int2[]) k(n)
+                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n
+                          WHERE a.attname = ANY (r.child_columns))
+            ORDER BY 1
+        LOOP
+            EXECUTE format(
+                'WITH moving AS ('
+                '  SELECT c.tableoid AS toid, c.ctid AS tid, l."ig#rn" AS prio, %1$s'
+                '  FROM %2$s c, pg_temp.ig_repair_work l, pg_temp.ig_repair_work k WHERE %3$s),'
+                ' ranked AS ('
+                '  SELECT m.toid, m.tid, pg_catalog.row_number() OVER (PARTITION BY %4$s ORDER BY m.prio, m.toid, m.tid) AS dup,'
+                '         EXISTS (SELECT 1 FROM %2$s o WHERE %5$s'
+                '                 AND NOT EXISTS (SELECT 1 FROM pg_temp.ig_repair_work l2'
+                '                                 WHERE l2."ig#g" > %7$s AND l2."ig#g" <= %8$s'
+                '                                   AND l2."ig#rn" > 1 AND %6$s)) AS taken'
+                '  FROM moving m WHERE %9$s)'
+                ' SELECT pg_catalog.array_agg(toid), pg_catalog.array_agg(tid) FROM ranked WHERE dup > 1 OR taken',
+                -- 1: the unique columns' values after re-pointing
+                (SELECT string_agg(format('%s AS "ig#u%s"',
+                                          CASE WHEN p.pc IS NULL THEN format('c.%I', uc)
+                                               ELSE format('k.%I', p.pc) END, o), ', ')
+                   FROM unnest(u.cols) WITH ORDINALITY AS x(uc, o)
+                   LEFT JOIN unnest(r.child_columns, r.parent_columns) AS p(cc, pc) ON p.cc = x.uc),
+                integrity_guard._repair_qualified(r.child),
+                refjoin,
+                (SELECT string_agg(format('m."ig#u%s"', o), ', ') FROM generate_subscripts(u.cols, 1) o),
+                (SELECT string_agg(format('o.%I = m."ig#u%s"', uc, o), ' AND ')
+                   FROM unnest(u.cols) WITH ORDINALITY AS x(uc, o)),
+                (SELECT string_agg(format('o.%I = l2.%I', cc, pc), ' AND ')
+                   FROM unnest(r.child_columns, r.parent_columns) AS x(cc, pc)),
+                st.next, st.next + st.batch,
+                (SELECT string_agg(format('m."ig#u%s" IS NOT NULL', o), ' AND ') FROM generate_subscripts(u.cols, 1) o))
+            INTO victim_tables, victims;
+            n := coalesce(cardinality(victims), 0);
+            IF n > 0 AND on_child_conflict = 'error' THEN
+                RAISE EXCEPTION 'merging duplicates of % would make % rows of % collide in unique index %',
+                                rel, n, r.child, u.idx
+                      USING ERRCODE = 'unique_violation',
+                            DETAIL = 'Rows of the duplicates to delete and of the row kept (or of two duplicates) would then share a key.',
+                            HINT = 'Pass on_child_conflict => ''delete'' to delete the losing side''s rows and record them, or resolve them first.  Batches committed before this one stay merged.';
+            ELSIF n > 0 THEN
+                -- a ctid names a row within one partition
+                EXECUTE format('DELETE FROM %s c WHERE c.ctid = ANY ($2)'
+                               ' AND (c.tableoid, c.ctid) IN (SELECT * FROM unnest($1, $2))',
+                               integrity_guard._repair_qualified(r.child))
+                USING victim_tables, victims;
+                GET DIAGNOSTICS n = ROW_COUNT;
+                conflicts_now := jsonb_set(conflicts_now, ARRAY[r.child::text],
+                                           to_jsonb(coalesce((conflicts_now->>r.child::text)::bigint, 0) + n));
+            END IF;
+        END LOOP;
+
+        EXECUTE format('UPDATE %s c SET %s FROM pg_temp.ig_repair_work l, pg_temp.ig_repair_work k WHERE %s',
+                       integrity_guard._repair_qualified(r.child),
+                       (SELECT string_agg(format('%I = k.%I', cc, pc), ', ')
+                          FROM unnest(r.child_columns, r.parent_columns) AS x(cc, pc)),
+                       refjoin);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        moved_now := moved_now + n;
+    END LOOP;
+
+    EXECUTE format('DELETE FROM %s t USING pg_temp.ig_repair_work l WHERE %s AND l."ig#rn" > 1 AND %s',
+                   integrity_guard._repair_qualified(rel), range, pkjoin);
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+
+    UPDATE pg_temp.ig_repair_state
+       SET next = least(next + batch, total), done = done + deleted, moved = moved + moved_now,
+           batches = batches + 1, conflicts = conflicts_now
+    RETURNING * INTO st;
+    RAISE NOTICE 'merge_duplicates: batch %: % groups done, % left (% rows deleted, % child rows re-pointed)',
+                 st.batches, st.next, st.total - st.next, st.done, st.moved;
+    RETURN st.next >= st.total;
+END
+$$;
+
+CREATE FUNCTION integrity_guard._merge_finish(rel regclass, columns text[], keep_order text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st record;
+BEGIN
+    SELECT * INTO STRICT st FROM pg_temp.ig_repair_state;
+    PERFORM integrity_guard._repair_end();
+    IF st.conflicts <> '{}' THEN
+        RAISE NOTICE 'merge_duplicates: child rows deleted because they collided with the kept row''s: %', st.conflicts;
+    END IF;
+    PERFORM integrity_guard._repair_record('duplicates_merged', rel,
+        format('(%s)', (SELECT string_agg(quote_ident(c), ', ') FROM unnest(columns) c)),
+        jsonb_build_object('groups', st.total, 'rows_deleted', st.done,
+                           'children_moved', st.moved, 'child_conflicts_deleted', st.conflicts,
+                           'keep_order', keep_order, 'batches', st.batches),
+        st.done);
+END
+$$;
+
+CREATE PROCEDURE integrity_guard.merge_duplicates(rel regclass, columns text[],
+                                                  keep_order text DEFAULT NULL,
+                                                  batch_groups integer DEFAULT 1000,
+                                                  on_child_conflict text DEFAULT 'delete')
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    can_commit boolean;
+    finished boolean;
+BEGIN
+    CALL integrity_guard._repair_can_commit(can_commit);
+    PERFORM integrity_guard._merge_start(rel, columns, keep_order, batch_groups,
+                                         on_child_conflict, can_commit);
+    IF can_commit THEN
+        COMMIT;
+    END IF;
+    LOOP
+        finished := integrity_guard._merge_step(rel, columns, on_child_conflict);
+        EXIT WHEN finished;
+        IF can_commit THEN
+            COMMIT;
+        END IF;
+    END LOOP;
+    PERFORM integrity_guard._merge_finish(rel, columns, keep_order);
+END
+$$;
+
+COMMENT ON PROCEDURE integrity_guard.merge_duplicates(regclass, text[], text, integer, text) IS
+  'Keeps one row per duplicate group, re-points declared and registered references to it, deletes the others in batches; records duplicates_merged';
+
+--------------------------------------------------------------------------
+-- check(): headroom, orphans, inverted ranges, guards, audit
+--------------------------------------------------------------------------
+CREATE FUNCTION integrity_guard._repair_status(ratio numeric)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN $1 >= 0.9 THEN 'critical' WHEN $1 >= 0.75 THEN 'warning' ELSE 'ok' END
+$$;
+
+-- The largest value of a column: max() when exact or when an index leads
+-- with the column (the planner reads one end of it), otherwise the upper
+-- end of the planner statistics; NULL when neither is at hand.
+CREATE FUNCTION integrity_guard._repair_column_max(rel regclass, col name, exact boolean,
+                                                   OUT max_value numeric, OUT how text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF exact OR EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a
+                          ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                        WHERE i.indrelid = rel AND a.attname = col AND i.indpred IS NULL) THEN
+        EXECUTE format('SELECT max(%I)::numeric FROM %s', col, integrity_guard._repair_qualified(rel))
+           INTO max_value;
+        how := CASE WHEN exact THEN 'exact scan' ELSE 'index' END;
+        RETURN;
+    END IF;
+    SELECT max(v::numeric) INTO max_value
+    FROM pg_stats s
+    CROSS JOIN LATERAL unnest(coalesce(s.histogram_bounds::text::text[], '{}')
+                              || coalesce(s.most_common_vals::text::text[], '{}')) v
+    WHERE s.schemaname = (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                          WHERE c.oid = rel)
+      AND s.tablename = (SELECT c.relname FROM pg_class c WHERE c.oid = rel)
+      AND s.attname = col;
+    how := 'statistics';
+END
+$$;
+
+-- What the caller can read: the table (or a column) and its schema.
+CREATE FUNCTION integrity_guard._repair_readable(rel regclass, col smallint DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT has_schema_privilege(c.relnamespace, 'USAGE')
+         AND CASE WHEN $2 IS NULL THEN has_table_privilege(c.oid, 'SELECT')
+                  ELSE has_column_privilege(c.oid, $2, 'SELECT') END
+  FROM pg_class c WHERE c.oid = $1
+$$;
+
+CREATE FUNCTION integrity_guard.check(exact boolean DEFAULT false)
+RETURNS TABLE (check_name text, rel regclass, target text, status text, value numeric, detail text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+    m record;
+    lim numeric;
+    n bigint;
+    pst record;
+BEGIN
+    -- counter_headroom: int2/int4 primary keys, sequence-owned columns and
+    -- guarded counters
+    FOR c IN
+        SELECT a.attrelid::regclass AS r, a.attname, a.atttypid,
+               -- a guarded counter's own upper bound ('col:min:max') when lower
+               least(CASE a.atttypid WHEN 'int2'::regtype THEN 32767 ELSE 2147483647 END,
+                     (SELECT min(nullif(split_part(spec, ':', 3), '')::numeric)
+                      FROM integrity_guard.guards g, unnest(g.columns) spec
+                      WHERE g.table_name = a.attrelid AND g.kind = 'counter' AND spec ~ ':.*:'
+                        AND regexp_replace(spec, ':[^:]*:[^:]*$', '') = a.attname)) AS type_max
+        FROM pg_attribute a
+        JOIN pg_class t ON t.oid = a.attrelid
+        WHERE t.relkind IN ('r', 'p') AND NOT t.relispartition
+          AND t.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
+                                     'integrity_guard'::regnamespace)
+          AND a.attnum > 0 AND NOT a.attisdropped
+          AND a.atttypid IN ('int2'::regtype, 'int4'::regtype)
+          AND integrity_guard._repair_readable(a.attrelid, a.attnum)
+          AND (EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary
+                                                  AND a.attnum = ANY (i.indkey::int2[]))
+               OR a.attidentity <> ''
+               OR EXISTS (SELECT 1 FROM pg_depend d
+                          WHERE d.refobjid = a.attrelid AND d.refobjsubid = a.attnum
+                            AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+                            AND EXISTS (SELECT 1 FROM pg_class s WHERE s.oid = d.objid AND s.relkind = 'S'))
+               OR EXISTS (SELECT 1 FROM integrity_guard.guards g, unnest(g.columns) spec
+                          WHERE g.table_name = a.attrelid AND g.kind = 'counter'
+                            AND regexp_replace(spec, ':[^:]*:[^:]*$', '') = a.attname))
+        ORDER BY 1, 2
+    LOOP
+        m := integrity_guard._repair_column_max(c.r, c.attname, exact);
+        check_name := 'counter_headroom';
+        rel := c.r;
+        target := c.attname;
+        IF m.max_value IS NULL THEN
+            status := 'ok';
+            value := NULL;
+            detail := CASE WHEN m.how = 'statistics'
+                           THEN 'not measured: no index and no statistics (ANALYZE, or check(exact => true))'
+                           ELSE 'empty' END;
+        ELSE
+            value := round(greatest(m.max_value, 0) / c.type_max, 4);
+            status := integrity_guard._repair_status(value);
+            detail := format('max %s of %s (%s, from %s)', m.max_value, c.type_max,
+                             format_type(c.atttypid, NULL), m.how);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+
+    -- sequence_headroom: sequences narrower than bigint, by type or by
+    -- their owning column
+    FOR c IN
+        SELECT s.seqrelid::regclass AS seq, s.seqtypid, s.seqmax, s.seqincrement,
+               ps.last_value, a.atttypid AS coltype, a.attname, d.refobjid::regclass AS owner
+        FROM pg_sequence s
+        JOIN pg_class sc ON sc.oid = s.seqrelid
+        LEFT JOIN pg_depend d ON d.objid = s.seqrelid AND d.classid = 'pg_class'::regclass
+             AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+        LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+        LEFT JOIN pg_sequences ps ON ps.schemaname = (SELECT nspname FROM pg_namespace WHERE oid = sc.relnamespace)
+                                 AND ps.sequencename = sc.relname
+        WHERE sc.relnamespace <> 'integrity_guard'::regnamespace
+          AND has_schema_privilege(sc.relnamespace, 'USAGE')
+          AND (has_sequence_privilege(s.seqrelid, 'SELECT') OR has_sequence_privilege(s.seqrelid, 'USAGE'))
+          AND (s.seqtypid IN ('int2'::regtype, 'int4'::regtype)
+               OR a.atttypid IN ('int2'::regtype, 'int4'::regtype))
+          AND s.seqincrement > 0
+        ORDER BY 1
+    LOOP
+        lim := least(c.seqmax::numeric,
+                     CASE c.coltype WHEN 'int2'::regtype THEN 32767
+                                    WHEN 'int4'::regtype THEN 2147483647 ELSE c.seqmax END);
+        check_name := 'sequence_headroom';
+        rel := c.seq;
+        target := CASE WHEN c.owner IS NULL THEN NULL ELSE format('%s.%I', c.owner, c.attname) END;
+        value := round(coalesce(c.last_value, 0) / lim, 4);
+        status := integrity_guard._repair_status(value);
+        detail := format('last value %s of %s', coalesce(c.last_value::text, 'none'), lim);
+        RETURN NEXT;
+    END LOOP;
+
+    -- orphans: NOT VALID foreign keys and registered undeclared references
+    FOR c IN
+        SELECT con.conrelid::regclass AS child, con.confrelid::regclass AS parent,
+               ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, o)
+                     JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.o) AS cc,
+               ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
+                     JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.o) AS pc,
+               format(CASE WHEN con.convalidated THEN 'foreign key %I with disabled triggers'
+                           ELSE 'NOT VALID foreign key %I' END, con.conname) AS what
+        FROM pg_constraint con
+        WHERE con.contype = 'f' AND con.conparentid = 0
+          AND (NOT con.convalidated
+               OR EXISTS (SELECT 1 FROM pg_trigger t
+                          WHERE t.tgconstraint = con.oid AND t.tgenabled = 'D'))
+        UNION ALL
+        SELECT r.child, g.table_name, r.child_columns, r.parent_columns, 'reference registered with guard_children'
+        FROM (SELECT DISTINCT table_name FROM integrity_guard.guards
+              WHERE kind = 'children' AND integrity_guard._repair_readable(table_name)) g
+        CROSS JOIN LATERAL integrity_guard._repair_registered(g.table_name) r
+        ORDER BY 1, 3
+    LOOP
+        CONTINUE WHEN NOT (integrity_guard._repair_readable(c.child) AND integrity_guard._repair_readable(c.parent));
+        EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s c WHERE %s %s) s',
+                       integrity_guard._repair_qualified(c.child),
+                       integrity_guard._repair_orphan_qual(c.cc, c.parent, c.pc),
+                       CASE WHEN exact THEN '' ELSE 'LIMIT 1' END)
+           INTO n;
+        check_name := 'orphans';
+        rel := c.child;
+        target := format('(%s) -> %s(%s)', array_to_string(c.cc, ', '), c.parent, array_to_string(c.pc, ', '));
+        value := n;
+        status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+        detail := c.what || CASE WHEN n = 0 THEN ': no orphans'
+                                 WHEN exact THEN format(': %s orphaned rows (integrity_guard.orphans() lists them)', n)
+                                 ELSE ': orphaned rows found (check(exact => true) counts them)' END;
+        RETURN NEXT;
+    END LOOP;
+
+    -- inverted_ranges: rows of guarded lower/upper pairs stored inverted
+    FOR c IN
+        SELECT g.table_name AS r, g.columns[1] AS lo, g.columns[2] AS hi
+        FROM integrity_guard.guards g
+        WHERE g.kind = 'range' AND cardinality(g.columns) = 2
+        ORDER BY 1, 2
+    LOOP
+        CONTINUE WHEN NOT integrity_guard._repair_readable(c.r);
+        BEGIN
+            EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s t WHERE t.%I > t.%I %s) s',
+                           integrity_guard._repair_qualified(c.r), c.lo, c.hi,
+                           CASE WHEN exact THEN '' ELSE 'LIMIT 1' END)
+               INTO n;
+        EXCEPTION WHEN undefined_column OR insufficient_privilege THEN
+            CONTINUE;           -- reported by the guards check
+        END;
+        check_name := 'inverted_ranges';
+        rel := c.r;
+        target := format('%I, %I', c.lo, c.hi);
+        value := n;
+        status := CASE WHEN n > 0 THEN 'warning' ELSE 'ok' END;
+        detail := CASE WHEN n = 0 THEN 'no inverted rows'
+                       WHEN exact THEN format('%s rows with lower > upper', n)
+                       ELSE 'rows with lower > upper found (check(exact => true) counts them)' END;
+        RETURN NEXT;
+    END LOOP;
+
+    -- guards: disabled triggers, and guards whose arguments no longer fit
+    -- their table (a column dropped, renamed or retyped)
+    FOR c IN
+        SELECT t.tgrelid::regclass AS r, t.tgname, p.proname, t.tgenabled,
+               integrity_guard._trigger_args(t.tgargs) AS args
+        FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+        WHERE p.pronamespace = 'integrity_guard'::regnamespace
+          AND p.prorettype = 'pg_catalog.trigger'::regtype AND t.tgparentid = 0
+        ORDER BY 1, 2
+    LOOP
+        CONTINUE WHEN NOT integrity_guard._repair_readable(c.r);
+        check_name := 'guards';
+        rel := c.r;
+        target := c.tgname;
+        value := NULL;
+        status := 'ok';
+        detail := 'enabled';
+        BEGIN
+            PERFORM integrity_guard._check_args(c.proname, c.r, c.args);
+        EXCEPTION WHEN OTHERS THEN
+            status := 'critical';
+            detail := 'arguments no longer fit the table: ' || SQLERRM;
+        END;
+        IF status = 'ok' AND c.tgenabled = 'D' THEN
+            status := 'warning';
+            detail := 'trigger disabled: the guard does not act';
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+
+    -- audit: incidents waiting in the queue (unwritten) and dropped ones
+    SELECT * INTO pst FROM integrity_guard._pipeline_status();
+    check_name := 'audit';
+    rel := NULL;
+    IF pst.active THEN
+        target := 'queue';
+        value := round(pst.queue_used::numeric / greatest(pst.queue_capacity, 1), 4);
+        status := integrity_guard._repair_status(value);
+        detail := format('%s of %s queue entries unwritten', pst.queue_used, pst.queue_capacity);
+        RETURN NEXT;
+        target := 'dropped';
+        value := pst.queue_dropped + pst.discarded;
+        status := CASE WHEN value > 0 THEN 'warning' ELSE 'ok' END;
+        detail := format('%s incidents dropped (queue full), %s discarded', pst.queue_dropped, pst.discarded);
+        RETURN NEXT;
+    ELSE
+        target := 'queue';
+        value := NULL;
+        status := 'ok';
+        detail := 'transactional audit (library not preloaded): no queue, nothing dropped';
+        RETURN NEXT;
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION integrity_guard.check(boolean) IS
+  'Headroom of counters and sequences, orphans, inverted ranges, guard health and audit drops, as the caller may see them';
+
 -- == privs: incidents tied to their relation, key values for readers who could read them, internals closed (issue 13) ==
 
 -- Which database recorded an incident's relid.  Not dumped: a restored or

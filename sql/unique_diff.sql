@@ -3,7 +3,7 @@
 -- the server on every statement; skip gives the same rows wherever the
 -- server accepted the statement.
 \set SHOW_CONTEXT never
-CREATE FUNCTION make_twin(name text) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION ud_make_twin(name text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE format('CREATE TABLE %I (id int, part int, email text, n int NOT NULL DEFAULT 0,
                     tag text GENERATED ALWAYS AS (lower(email)) STORED,
@@ -12,12 +12,12 @@ BEGIN
     EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES IN (1)', name || '_1', name);
     EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES IN (2)', name || '_2', name);
 END $$;
-SELECT make_twin('d_plain'), make_twin('d_raise'), make_twin('d_skip');
+SELECT ud_make_twin('d_plain'), ud_make_twin('d_raise'), ud_make_twin('d_skip');
 SELECT integrity_guard.guard_duplicates('d_raise');
 SELECT integrity_guard.guard_duplicates('d_skip', 'skip');
 
-CREATE TABLE steps (step int PRIMARY KEY, sql text NOT NULL);
-INSERT INTO steps VALUES
+CREATE TABLE ud_steps (step int PRIMARY KEY, sql text NOT NULL);
+INSERT INTO ud_steps VALUES
  (1, $$INSERT INTO %1$I VALUES (1, 1, 'a'), (2, 1, 'b'), (3, 2, 'c')$$),
  (2, $$INSERT INTO %1$I VALUES (1, 1, 'z') ON CONFLICT DO NOTHING$$),
  (3, $$INSERT INTO %1$I VALUES (1, 1, 'a') ON CONFLICT (id, part) DO UPDATE SET n = %1$I.n + 1$$),
@@ -47,21 +47,22 @@ INSERT INTO steps VALUES
  (20, $$UPDATE %1$I SET email = 'B2' WHERE id = 1 AND part = 2$$),
  (21, $$INSERT INTO %1$I VALUES (30, 2, 'X'), (31, 2, 'x') ON CONFLICT (tag, part) DO NOTHING$$);
 
-CREATE TABLE outcomes (step int, twin text, ok boolean, rows_same boolean);
-CREATE FUNCTION rows_of(t text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+CREATE TABLE ud_outcomes (step int, twin text, ok boolean, rows_same boolean);
+CREATE FUNCTION ud_rows_of(t text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT right(tableoid::regclass::text, 1) || %L || row(id, part, email, n, tag)::text FROM %I',
         ':', t);
 END $$;
-CREATE FUNCTION same_rows(a text, b text) RETURNS boolean LANGUAGE sql AS $$
-    SELECT NOT EXISTS ((SELECT rows_of(a) EXCEPT ALL SELECT rows_of(b))
-                       UNION ALL (SELECT rows_of(b) EXCEPT ALL SELECT rows_of(a)))
+CREATE FUNCTION ud_same_rows(a text, b text) RETURNS boolean LANGUAGE sql AS $$
+    SELECT NOT EXISTS ((SELECT ud_rows_of(a) EXCEPT ALL SELECT ud_rows_of(b))
+                       UNION ALL (SELECT ud_rows_of(b) EXCEPT ALL SELECT ud_rows_of(a)))
 $$;
-DO $$
+CREATE PROCEDURE ud_run() LANGUAGE plpgsql AS $$
 DECLARE s record; t text; ok boolean;
 BEGIN
-    FOR s IN SELECT * FROM steps ORDER BY step LOOP
+    TRUNCATE ud_outcomes, d_plain, d_raise, d_skip;
+    FOR s IN SELECT * FROM ud_steps ORDER BY step LOOP
         FOREACH t IN ARRAY ARRAY['d_plain', 'd_raise', 'd_skip'] LOOP
             BEGIN
                 EXECUTE format(s.sql, t, t || '_pkey');
@@ -69,10 +70,10 @@ BEGIN
             EXCEPTION WHEN unique_violation THEN
                 ok := false;
             END;
-            INSERT INTO outcomes VALUES (s.step, t, ok, same_rows('d_plain', t));
+            INSERT INTO ud_outcomes VALUES (s.step, t, ok, ud_same_rows('d_plain', t));
         END LOOP;
         -- after a statement the server refused, skip may differ: re-align
-        IF NOT same_rows('d_plain', 'd_skip') THEN
+        IF NOT ud_same_rows('d_plain', 'd_skip') THEN
             SET LOCAL integrity_guard.enabled = off;
             DELETE FROM d_skip;
             INSERT INTO d_skip (id, part, email, n) SELECT id, part, email, n FROM d_plain;
@@ -80,14 +81,23 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
--- per step: did the server accept it; raise: same outcome and rows; skip:
--- same rows when the server accepted it
+CREATE VIEW ud_diff AS
 SELECT p.step, p.ok AS server_ok,
        r.ok = p.ok AND r.rows_same AS raise_same,
        CASE WHEN p.ok THEN s.ok AND s.rows_same END AS skip_same
-  FROM outcomes p JOIN outcomes r USING (step) JOIN outcomes s USING (step)
- WHERE p.twin = 'd_plain' AND r.twin = 'd_raise' AND s.twin = 'd_skip'
- ORDER BY p.step;
+  FROM ud_outcomes p JOIN ud_outcomes r USING (step) JOIN ud_outcomes s USING (step)
+ WHERE p.twin = 'd_plain' AND r.twin = 'd_raise' AND s.twin = 'd_skip';
+CALL ud_run();
+-- per step: did the server accept it; raise: same outcome and rows; skip:
+-- same rows when the server accepted it
+SELECT * FROM ud_diff ORDER BY step;
+-- again with the server's 23505 captured: preloaded, mode=raise then lets
+-- rows through to the server's own check (the adaptive probe)
+SET integrity_guard.capture_errors = 'unique_violation';
+CALL ud_run();
+SELECT count(*) AS steps, bool_and(raise_same) AS raise_same,
+       bool_and(coalesce(skip_same, true)) AS skip_same FROM ud_diff;
+RESET integrity_guard.capture_errors;
 
 -- savepoints and COPY
 BEGIN;
@@ -113,5 +123,5 @@ COPY d_skip (id, part, email) FROM stdin;
 50	1	copy1
 51	2	copy2
 \.
-SELECT same_rows('d_plain', 'd_raise') AS raise_same, same_rows('d_plain', 'd_skip') AS skip_same;
+SELECT ud_same_rows('d_plain', 'd_raise') AS raise_same, ud_same_rows('d_plain', 'd_skip') AS skip_same;
 SELECT count(*) AS rows FROM d_plain;

@@ -48,6 +48,26 @@ INSERT INTO up_raise SELECT 4, 'e', upsert_skip(1);
 INSERT INTO up_skip VALUES (2, 'g', upsert_skip(1)) ON CONFLICT (id) DO UPDATE SET n = up_skip.n + 1000;
 WITH u AS (INSERT INTO up_skip VALUES (2, 'zz') ON CONFLICT (id) DO NOTHING RETURNING id)
 INSERT INTO up_skip VALUES (1, 'cte');
+-- deep nesting (more levels than the stack first holds), and a unique
+-- expression index whose function runs a query of its own while probed
+CREATE FUNCTION norm(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS
+$$ DECLARE r text; BEGIN SELECT lower(t) INTO r; RETURN r; END $$;
+CREATE TABLE up_deep (id int PRIMARY KEY, code text, n int NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX up_deep_code ON up_deep (norm(code));
+SELECT integrity_guard.guard_duplicates('up_deep', 'skip');
+INSERT INTO up_deep VALUES (1, 'A');
+CREATE FUNCTION deep(d int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    IF d > 0 THEN
+        RETURN deep(d - 1);
+    END IF;
+    INSERT INTO up_deep VALUES (1, 'a') ON CONFLICT (id) DO UPDATE SET n = up_deep.n + 1;
+    INSERT INTO up_deep VALUES (2, 'a') ON CONFLICT (id) DO UPDATE SET n = up_deep.n + 1;
+    RETURN 0;
+END $$;
+SELECT deep(40);
+INSERT INTO up_deep SELECT 3, 'b', deep(20) ON CONFLICT (id) DO NOTHING;
+SELECT * FROM up_deep ORDER BY id;
 SELECT * FROM up_raise ORDER BY id;
 SELECT * FROM up_skip ORDER BY id;
 -- only the attempts on non-arbiter indexes are audited

@@ -140,6 +140,10 @@ ig_event_type_name(IgEventType type)
 			return "children_deleted";
 		case IG_EVENT_DUPLICATE_KEY:
 			return "duplicate_key";
+		case IG_EVENT_ORPHANS_FIXED:
+			return "orphans_fixed";
+		case IG_EVENT_DUPLICATES_MERGED:
+			return "duplicates_merged";
 	}
 	return "unknown";
 }

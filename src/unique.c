@@ -147,7 +147,8 @@ typedef struct RunLevel
 	TupleDesc	merge_update_desc;
 } RunLevel;
 
-static RunLevel *run_stack = NULL;
+/* levels are allocated once and never move: pointers to them stay valid */
+static RunLevel **run_stack = NULL;
 static int	run_depth = 0;
 static int	run_size = 0;
 
@@ -168,20 +169,26 @@ static const char *const unique_modes[] = {"raise", "skip", NULL};
 static void
 push_level(QueryDesc *queryDesc)
 {
+	RunLevel   *level;
+
 	if (run_depth >= run_size)
 	{
 		int			newsize = Max(run_size * 2, 16);
+		int			i;
 
 		if (run_stack == NULL)
 			run_stack = MemoryContextAlloc(TopMemoryContext,
-										   sizeof(RunLevel) * newsize);
+										   sizeof(RunLevel *) * newsize);
 		else
-			run_stack = repalloc(run_stack, sizeof(RunLevel) * newsize);
+			run_stack = repalloc(run_stack, sizeof(RunLevel *) * newsize);
+		for (i = run_size; i < newsize; i++)
+			run_stack[i] = MemoryContextAlloc(TopMemoryContext,
+											  sizeof(RunLevel));
 		run_size = newsize;
 	}
-	memset(&run_stack[run_depth], 0, sizeof(RunLevel));
-	run_stack[run_depth].queryDesc = queryDesc;
-	run_depth++;
+	level = run_stack[run_depth++];
+	memset(level, 0, sizeof(RunLevel));
+	level->queryDesc = queryDesc;
 }
 
 static void
@@ -380,7 +387,7 @@ current_write(Relation rel, TupleTableSlot *slot, WriteContext *wc)
 		portal_write(rel, wc);
 		return;
 	}
-	level = &run_stack[run_depth - 1];
+	level = run_stack[run_depth - 1];
 	if (level->queryDesc == NULL)
 		return;
 	if (!level->scanned)
@@ -1041,7 +1048,6 @@ guard_unique(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tuple);
 	st = statement_state(fcinfo, td, cfg);
 	probe = st->probe;
-	ResetPerTupleExprContext(st->estate);
 
 	/* the row let through before this one: accepted, or rejected? */
 	if (probe->pending)
@@ -1085,6 +1091,7 @@ guard_unique(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tuple);
 	}
 
+	ResetPerTupleExprContext(st->estate);
 	ExecStoreHeapTuple(tuple, st->newslot, false);
 	row = indexed_row(st, st->newslot);
 	if (is_update)

@@ -7,7 +7,8 @@ import os
 
 SECRET_KEY = "pg-integrity-guard-tests"
 USE_TZ = True
-INSTALLED_APPS = ["sentrylike.incidents", "sentrylike.upserts", "sentrylike.deferredfk"]
+INSTALLED_APPS = ["sentrylike.incidents", "sentrylike.upserts", "sentrylike.deferredfk",
+                  "sentrylike.conferences"]
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 DATABASES = {
     "default": {
