@@ -1666,7 +1666,8 @@ $$;
 -- _pipeline_status, _pending, _queue_usage, _statement_table, _table_label),
 -- and what the assignment rewrite puts into the
 -- writer's own statements (_saturate, _sat_*, _numeric_int8_sat,
--- _float8_int8_sat, _*range_guarded).
+-- _float8_int8_sat, _*range_guarded), and the repair kit's steps that its
+-- invoker-rights procedures call (_repair_*, _fix_orphans_*, _merge_*).
 REVOKE ALL ON FUNCTION integrity_guard._incident_table(name, name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION integrity_guard._writing() FROM PUBLIC;
 REVOKE ALL ON FUNCTION integrity_guard._audit_bind() FROM PUBLIC;
