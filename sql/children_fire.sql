@@ -75,7 +75,14 @@ DELETE FROM dparent WHERE id = 10;
 UPDATE dchild SET pid = 11 WHERE pid = 10;
 SET CONSTRAINTS dchild_pid_fk IMMEDIATE;
 COMMIT;
-SELECT id, pid FROM dchild WHERE id <= 11 ORDER BY id;
+-- ... and back to DEFERRED: a later re-point still wins
+BEGIN;
+SET CONSTRAINTS dchild_pid_fk IMMEDIATE;
+SET CONSTRAINTS dchild_pid_fk DEFERRED;
+DELETE FROM dparent WHERE id = 12;
+UPDATE dchild SET pid = 13 WHERE pid = 12;
+COMMIT;
+SELECT id, pid FROM dchild WHERE id <= 12 ORDER BY id;
 -- a deferrable companion named after the server's checks is refused
 CREATE TABLE dparent2 (id int PRIMARY KEY);
 CREATE TABLE dchild2 (id int, pid int REFERENCES dparent2 DEFERRABLE INITIALLY DEFERRED);
@@ -223,6 +230,14 @@ CREATE TRIGGER "IG_mine" AFTER DELETE ON cf.oparent FOR EACH ROW
 SET ROLE regress_cf_deleter2;
 SELECT cf_try('DELETE FROM cf.oparent WHERE id = 2');
 RESET ROLE;
+SELECT (SELECT array_agg(id ORDER BY id) FROM cf.ochild) AS children;
+-- the child's owner becomes a member of the parent's owner: from the next
+-- firing on, the guard writes as the child's owner
+GRANT regress_cf_parent_owner TO regress_cf_child_owner;
+SET ROLE regress_cf_deleter2;
+DELETE FROM cf.oparent WHERE id = 2;
+RESET ROLE;
+REVOKE regress_cf_parent_owner FROM regress_cf_child_owner;
 SELECT (SELECT array_agg(id ORDER BY id) FROM cf.ochild) AS children;
 DROP TRIGGER "IG_mine" ON cf.oparent;
 DROP TABLE cf.ochild;

@@ -217,8 +217,8 @@ AS $$
                    THEN (SELECT stats_entries || ' of ' || stats_capacity FROM p)
                    ELSE 'off (needs shared_preload_libraries)' END,
      'cumulative counters in use (integrity_guard.max_stats)'),
-    ('stats_evicted', (SELECT stats_evicted::text FROM p),
-     'least-used counters evicted to make room since the last full reset'),
+    ('stats_dropped', (SELECT stats_evicted::text FROM p),
+     'least-used counters evicted to make room for new ones (integrity_guard.max_stats) since the last full reset'),
     ('stats_reset', (SELECT stats_reset::text FROM p),
      'when the stats were last reset'),
     ('enabled', current_setting('integrity_guard.enabled', true),
@@ -301,6 +301,37 @@ BEGIN
                         FROM unnest(args) WITH ORDINALITY AS u(a, n)));
     END IF;
     RETURN trigger_name;
+END
+$$;
+
+-- Guards attached before 1.2 get the companion too, so that their deferred
+-- keys are acted on at the server's check from now on.
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT t.tgrelid::regclass AS rel, a.args
+          FROM pg_catalog.pg_trigger t
+          JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+         CROSS JOIN LATERAL integrity_guard._trigger_args(t.tgargs) AS a(args)
+         WHERE p.proname = 'nullify_children'
+           AND p.pronamespace = 'integrity_guard'::regnamespace
+           AND t.tgname = 'IG_integrity_guard_children' AND t.tgparentid = 0
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger c
+                           WHERE c.tgrelid = t.tgrelid
+                             AND c.tgname = 'IG_integrity_guard_children_deferred')
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c
+                       WHERE c.contype = 'f' AND c.confrelid = t.tgrelid AND c.condeferred
+                         AND c.confdeltype IN ('a', 'r'))
+    LOOP
+        EXECUTE format('CREATE CONSTRAINT TRIGGER %I AFTER DELETE ON %s '
+                       'DEFERRABLE INITIALLY DEFERRED FOR EACH ROW '
+                       'EXECUTE FUNCTION integrity_guard.nullify_children(%s)',
+                       'IG_integrity_guard_children_deferred', g.rel,
+                       (SELECT string_agg(quote_literal(x), ', ' ORDER BY n)
+                        FROM unnest(g.args) WITH ORDINALITY AS u(x, n)));
+    END LOOP;
 END
 $$;
 

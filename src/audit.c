@@ -622,6 +622,14 @@ ig_audit_drain_job(Oid dbid)
 			int			n;
 			int			i;
 
+			/*
+			 * Lock the table before taking anything: a job waiting for a
+			 * lock must not hold incidents that a full queue could give to
+			 * another database (lock_timeout makes this a counted failure).
+			 */
+			LockRelationOid(get_relname_relid("audit_log",
+											  get_namespace_oid(IG_SCHEMA_NAME, false)),
+							RowExclusiveLock);
 			ig_queue_settle_stale(dbid);
 			job_xid = GetTopTransactionId();
 			n = ig_queue_take(dbid, job_xid, &jobs);

@@ -59,6 +59,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/regproc.h"
@@ -110,6 +111,7 @@ typedef struct ChildrenConfig
 	bool		delete_action;
 	bool		has_immediate_declared;
 	bool		companion;		/* a deferrable trigger: deferred FKs only */
+	Oid			parent_owner;
 	MemoryContext cxt;			/* where the configuration lives */
 	const char *tgname;
 	int			nrefs;
@@ -448,6 +450,19 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 		appendStringInfo(&row_where, " AND NOT EXISTS (SELECT 1 FROM %s%s p WHERE %s)",
 						 args->rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
 						 parent_name, parent_match.data);
+
+		/*
+		 * A child this transaction wrote after the delete and before the
+		 * check (inserted, or pointed at the deleted key) fails the server's
+		 * own check of that write: leave it to the server.  $n+1: the
+		 * transaction's xids; $n+2, $n+3: the command ids of the delete and
+		 * of the start of this check.
+		 */
+		appendStringInfo(&row_where,
+						 " AND NOT (x.xmin OPERATOR(pg_catalog.=) ANY ($%d)"
+						 " AND x.cmin::pg_catalog.text::pg_catalog.int8 > $%d"
+						 " AND x.cmin::pg_catalog.text::pg_catalog.int8 < $%d)",
+						 nkeys + 1, nkeys + 2, nkeys + 3);
 	}
 
 	/* a column that cannot be cleared: only look for a child to refuse */
@@ -770,16 +785,8 @@ ig_children_parse(IgArgs *args)
 			if (ref->active && ref->declared && !ref->deferred)
 				cfg->has_immediate_declared = true;
 
-			/*
-			 * The child's owner writes only for a parent it owns too: then
-			 * whoever may delete from the parent acts with the parent
-			 * owner's consent, as with the server's own RI actions.
-			 */
-			ref->as_owner = ref->declared &&
-				(ref->child_owner == parent_owner ||
-				 superuser_arg(ref->child_owner) ||
-				 has_privs_of_role(ref->child_owner, parent_owner));
 		}
+		cfg->parent_owner = parent_owner;
 	}
 
 	if (args->trigger != NULL)
@@ -870,7 +877,18 @@ reference_plan(ChildrenConfig *cfg, ChildRef *ref, bool set_based, Oid role)
 			return rp->plan;
 
 	/* parsing checks schema USAGE: the acting role is current here */
-	plan = SPI_prepare(sql, set_based ? 0 : ref->nkeys, ref->parent_types);
+	if (cfg->companion && !set_based)
+	{
+		Oid			types[INDEX_MAX_KEYS + 3];
+
+		memcpy(types, ref->parent_types, sizeof(Oid) * ref->nkeys);
+		types[ref->nkeys] = XIDARRAYOID;
+		types[ref->nkeys + 1] = INT8OID;
+		types[ref->nkeys + 2] = INT8OID;
+		plan = SPI_prepare(sql, ref->nkeys + 3, types);
+	}
+	else
+		plan = SPI_prepare(sql, set_based ? 0 : ref->nkeys, ref->parent_types);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
 			 sql, SPI_result_code_string(SPI_result));
@@ -895,6 +913,17 @@ run_reference(TriggerData *td, ChildrenConfig *cfg, ChildRef *ref,
 	SPIPlanPtr	plan;
 	int			rc;
 	uint64		processed;
+
+	/*
+	 * The child's owner writes only for a parent it owns too: then whoever
+	 * may delete from the parent acts with the parent owner's consent, as
+	 * with the server's own RI actions.  Checked at every firing, so that a
+	 * change of role membership counts at once.
+	 */
+	ref->as_owner = ref->declared &&
+		(ref->child_owner == cfg->parent_owner ||
+		 superuser_arg(ref->child_owner) ||
+		 has_privs_of_role(ref->child_owner, cfg->parent_owner));
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	role = ref->as_owner ? ref->child_owner : save_userid;
@@ -967,6 +996,47 @@ first_row_event(TriggerData *td, ChildrenConfig *cfg)
 	return true;
 }
 
+/*
+ * What the companion needs to tell the application's writes after a delete
+ * from its own: the transaction's xids (the top one, the committed
+ * subtransactions and the current one), and the command id at which this
+ * check began.  A check runs within one statement (COMMIT, SET CONSTRAINTS,
+ * or the end of a statement once immediate); every companion firing of that
+ * statement shares the first one's command id, so that the children the
+ * guard itself cleared for one row are not taken for the application's.
+ */
+static TimestampTz check_statement = 0;
+static TransactionId check_xid = InvalidTransactionId;
+static CommandId check_start = InvalidCommandId;
+
+static Datum
+companion_window(int64 *check_cid)
+{
+	TransactionId *children;
+	int			nchildren = xactGetCommittedChildren(&children);
+	Datum	   *xids = palloc(sizeof(Datum) * (nchildren + 2));
+	int			n = 0;
+	int			k;
+
+	if (check_statement != GetCurrentStatementStartTimestamp() ||
+		!TransactionIdEquals(check_xid, GetTopTransactionIdIfAny()))
+	{
+		check_statement = GetCurrentStatementStartTimestamp();
+		check_xid = GetTopTransactionIdIfAny();
+		check_start = GetCurrentCommandId(false);
+	}
+	*check_cid = (int64) check_start;
+
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		xids[n++] = TransactionIdGetDatum(GetTopTransactionIdIfAny());
+	if (TransactionIdIsValid(GetCurrentTransactionIdIfAny()))
+		xids[n++] = TransactionIdGetDatum(GetCurrentTransactionIdIfAny());
+	for (k = 0; k < nchildren; k++)
+		xids[n++] = TransactionIdGetDatum(children[k]);
+	return PointerGetDatum(construct_array(xids, n, XIDOID, sizeof(TransactionId),
+										   true, TYPALIGN_INT));
+}
+
 PG_FUNCTION_INFO_V1(nullify_children);
 
 Datum
@@ -975,9 +1045,11 @@ nullify_children(PG_FUNCTION_ARGS)
 	TriggerData *td;
 	ChildrenConfig *cfg;
 	bool		set_based;
-	Datum		values[INDEX_MAX_KEYS];
-	char		nulls[INDEX_MAX_KEYS];
+	Datum		values[INDEX_MAX_KEYS + 3];
+	char		nulls[INDEX_MAX_KEYS + 3];
 	Datum		result;
+	Datum		own_xids = (Datum) 0;
+	int64		check_cid = 0;
 	int			i;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -1016,6 +1088,9 @@ nullify_children(PG_FUNCTION_ARGS)
 		!first_row_event(td, cfg))
 		return result;
 
+	if (cfg->companion && !set_based)
+		own_xids = companion_window(&check_cid);
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (td->tg_oldtable != NULL &&
@@ -1048,6 +1123,14 @@ nullify_children(PG_FUNCTION_ARGS)
 			/* a NULL parent key is referenced by nothing */
 			if (any_null)
 				continue;
+			if (cfg->companion)
+			{
+				values[ref->nkeys] = own_xids;
+				values[ref->nkeys + 1] =
+					Int64GetDatum((int64) HeapTupleHeaderGetCmax(td->tg_trigtuple->t_data));
+				values[ref->nkeys + 2] = Int64GetDatum(check_cid);
+				nulls[ref->nkeys] = nulls[ref->nkeys + 1] = nulls[ref->nkeys + 2] = ' ';
+			}
 		}
 
 		changed = run_reference(td, cfg, ref, set_based, values, nulls);
@@ -1062,11 +1145,13 @@ nullify_children(PG_FUNCTION_ARGS)
 }
 
 /*
- * SET CONSTRAINTS naming a deferred foreign key IMMEDIATE runs the server's
- * checks of that key now, but not the guard's companion trigger, which is a
- * constraint of its own: name the companion too, so that it runs first, as
- * at commit.  The companion is named in its table's schema, so every guard's
- * companion in that schema turns immediate with it.
+ * SET CONSTRAINTS naming a deferrable foreign key IMMEDIATE runs the
+ * server's checks of that key now, but not the guard's companion trigger,
+ * which is a constraint of its own: name the companion too, so that it runs
+ * first, as at commit (and follows the key back to DEFERRED).  The companion
+ * is named in its table's schema, so every guard's companion in that schema
+ * follows.  This needs the library loaded in the session, as it is once any
+ * guard has fired, or when preloaded.
  */
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -1167,7 +1252,6 @@ children_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *parsetree = pstmt->utilityStmt;
 
 	if (IsA(parsetree, ConstraintsSetStmt) &&
-		!((ConstraintsSetStmt *) parsetree)->deferred &&
 		((ConstraintsSetStmt *) parsetree)->constraints != NIL &&
 		IsTransactionState())
 	{

@@ -73,7 +73,8 @@ extern uint64 ig_captured_unique_violations;
  * ig_copy_bounded) so that it can live in a shared hash table compared
  * with memcmp.  The detail (key values) is not part of the key: incidents
  * of one table, target, kind and role within a flush window aggregate into
- * one queue entry holding a bounded sample of details.
+ * one queue entry holding a bounded sample of details.  An incident without
+ * a table (an error in an expression) keeps its statement apart.
  */
 #define IG_TYPE_LEN		64
 #define IG_TARGET_LEN	256
@@ -90,6 +91,7 @@ typedef struct IgEventKey
 	char		table_name[NAMEDATALEN];
 	char		target[IG_TARGET_LEN];
 	char		application_name[NAMEDATALEN];
+	uint32		detail_hash;	/* incidents without a table: their detail's */
 } IgEventKey;
 
 /* What a shared entry counts; the spinlock protects the rest. */

@@ -92,6 +92,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 #include "utils/wait_event.h"
 
 #include "pg_integrity_guard.h"
@@ -148,6 +149,7 @@ typedef struct IgOwner
 	int32		nroles;			/* database rows: roles with queued > 0 */
 	int64		dropped;		/* events lost to a full queue */
 	int64		discarded;		/* events not written: no extension, dropped */
+	bool		stalled;		/* database rows: its last flush job failed */
 } IgOwner;
 
 typedef enum IgDbState
@@ -162,6 +164,8 @@ typedef struct IgDbSlot
 	Oid			dbid;
 	IgDbState	state;
 	bool		job_started;	/* launched, not yet reported back */
+	bool		flush_requested;	/* by flush(): no need to wait */
+	TimestampTz last_start;		/* one job per flush_interval */
 	int			failures;		/* consecutive failed jobs */
 	int64		failures_total;
 	TimestampTz retry_at;		/* backoff after failures */
@@ -229,6 +233,7 @@ ig_event_hash(const void *key, Size keysize)
 	h = hash_field(h, k->schema_name);
 	h = hash_field(h, k->table_name);
 	h = hash_field(h, k->target);
+	h = hash_combine(h, k->detail_hash);
 	return hash_field(h, k->application_name);
 }
 
@@ -361,8 +366,22 @@ owner_get(Oid dbid, Oid roleid, bool create)
 		owner->nroles = 0;
 		owner->dropped = 0;
 		owner->discarded = 0;
+		owner->stalled = false;
 	}
 	return owner;
+}
+
+/* A database's jobs fail (or work again): its entries give way first. */
+static void
+owner_set_stalled(Oid dbid, bool stalled)
+{
+	IgOwner    *db;
+
+	LWLockAcquire(ig_shared->queue_lock, LW_EXCLUSIVE);
+	db = owner_get(dbid, InvalidOid, stalled);
+	if (db != NULL)
+		db->stalled = stalled;
+	LWLockRelease(ig_shared->queue_lock);
 }
 
 static void
@@ -457,6 +476,36 @@ queue_admit(const IgEventKey *key)
 		return false;
 	if (hash_get_num_entries(ig_queue) < ig_queue_size)
 		return true;
+
+	/*
+	 * A database whose flush jobs fail cannot empty its part of the queue:
+	 * a working database takes the place of its entries before any share is
+	 * counted, so a stalled database loses only its own incidents.
+	 */
+	if (!db->stalled)
+	{
+		hash_seq_init(&status, ig_owners);
+		while ((o = hash_seq_search(&status)) != NULL)
+			if (o->key.roleid == InvalidOid && o->stalled && o->queued > 0 &&
+				(victim == NULL || o->queued > victim->queued))
+				victim = o;
+		if (victim != NULL)
+		{
+			Oid			vdb = victim->key.dbid;
+
+			victim = NULL;
+			hash_seq_init(&status, ig_owners);
+			while ((o = hash_seq_search(&status)) != NULL)
+				if (o->key.dbid == vdb && o->key.roleid != InvalidOid &&
+					o->queued > 0 &&
+					(victim == NULL || o->queued > victim->queued))
+					victim = o;
+			if (victim != NULL &&
+				evict_one(victim->key.dbid, victim->key.roleid))
+				return true;
+			victim = NULL;
+		}
+	}
 
 	share = ig_queue_size / Max(ig_shared->ndbs_active + (db->queued == 0), 1);
 	if (db->queued < share)
@@ -699,12 +748,18 @@ ig_pipeline_push(const IgEventKey *key, const char *detail, int64 n,
 				 TimestampTz first_seen, TimestampTz last_seen)
 {
 	char		d[IG_DETAIL_LEN];
+	IgEventKey	k;
 
 	if (ig_shared == NULL || n <= 0)
 		return;
 	set_detail(d, detail);
 	stats_add(key, n, first_seen, last_seen);
-	(void) queue_add(key, d, n, first_seen, last_seen);
+	/* without a table, only the statement tells incidents apart */
+	k = *key;
+	k.detail_hash = 0;
+	if (k.table_name[0] == '\0')
+		k.detail_hash = hash_bytes((const unsigned char *) d, strlen(d));
+	(void) queue_add(&k, d, n, first_seen, last_seen);
 }
 
 /* The JSON detail of an entry with its sample, palloc'd; NULL if none. */
@@ -970,6 +1025,7 @@ ig_pipeline_report_flush(Oid dbid, bool has_extension, int64 written)
 		ig_shared->last_flush = now;
 		SpinLockRelease(&ig_shared->mutex);
 	}
+	owner_set_stalled(dbid, false);
 }
 
 /* Count a failed job and schedule the next try later and later. */
@@ -998,6 +1054,7 @@ ig_pipeline_report_failure(Oid dbid, const char *message)
 	if (slot != NULL)
 		slot_failed(slot, message, GetCurrentTimestamp());
 	LWLockRelease(ig_shared->db_lock);
+	owner_set_stalled(dbid, true);
 }
 
 /* Drop a database's queued incidents (they stay in the statistics). */
@@ -1320,8 +1377,10 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 	TimestampTz now = GetCurrentTimestamp();
 	Oid			discard[IG_MAX_DATABASES];
 	Oid			check[IG_MAX_DATABASES];
+	Oid			stalled[IG_MAX_DATABASES];
 	int			ndiscard = 0;
 	int			ncheck = 0;
+	int			nstalled = 0;
 	int			i;
 	int			k;
 
@@ -1364,7 +1423,11 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 		pfree(handles[i]);
 		handles[i] = NULL;
 		if (slot->job_started)
+		{
 			slot_failed(slot, "the flush job exited before writing (database dropped or not accepting connections?)", now);
+			if (nstalled < IG_MAX_DATABASES)
+				stalled[nstalled++] = slot->dbid;
+		}
 		if (slot->failures >= IG_CHECK_DROPPED_AFTER && ncheck < IG_MAX_DATABASES)
 			check[ncheck++] = slot->dbid;
 	}
@@ -1398,9 +1461,11 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 		for (d = 0; d < ndbs; d++)
 			if (dbs[d].dbid == slot->dbid)
 				break;
-		/* entries a committed job holds need a job now and then to settle */
-		if (d == ndbs ||
-			(dbs[d].unmarked == 0 && round % 8 != 0))
+		/*
+		 * Entries a committed job still holds (a snapshot could miss its
+		 * rows) need another job, in the next window, to settle them.
+		 */
+		if (d == ndbs)
 			continue;
 		if (slot->state == IG_DB_NO_EXTENSION &&
 			!TimestampDifferenceExceeds(slot->checked, now,
@@ -1411,6 +1476,10 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 			continue;
 		}
 		if (slot->retry_at > now)
+			continue;
+		/* one job per flush window: a storm is a few rows per interval */
+		if (!slot->flush_requested &&
+			!TimestampDifferenceExceeds(slot->last_start, now, ig_flush_interval))
 			continue;
 
 		fill_worker(&worker, "ig_job_main", "pg_integrity_guard flush");
@@ -1424,11 +1493,15 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 			break;
 		}
 		slot->job_started = true;
+		slot->flush_requested = false;
+		slot->last_start = now;
 		running++;
 		*next = (index + 1) % IG_MAX_DATABASES;
 	}
 	LWLockRelease(ig_shared->db_lock);
 
+	for (i = 0; i < nstalled; i++)
+		owner_set_stalled(stalled[i], true);
 	for (i = 0; i < ndiscard; i++)
 		ig_pipeline_discard(discard[i]);
 	for (i = 0; i < ncheck; i++)
@@ -1893,7 +1966,8 @@ ig_pending_fn(PG_FUNCTION_ARGS)
 	int			a;
 
 	InitMaterializedSRF(fcinfo, 0);
-	if (ig_shared == NULL || !ig_durable_audit)
+	/* the queue holds other sessions' incidents even if this one's are not */
+	if (ig_shared == NULL)
 		return (Datum) 0;
 	ig_audit_push_if_durable();
 	desc = rsinfo->setDesc;
@@ -1992,17 +2066,16 @@ ig_pending_fn(PG_FUNCTION_ARGS)
 		}
 		if (OidIsValid(visible_fn))
 		{
-			HeapTuple	tuple = heap_form_tuple(desc, values, nulls);
-			HeapTupleHeader row;
-			Datum		visible;
+			/* the row as a value of the table's row type */
+			TupleDesc	rowdesc = lookup_rowtype_tupdesc(rowtype, -1);
+			HeapTuple	tuple = heap_form_tuple(rowdesc, values, nulls);
+			Datum		row = heap_copy_tuple_as_datum(tuple, rowdesc);
+			bool		visible;
 
-			row = (HeapTupleHeader) palloc(tuple->t_len);
-			memcpy(row, tuple->t_data, tuple->t_len);
-			HeapTupleHeaderSetDatumLength(row, tuple->t_len);
-			HeapTupleHeaderSetTypeId(row, rowtype);
-			HeapTupleHeaderSetTypMod(row, -1);
-			visible = OidFunctionCall1(visible_fn, PointerGetDatum(row));
-			if (!DatumGetBool(visible))
+			ReleaseTupleDesc(rowdesc);
+			visible = DatumGetBool(OidFunctionCall1(visible_fn, row));
+			heap_freetuple(tuple);
+			if (!visible)
 				continue;
 		}
 		tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
@@ -2025,10 +2098,13 @@ ig_pipeline_flush_wait(void)
 
 	if (ig_shared == NULL || RecoveryInProgress())
 		return 0;
-	LWLockAcquire(ig_shared->db_lock, LW_SHARED);
-	slot = db_slot(MyDatabaseId, false);
+	LWLockAcquire(ig_shared->db_lock, LW_EXCLUSIVE);
+	slot = db_slot(MyDatabaseId, true);
 	if (slot)
+	{
 		before = slot->written;
+		slot->flush_requested = true;
+	}
 	LWLockRelease(ig_shared->db_lock);
 	wake_launcher();
 	if (IsTransactionBlock())

@@ -5,7 +5,11 @@
 #  2. a hot saturated counter updated by CLIENTS sessions: throughput with
 #     the shared queue against one audit row per event, and against the
 #     same updates on an unsaturated, unguarded table;
-#  3. what error capture costs a plain INSERT workload.
+#  3. what error capture costs a plain INSERT workload;
+#  4. a duplicate storm: STORM_CLIENTS clients inserting random existing keys
+#     (distinct keys) for DURATION seconds, with error capture off and on:
+#     errors per second, incidents recorded per second, audit rows, and the
+#     cost of capturing one error.
 # Prints measured numbers only; nothing here passes or fails.
 #   DURATION=30 CLIENTS=8 SECS=15 REPS=3 bash test/bench/pipeline.sh
 set -euo pipefail
@@ -17,7 +21,8 @@ DURATION=${DURATION:-30}
 CLIENTS=${CLIENTS:-8}
 SECS=${SECS:-15}
 REPS=${REPS:-3}
-PARTS=${PARTS:-"duplicates counter capture"}
+PARTS=${PARTS:-"duplicates counter capture storm"}
+STORM_CLIENTS=${STORM_CLIENTS:-4}
 PY=/usr/bin/python3
 
 ensure_packages python3-psycopg2
@@ -43,6 +48,8 @@ SELECT integrity_guard.guard_counter('hot_saturated', ARRAY['n']);
 INSERT INTO hot_cold SELECT g, 0 FROM generate_series(1, 64) g;
 INSERT INTO hot_saturated SELECT g, 2147483647 FROM generate_series(1, 64) g;
 CREATE TABLE ins (id bigserial PRIMARY KEY, v int);
+CREATE TABLE storm (id int PRIMARY KEY);
+INSERT INTO storm SELECT generate_series(1, 100000);
 SQL
 
 # ---- 1. duplicate-key errors from CLIENTS clients
@@ -128,4 +135,41 @@ printf '\nPlain INSERTs from %s sessions, %ss runs, best of %s\n\n' "$CLIENTS" "
 printf '| %-62s | %9s | %9s | %7s |\n' "case" "base tps" "tps" "ratio"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..64})" "-----------" "-----------" "---------"
 tps_row "capture_errors at its default vs capture_errors = ''" "${TPS[capture_off]}" "${TPS[capture_on]}"
+fi
+
+# ---- 4. a duplicate storm of distinct keys, capture off and on, best of
+# REPS alternating runs (noise on a shared machine only slows a run down)
+if [[ " $PARTS " == *" storm "* ]]; then
+rows_before=$(psql_q -c "SELECT count(*) FROM integrity_guard.audit_log")
+psql_q -c 'SELECT integrity_guard.stats_reset()' >/dev/null
+best_off=0 best_on=0 total_on=0
+start=$(date +%s.%N)
+for ((r = 0; r < REPS; r++)); do
+    off=$(cd "$TOP/test/bench" && "$PY" storm_clients.py "$STORM_CLIENTS" "$DURATION" storm 100000 \
+        "-c integrity_guard.capture_errors=")
+    on=$(cd "$TOP/test/bench" && "$PY" storm_clients.py "$STORM_CLIENTS" "$DURATION" storm 100000)
+    total_on=$((total_on + on))
+    [ "$off" -gt "$best_off" ] && best_off=$off
+    [ "$on" -gt "$best_on" ] && best_on=$on
+done
+psql_q -c 'SELECT integrity_guard.flush()' >/dev/null
+end=$(date +%s.%N)
+recorded=$(psql_q -c "SELECT coalesce(sum(occurrences), 0) FROM integrity_guard.events(NULL, 'storm')")
+rows=$(( $(psql_q -c "SELECT count(*) FROM integrity_guard.audit_log") - rows_before ))
+dropped=$(psql_q -c "SELECT value FROM integrity_guard.status() WHERE name = 'queue_dropped'")
+printf '\n%s clients inserting random existing keys (1..100000), %s x %ss runs each, best run\n\n' \
+    "$STORM_CLIENTS" "$REPS" "$DURATION"
+awk -v off="$best_off" -v on="$best_on" -v d="$DURATION" -v c="$STORM_CLIENTS" -v rec="$recorded" \
+    -v total="$total_on" -v rows="$rows" -v dropped="$dropped" -v reps="$REPS" 'BEGIN {
+    printf "| %-44s | %12s |\n", "measure", "value"
+    printf "|%s|%s|\n", "----------------------------------------------", "--------------"
+    printf "| %-44s | %12.0f |\n", "errors/s, capture off (best run)", off / d
+    printf "| %-44s | %12.0f |\n", "errors/s, capture on (best run)", on / d
+    printf "| %-44s | %12.1f |\n", "cost per captured error (us of client time)", (d * c / on - d * c / off) * 1e6
+    printf "| %-44s | %12s |\n", "errors received with capture on (all runs)", total
+    printf "| %-44s | %12s |\n", "occurrences recorded in the audit", rec
+    printf "| %-44s | %12.0f |\n", "incidents recorded per second of capture", rec / (reps * d)
+    printf "| %-44s | %12s |\n", "audit rows written", rows
+    printf "| %-44s | %12s |\n", "queue_dropped", dropped
+}'
 fi

@@ -67,6 +67,8 @@ is($node->safe_psql('app', q{
     'counter_saturated=2,duplicate_key=2', 'the stats view of 1.1 counts them');
 
 # -- pg_dump / pg_restore of the updated database
+# (flush() waits until the flush job has written what is queued)
+$node->safe_psql('app', 'SELECT integrity_guard.flush()');
 my $dump = $node->basedir . '/app.dump';
 $node->command_ok(['pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('app')], 'pg_dump');
 $node->safe_psql('postgres', 'CREATE DATABASE restored');

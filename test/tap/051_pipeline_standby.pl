@@ -41,7 +41,7 @@ is($standby->safe_psql('postgres', q{
     'data_exception=1:true,numeric_out_of_range=3:true',
     'the standby\'s readers show its own pending incidents (no id: not written yet)');
 is($standby->safe_psql('postgres', q{
-    SELECT sum(occurrences) FROM integrity_guard.summary() WHERE table_name IS NULL}), '4',
+    SELECT sum(occurrences) FROM integrity_guard.summary() WHERE schema_name IS NULL}), '4',
     'summary() counts them too');
 is($standby->safe_psql('postgres', q{
     SELECT sum(occurrences) FROM integrity_guard.stats WHERE event_type IN ('numeric_out_of_range', 'data_exception')}),
