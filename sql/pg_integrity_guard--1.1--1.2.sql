@@ -1527,16 +1527,16 @@ AS $$
 BEGIN
     INSERT INTO integrity_guard.audit_keys (id, key_values)
     SELECT NEW.id, jsonb_object_agg(e.key, e.value)
-      FROM jsonb_each(NEW.detail) e WHERE e.key IN ('key', 'detail')
+      FROM jsonb_each(NEW.detail) e WHERE e.key IN ('key', 'detail', 'samples')
     ON CONFLICT (id) DO NOTHING;
-    UPDATE integrity_guard.audit_log a SET detail = a.detail - '{key,detail}'::text[]
+    UPDATE integrity_guard.audit_log a SET detail = a.detail - '{key,detail,samples}'::text[]
      WHERE a.id = NEW.id;
     RETURN NULL;
 END
 $$;
 REVOKE ALL ON FUNCTION integrity_guard._audit_keys_apart() FROM PUBLIC;
 CREATE TRIGGER audit_log_keys_apart AFTER INSERT ON integrity_guard.audit_log
-    FOR EACH ROW WHEN (NEW.detail ?| '{key,detail}')
+    FOR EACH ROW WHEN (NEW.detail ?| '{key,detail,samples}')
     EXECUTE FUNCTION integrity_guard._audit_keys_apart();
 
 -- Keep the names (what a dump carries) of live relations right, and unbind
@@ -1578,10 +1578,10 @@ CREATE EVENT TRIGGER integrity_guard_audit_rename ON ddl_command_end
 -- Rows recorded before 1.2 keep their key values in detail: move them.
 INSERT INTO integrity_guard.audit_keys (id, key_values)
 SELECT a.id, (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(a.detail) e
-              WHERE e.key IN ('key', 'detail'))
-FROM integrity_guard.audit_log a WHERE a.detail ?| '{key,detail}';
-UPDATE integrity_guard.audit_log SET detail = detail - '{key,detail}'::text[]
- WHERE detail ?| '{key,detail}';
+              WHERE e.key IN ('key', 'detail', 'samples'))
+FROM integrity_guard.audit_log a WHERE a.detail ?| '{key,detail,samples}';
+UPDATE integrity_guard.audit_log SET detail = detail - '{key,detail,samples}'::text[]
+ WHERE detail ?| '{key,detail,samples}';
 
 -- Rows recorded before 1.2 were visible by name: bind them once.
 UPDATE integrity_guard.audit_log a
@@ -1624,10 +1624,11 @@ AS $$
            AND NOT pg_catalog.row_security_active($1.relid)
            AND (pg_catalog.has_table_privilege($1.relid, 'SELECT')
                 OR (SELECT bool_and(coalesce(c > 0 AND pg_catalog.has_column_privilege($1.relid, c, 'SELECT'), false))
-                    FROM pg_catalog.unnest(coalesce($1.key_columns,
+                    FROM pg_catalog.unnest(CASE WHEN $1.detail ? 'samples' THEN '{0}'::smallint[]
+                                                ELSE coalesce($1.key_columns,
                                                     (SELECT array_agg(x::smallint)
                                                      FROM jsonb_array_elements_text($1.detail->'key_columns') x),
-                                                    '{0}')) c)),
+                                                    '{0}') END) c)),
            false)
 $$;
 
@@ -1639,8 +1640,8 @@ RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT CASE WHEN $1.detail ?| '{key,detail}' AND NOT integrity_guard._key_visible($1)
-              THEN $1.detail - '{key,detail,key_columns}'::text[]
+  SELECT CASE WHEN $1.detail ?| '{key,detail,samples}' AND NOT integrity_guard._key_visible($1)
+              THEN $1.detail - '{key,detail,samples,key_columns}'::text[]
               ELSE $1.detail - 'key_columns' END
          || coalesce((SELECT k.key_values FROM integrity_guard.audit_keys k WHERE k.id = $1.id), '{}')
 $$;

@@ -106,8 +106,8 @@ static const char *const ig_audit_insert_1_1 =
 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_catalog.jsonb)";
 
 /*
- * Key values ("key") and the server's DETAIL ("detail", which shows row
- * values) go to audit_keys, readable under the rule of the server's own
+ * Key values ("key", and the other keys aggregated in "samples") and the
+ * server's DETAIL ("detail", which shows row values) go to audit_keys, readable under the rule of the server's own
  * error DETAIL; "key_columns" becomes audit_log.key_columns.
  */
 static const char *const ig_audit_insert =
@@ -116,14 +116,15 @@ static const char *const ig_audit_insert =
 " table_name, relid, target, occurrences, first_seen, last_seen, role_name,"
 " database_name, application_name, detail, key_columns)"
 " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-" d.j OPERATOR(pg_catalog.-) '{key,detail,key_columns}'::pg_catalog.text[],"
+" d.j OPERATOR(pg_catalog.-) '{key,detail,samples,key_columns}'::pg_catalog.text[],"
+" CASE WHEN NOT d.j OPERATOR(pg_catalog.?) 'samples' THEN"
 " (SELECT pg_catalog.array_agg(x::pg_catalog.int2)"
-" FROM pg_catalog.jsonb_array_elements_text(d.j OPERATOR(pg_catalog.->) 'key_columns') x)"
+" FROM pg_catalog.jsonb_array_elements_text(d.j OPERATOR(pg_catalog.->) 'key_columns') x) END"
 " FROM d RETURNING id)"
 " INSERT INTO integrity_guard.audit_keys (id, key_values)"
 " SELECT ins.id, (SELECT pg_catalog.jsonb_object_agg(e.key, e.value)"
-" FROM pg_catalog.jsonb_each(d.j) e WHERE e.key IN ('key', 'detail'))"
-" FROM ins, d WHERE d.j OPERATOR(pg_catalog.?|) '{key,detail}'::pg_catalog.text[]";
+" FROM pg_catalog.jsonb_each(d.j) e WHERE e.key IN ('key', 'detail', 'samples'))"
+" FROM ins, d WHERE d.j OPERATOR(pg_catalog.?|) '{key,detail,samples}'::pg_catalog.text[]";
 
 const char *
 ig_event_type_name(IgEventType type)
