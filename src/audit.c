@@ -98,11 +98,33 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 #define IG_AUDIT_NPARAMS 12
 
-static const char *const ig_audit_insert =
+/* Before 1.2: no audit_keys, no key_columns. */
+static const char *const ig_audit_insert_1_1 =
 "INSERT INTO integrity_guard.audit_log (event_type, schema_name, table_name,"
 " relid, target, occurrences, first_seen, last_seen, role_name,"
 " database_name, application_name, detail)"
 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_catalog.jsonb)";
+
+/*
+ * Key values ("key", and the other keys aggregated in "samples") and the
+ * server's DETAIL ("detail", which shows row values) go to audit_keys, readable under the rule of the server's own
+ * error DETAIL; "key_columns" becomes audit_log.key_columns.
+ */
+static const char *const ig_audit_insert =
+"WITH d AS (SELECT $12::pg_catalog.jsonb AS j),"
+" ins AS (INSERT INTO integrity_guard.audit_log (event_type, schema_name,"
+" table_name, relid, target, occurrences, first_seen, last_seen, role_name,"
+" database_name, application_name, detail, key_columns)"
+" SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+" d.j OPERATOR(pg_catalog.-) '{key,detail,samples,key_columns}'::pg_catalog.text[],"
+" CASE WHEN NOT d.j OPERATOR(pg_catalog.?) 'samples' THEN"
+" (SELECT pg_catalog.array_agg(x::pg_catalog.int2)"
+" FROM pg_catalog.jsonb_array_elements_text(d.j OPERATOR(pg_catalog.->) 'key_columns') x) END"
+" FROM d RETURNING id)"
+" INSERT INTO integrity_guard.audit_keys (id, key_values)"
+" SELECT ins.id, (SELECT pg_catalog.jsonb_object_agg(e.key, e.value)"
+" FROM pg_catalog.jsonb_each(d.j) e WHERE e.key IN ('key', 'detail', 'samples'))"
+" FROM ins, d WHERE d.j OPERATOR(pg_catalog.?|) '{key,detail,samples}'::pg_catalog.text[]";
 
 const char *
 ig_event_type_name(IgEventType type)
@@ -356,7 +378,11 @@ ig_insert_incidents(Oid owner, IgIncident *rows, int nrows)
 							   SECURITY_RESTRICTED_OPERATION);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		plan = SPI_prepare(ig_audit_insert, IG_AUDIT_NPARAMS, argtypes);
+		/* the library serves every version of the extension's objects */
+		plan = SPI_prepare(OidIsValid(get_relname_relid("audit_keys",
+														 get_namespace_oid(IG_SCHEMA_NAME, true))) ?
+						   ig_audit_insert : ig_audit_insert_1_1,
+						   IG_AUDIT_NPARAMS, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s",
 				 SPI_result_code_string(SPI_result));
@@ -511,6 +537,24 @@ empty_to_null(const char *s)
 	return s[0] ? s : NULL;
 }
 
+/*
+ * The table a captured error named, bound when it is written or shown
+ * pending (the error hook cannot read the catalogs).  A temporary table is never bound: its
+ * schema name may belong to another session by now.
+ */
+Oid
+ig_audit_bind_by_name(const char *schema_name, const char *table_name)
+{
+	Oid			nsp;
+
+	if (schema_name[0] == '\0' || table_name[0] == '\0' ||
+		strncmp(schema_name, "pg_temp_", 8) == 0 ||
+		strncmp(schema_name, "pg_toast_temp_", 14) == 0)
+		return InvalidOid;
+	nsp = get_namespace_oid(schema_name, true);
+	return OidIsValid(nsp) ? get_relname_relid(table_name, nsp) : InvalidOid;
+}
+
 /* Delete rows older than integrity_guard.retention, as the owner. */
 static void
 ig_apply_retention(Oid owner)
@@ -598,7 +642,8 @@ ig_audit_drain_job(Oid dbid)
 				rows[i].event_type = k->event_type;
 				rows[i].schema_name = empty_to_null(k->schema_name);
 				rows[i].table_name = empty_to_null(k->table_name);
-				rows[i].relid = k->relid;
+				rows[i].relid = OidIsValid(k->relid) ? k->relid :
+					ig_audit_bind_by_name(k->schema_name, k->table_name);
 				/* a guard's target is never NULL; a captured error may have none */
 				rows[i].target = k->relid != InvalidOid ? k->target :
 					empty_to_null(k->target);
@@ -746,4 +791,17 @@ ig_flush(PG_FUNCTION_ARGS)
 	if (ig_queue_mode())
 		written = ig_pipeline_flush_wait();
 	PG_RETURN_INT64(written);
+}
+
+/*
+ * integrity_guard._writing() returns bool: whether this backend's audit
+ * writer is inserting, so that the audit_log insert trigger knows that the
+ * row's relid is one of this database (else it rebinds it by name).
+ */
+PG_FUNCTION_INFO_V1(ig_audit_writing);
+
+Datum
+ig_audit_writing(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(flushing);
 }

@@ -255,6 +255,96 @@ json_member(char *buf, size_t size, size_t *pos, const char *key,
 	*pos = p;
 }
 
+/*
+ * Where the server raises the errors that name a table: unique and
+ * exclusion checks, foreign keys, NOT NULL, CHECK, partition and WITH
+ * CHECK OPTION constraints (also when ALTER TABLE or COPY runs them), and
+ * guard_unique.  errstart() keeps the base name of the source file.
+ */
+static const char *const server_check_files[] = {
+	"nbtinsert.c", "execIndexing.c", "ri_triggers.c", "execMain.c",
+	"execPartition.c", "execReplication.c", "nodeModifyTable.c",
+	"tablecmds.c", "copyfrom.c", "copyfromparse.c",
+	/* this extension's guards, on the row the role writes */
+	"unique.c", "range.c", NULL
+};
+
+/* The statements by which procedural languages raise what user code asks. */
+static const char *const user_raise_files[] = {
+	"pl_exec.c", "plpy_elog.c", "plpy_plpymodule.c", "plperl.c", "Util.c",
+	"SPI.c", "pltcl.c", NULL
+};
+
+static bool
+file_in(const char *file, const char *const *list)
+{
+	int			i;
+
+	if (file == NULL)
+		return false;
+	for (i = 0; list[i] != NULL; i++)
+		if (strcmp(file, list[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * An error the server's checks did not raise: anything from a procedural
+ * language's RAISE/elog, and any error naming a table that does not come
+ * from the server's own constraint checks.  Such an error may say anything
+ * (RAISE ... USING TABLE = 'victim', DETAIL = 'Key (id)=(666) ...'): it is
+ * recorded as user_raised, by the raising role, on no table, so that it is
+ * never shown to readers of a table as that table's incident.
+ */
+static bool
+raised_by_user(const ErrorData *edata)
+{
+	if (file_in(edata->filename, user_raise_files))
+		return true;
+	if (edata->table_name != NULL || edata->schema_name != NULL)
+		return !file_in(edata->filename, server_check_files);
+	return false;
+}
+
+static void
+ig_capture_user_raised(ErrorData *edata, const IgCaptureItem *item)
+{
+	IgEventKey	key;
+	char		detail[IG_DETAIL_LEN];
+	size_t		pos = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	memset(&key, 0, sizeof(key));
+	key.dbid = MyDatabaseId;
+	key.relid = InvalidOid;
+	key.roleid = GetUserId();
+	ig_copy_bounded(key.event_type, IG_TYPE_LEN, "user_raised");
+	ig_copy_bounded(key.target, IG_TARGET_LEN, item->event_type);
+	ig_copy_bounded(key.application_name, NAMEDATALEN, application_name);
+
+	memset(detail, 0, sizeof(detail));
+	detail[pos++] = '{';
+	json_member(detail, IG_DETAIL_LEN, &pos, "sqlstate",
+				unpack_sql_state(edata->sqlerrcode), 5);
+	json_member(detail, IG_DETAIL_LEN, &pos, "message",
+				edata->message, 200);
+	json_member(detail, IG_DETAIL_LEN, &pos, "raised_in",
+				edata->funcname, 64);
+	/* what the raising code claimed, as it claimed it */
+	json_member(detail, IG_DETAIL_LEN, &pos, "claimed_schema",
+				edata->schema_name, NAMEDATALEN);
+	json_member(detail, IG_DETAIL_LEN, &pos, "claimed_table",
+				edata->table_name, NAMEDATALEN);
+	json_member(detail, IG_DETAIL_LEN, &pos, "claimed_constraint",
+				edata->constraint_name, NAMEDATALEN);
+	json_member(detail, IG_DETAIL_LEN, &pos, "statement",
+				debug_query_string, 256);
+	detail[pos++] = '}';
+	detail[pos] = '\0';
+
+	ig_pipeline_push(&key, detail, 1, now, now);
+}
+
 static void
 ig_capture(ErrorData *edata, const IgCaptureItem *item)
 {
@@ -264,9 +354,15 @@ ig_capture(ErrorData *edata, const IgCaptureItem *item)
 	bool		has_table = edata->table_name != NULL;
 	TimestampTz now = GetCurrentTimestamp();
 
+	if (raised_by_user(edata))
+	{
+		ig_capture_user_raised(edata, item);
+		return;
+	}
+
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
-	key.relid = InvalidOid;		/* no catalog access here */
+	key.relid = InvalidOid;		/* no catalog access here: the writer binds */
 	key.roleid = GetUserId();
 	ig_copy_bounded(key.event_type, IG_TYPE_LEN, item->event_type);
 	if (has_table)

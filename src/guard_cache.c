@@ -34,6 +34,12 @@
 #include "utils/memutils.h"
 #include "utils/catcache.h"
 #include "utils/relcache.h"
+#include "utils/syscache.h"
+#include "utils/acl.h"
+#include "access/relation.h"
+#include "catalog/pg_class.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
 
 #include "pg_integrity_guard.h"
 
@@ -488,6 +494,7 @@ ig_check_args_config(FunctionCallInfo fcinfo)
 	IgParseFunc parse;
 	Relation	rel;
 	IgArgs		args;
+	AclResult	aclresult;
 	int			i;
 
 	if (strcmp(guard, "saturate_counter") == 0)
@@ -515,10 +522,32 @@ ig_check_args_config(FunctionCallInfo fcinfo)
 		argv[i] = TextDatumGetCString(elems[i]);
 	}
 
-	rel = table_open(relid, AccessShareLock);
+	/*
+	 * Callable directly: a missing OID gets a clear error, and only a role
+	 * that may attach a trigger to the table (what the helpers do next)
+	 * gets to lock it and learn what the parser says about it.
+	 */
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table with OID %u does not exist", relid)));
+	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, get_rel_name(relid));
+	rel = try_relation_open(relid, AccessShareLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table with OID %u does not exist", relid)));
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
+				 errhint("Guards attach to ordinary and partitioned tables.")));
 	ig_split_args(&args, guard, rel, nelems, argv);
 	config = parse(&args);
-	table_close(rel, AccessShareLock);
+	relation_close(rel, AccessShareLock);
 
 	return config;
 }
@@ -544,6 +573,8 @@ ig_trigger_args(PG_FUNCTION_ARGS)
 		const char *nul = memchr(p, '\0', end - p);
 		int			len = nul ? nul - p : end - p;
 
+		/* text must be valid in the database encoding */
+		(void) pg_verify_mbstr(GetDatabaseEncoding(), p, len, false);
 		astate = accumArrayResult(astate,
 								  PointerGetDatum(cstring_to_text_with_len(p, len)),
 								  false, TEXTOID, CurrentMemoryContext);

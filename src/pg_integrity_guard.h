@@ -56,6 +56,7 @@ extern void ig_audit_record_relid(IgEventType type, Oid relid,
 extern const char *ig_event_type_name(IgEventType type);
 extern bool ig_extension_owner(Oid *owner);
 extern void ig_audit_push_if_durable(void);
+extern Oid	ig_audit_bind_by_name(const char *schema_name, const char *table_name);
 extern void ig_audit_drain_job(Oid dbid);
 
 /*

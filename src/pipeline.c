@@ -2011,8 +2011,17 @@ ig_pending_fn(PG_FUNCTION_ARGS)
 				s = k->schema_name;
 			else if (strcmp(name, "table_name") == 0)
 				s = k->table_name;
-			else if (strcmp(name, "relid") == 0 && OidIsValid(k->relid))
-				v = ObjectIdGetDatum(k->relid);
+			else if (strcmp(name, "relid") == 0)
+			{
+				/* a captured error's table: bound as the writer will bind it */
+				Oid			relid = OidIsValid(k->relid) ? k->relid :
+					ig_audit_bind_by_name(k->schema_name, k->table_name);
+
+				if (OidIsValid(relid))
+					v = ObjectIdGetDatum(relid);
+				else
+					isnull = true;
+			}
 			else if (strcmp(name, "target") == 0)
 				s = k->target;
 			else if (strcmp(name, "occurrences") == 0)

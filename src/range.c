@@ -26,7 +26,10 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/rls.h"
 #include "utils/date.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -181,6 +184,25 @@ bounds_inverted(Oid typid, Datum lower, Datum upper)
 	return DatumGetTimestamp(lower) > DatumGetTimestamp(upper);
 }
 
+/*
+ * Whether the role may see the bounds in the error: the server's rule for
+ * row values in its own messages (ExecBuildSlotValueDescription): no
+ * row-level security in force, and SELECT on the table or on both columns.
+ */
+static bool
+may_show_bounds(Relation rel, RangeConfig *cfg)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Oid			userid = GetUserId();
+
+	if (check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED)
+		return false;
+	if (pg_class_aclcheck(relid, userid, ACL_SELECT) == ACLCHECK_OK)
+		return true;
+	return pg_attribute_aclcheck(relid, cfg->lower_attnum, userid, ACL_SELECT) == ACLCHECK_OK &&
+		pg_attribute_aclcheck(relid, cfg->upper_attnum, userid, ACL_SELECT) == ACLCHECK_OK;
+}
+
 static char *
 bound_text(Oid typid, Datum value)
 {
@@ -237,13 +259,18 @@ clamp_range(PG_FUNCTION_ARGS)
 			cfg->repl_values[1] = lower;
 			break;
 		case RANGE_ERROR:
+			/* values only for a role that could read them (as the server's DETAIL) */
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("range lower bound must be less than or equal to range upper bound"),
+					 may_show_bounds(td->tg_relation, cfg) ?
 					 errdetail("In table \"%s\", column \"%s\" = %s is after column \"%s\" = %s.",
 							   RelationGetRelationName(td->tg_relation),
 							   cfg->lower_name, bound_text(cfg->typid, lower),
-							   cfg->upper_name, bound_text(cfg->typid, upper)),
+							   cfg->upper_name, bound_text(cfg->typid, upper)) :
+					 errdetail("In table \"%s\", column \"%s\" is after column \"%s\".",
+							   RelationGetRelationName(td->tg_relation),
+							   cfg->lower_name, cfg->upper_name),
 					 errhint("Write an upper bound at or after the lower bound, or attach the guard with on_inverted=clamp_upper, clamp_lower or swap."),
 					 errtable(td->tg_relation)));
 			break;

@@ -931,11 +931,21 @@ record_attempt(UniqueStatement *st, Relation heap, int i, Datum *values,
 	char	   *key = NULL;
 	StringInfoData detail;
 
+	StringInfoData key_columns;
+
+	initStringInfo(&key_columns);
 	if (need_key || keyed)
 	{
 		Relation	index = index_open(ui->indexoid, AccessShareLock);
+		int			k;
 
 		key = BuildIndexValueDescription(index, values, isnull);
+		/* the key's columns: who may read the values (0: an expression) */
+		appendStringInfoChar(&key_columns, '[');
+		for (k = 0; k < IndexRelationGetNumberOfKeyAttributes(index); k++)
+			appendStringInfo(&key_columns, "%s%d", k > 0 ? ", " : "",
+							 index->rd_index->indkey.values[k]);
+		appendStringInfoChar(&key_columns, ']');
 		index_close(index, AccessShareLock);
 	}
 
@@ -946,6 +956,7 @@ record_attempt(UniqueStatement *st, Relation heap, int i, Datum *values,
 	if (keyed && key != NULL)
 	{
 		ig_append_json_string(&detail, "key", key, false);
+		appendStringInfo(&detail, ", \"key_columns\": %s", key_columns.data);
 		st->keyed[i]++;
 	}
 	appendStringInfoChar(&detail, '}');

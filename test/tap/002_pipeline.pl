@@ -52,7 +52,8 @@ like($err, qr/duplicate key value violates unique constraint "conference_pkey"/,
 ok($node->poll_query_until('app',
     q{SELECT count(*) = 1 FROM integrity_guard.audit_log WHERE event_type = 'duplicate_key'}),
     'the worker writes the attempt of a rolled-back transaction with no reader asking');
-is(audit_rows('app', q{event_type = 'duplicate_key' AND detail->>'key' = '(id)=(1)'}), '1',
+is(audit_rows('app', q{event_type = 'duplicate_key' AND id IN
+    (SELECT id FROM integrity_guard.audit_keys WHERE key_values->>'key' = '(id)=(1)')}), '1',
     'an attempt rejected by guard_unique is counted once, not again by the error hook');
 is($node->safe_psql('app', 'SELECT count(*) FROM conference'), '1',
     'the rolled-back transaction left no row');
@@ -121,7 +122,7 @@ $node->psql('plain', 'SELECT 2147483647 * 2');
 ok($node->poll_query_until('other',
     q{SELECT count(*) = 1 FROM integrity_guard.audit_log}),
     'the other database gets its own event');
-is($node->safe_psql('other', q{SELECT detail->>'key' FROM integrity_guard.audit_log}),
+is($node->safe_psql('other', q{SELECT key_values->>'key' FROM integrity_guard.audit_keys}),
     '(id)=(1)', 'and only its own');
 is(audit_rows('app', q{event_type = 'duplicate_key'}), '1', 'no event of it reached the first database');
 ok($node->poll_query_until('app', q{
@@ -148,7 +149,8 @@ ok($node->poll_query_until('other', q{
 $blocker->query_safe('COMMIT');
 $blocker->quit;
 ok($node->poll_query_until('other', q{
-    SELECT sum(occurrences) = 2 FROM integrity_guard.audit_log WHERE detail->>'key' = '(id)=(1)'}),
+    SELECT sum(occurrences) = 2 FROM integrity_guard.audit_log
+    WHERE id IN (SELECT id FROM integrity_guard.audit_keys WHERE key_values->>'key' = '(id)=(1)')}),
     'the kept attempt is written once the lock is gone');
 is($node->safe_psql('other', q{
     SELECT sum(occurrences) FROM integrity_guard.events(NULL, 'conference', 'duplicate_key')}),
