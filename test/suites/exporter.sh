@@ -32,6 +32,11 @@ CREATE ROLE prometheus LOGIN IN ROLE pg_monitor;
 SQL
 psql_q -c 'SELECT 2147483647 + 1' >/dev/null 2>&1
 psql_q -c 'SELECT count(*) FROM integrity_guard.summary()' >/dev/null
+# readers do not write: wait (30 s at most) until the worker has written the queue
+for _ in $(seq 1 150); do
+    [ "$(psql_q -c "SELECT value FROM integrity_guard.status() WHERE name = 'queue_used'")" = 0 ] && break
+    sleep 0.2
+done
 
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log_file=$dir/exporter.log
