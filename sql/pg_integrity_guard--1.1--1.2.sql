@@ -1551,29 +1551,48 @@ AS $$
 DECLARE
     here uuid := (SELECT i.token FROM integrity_guard.database_incarnation i);
 BEGIN
-    IF TG_EVENT = 'sql_drop' THEN
-        UPDATE integrity_guard.audit_log a SET relid = NULL
-         WHERE a.relid IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d
-                           WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0)
-           AND a.rel_incarnation = here;
-    ELSE
-        UPDATE integrity_guard.audit_log a
-           SET schema_name = n.nspname, table_name = c.relname
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.oid = a.relid AND a.rel_incarnation = here
-           AND (a.schema_name, a.table_name) IS DISTINCT FROM (n.nspname, c.relname)
-           AND a.relid IN (SELECT cl.oid FROM pg_event_trigger_ddl_commands() d
-                           JOIN pg_class cl ON (d.classid = 'pg_class'::regclass AND cl.oid = d.objid)
-                                            OR (d.classid = 'pg_namespace'::regclass AND cl.relnamespace = d.objid));
-    END IF;
+    UPDATE integrity_guard.audit_log a SET relid = NULL
+     WHERE a.relid IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d
+                       WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0)
+       AND a.rel_incarnation = here;
 END
 $$;
 REVOKE ALL ON FUNCTION integrity_guard._audit_follow_ddl() FROM PUBLIC;
+
+-- Renames: the stored names follow.  Called by _audit_follow_rename (C),
+-- which returns at once for every ALTER that is not a rename or SET SCHEMA.
+CREATE FUNCTION integrity_guard._audit_follow_names()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    here uuid := (SELECT i.token FROM integrity_guard.database_incarnation i);
+BEGIN
+    UPDATE integrity_guard.audit_log a
+       SET schema_name = n.nspname, table_name = c.relname
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = a.relid AND a.rel_incarnation = here
+       AND (a.schema_name, a.table_name) IS DISTINCT FROM (n.nspname, c.relname)
+       AND a.relid IN (SELECT cl.oid FROM pg_event_trigger_ddl_commands() d
+                       JOIN pg_class cl ON (d.classid = 'pg_class'::regclass AND cl.oid = d.objid)
+                                        OR (d.classid = 'pg_namespace'::regclass AND cl.relnamespace = d.objid));
+END
+$$;
+REVOKE ALL ON FUNCTION integrity_guard._audit_follow_names() FROM PUBLIC;
+
+CREATE FUNCTION integrity_guard._audit_follow_rename()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'ig_audit_follow_rename'
+LANGUAGE C SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION integrity_guard._audit_follow_rename() FROM PUBLIC;
+
 CREATE EVENT TRIGGER integrity_guard_audit_drop ON sql_drop
     EXECUTE FUNCTION integrity_guard._audit_follow_ddl();
 CREATE EVENT TRIGGER integrity_guard_audit_rename ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA')
-    EXECUTE FUNCTION integrity_guard._audit_follow_ddl();
+    EXECUTE FUNCTION integrity_guard._audit_follow_rename();
 
 -- Rows recorded before 1.2 keep their key values in detail: move them.
 INSERT INTO integrity_guard.audit_keys (id, key_values)

@@ -44,6 +44,7 @@
 #include "commands/dbcommands.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
+#include "commands/event_trigger.h"
 #include "executor/spi.h"
 #include "access/xlog.h"
 #include "pgstat.h"
@@ -804,4 +805,38 @@ Datum
 ig_audit_writing(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(flushing);
+}
+
+/*
+ * integrity_guard._audit_follow_rename(): the ddl_command_end event trigger
+ * for ALTER TABLE and ALTER SCHEMA.  Only a rename or SET SCHEMA changes the
+ * names stored with incidents; every other ALTER returns here, touching no
+ * table, so that an ALTER TABLE takes no lock on the audit tables.  Runs as
+ * the extension owner (SECURITY DEFINER): the role that renames a table may
+ * not write the audit.
+ */
+PG_FUNCTION_INFO_V1(ig_audit_follow_rename);
+
+Datum
+ig_audit_follow_rename(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" was not called by the event trigger manager",
+						"integrity_guard._audit_follow_rename")));
+	trigdata = (EventTriggerData *) fcinfo->context;
+	if (trigdata->parsetree == NULL ||
+		!(IsA(trigdata->parsetree, RenameStmt) ||
+		  IsA(trigdata->parsetree, AlterObjectSchemaStmt)))
+		PG_RETURN_VOID();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT integrity_guard._audit_follow_names()", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not keep the audit's names in step with the renamed relation");
+	SPI_finish();
+	PG_RETURN_VOID();
 }
