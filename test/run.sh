@@ -11,7 +11,7 @@ trap 'exit 130' INT TERM
 # Clusters run as the postgres OS user: from a directory it can enter.
 LOG=${IG_TEST_LOG:-$TOP/test/run.log}
 : >"$LOG" || { echo "cannot write $LOG"; echo "0 passed, 1 failed"; exit 1; }
-exec 3>&2 2>>"$LOG"
+exec 3>&1 2>>"$LOG"
 echo "pg_integrity_guard tests on $("$PG_CONFIG" --version); full log: $LOG" >&3
 cd / || exit 1
 
