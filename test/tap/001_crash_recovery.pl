@@ -43,9 +43,13 @@ $bg->query_safe('SELECT integrity_guard.flush()');
 is($bg->query_safe('SELECT count(*) FROM integrity_guard.audit_log'), '4',
     'the killed transaction had written its three incidents');
 my $pid = $bg->query_safe('SELECT pg_backend_pid()');
+my $log_offset = -s $node->logfile;
 kill 'KILL', $pid;
 eval { $bg->quit };
 
+# A connection can slip in before the postmaster has reaped the killed
+# backend; wait for the crash restart itself, then for connections.
+$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 $node->poll_query_until('postgres', 'SELECT true')
   or die 'the server did not come back after the crash';
 pass('the server recovered from the killed backend');
