@@ -49,7 +49,7 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 
 metrics=
 for _ in $(seq 1 50); do
-    metrics=$(curl -sf "http://127.0.0.1:$port/metrics") && grep -q '^pg_integrity_guard_events_total' <<<"$metrics" && break
+    metrics=$(/usr/bin/python3 -c "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())" "http://127.0.0.1:$port/metrics" 2>/dev/null) && grep -q '^pg_integrity_guard_events_total' <<<"$metrics" && break
     sleep 0.2
 done
 check "the exporter answers on 127.0.0.1:$port" '[ -n "$metrics" ]'
