@@ -181,3 +181,12 @@ SELECT table_name, target, detail->>'bound' AS bound, sum(occurrences)
   FROM integrity_guard.audit_log
  WHERE event_type = 'counter_saturated'
  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
+
+-- One parser of column specs (issue 17): integrity_guard._counter_spec()
+-- splits as the trigger does, at the last two colons; NULL bound: default;
+-- NULLs for what the trigger refuses.
+SELECT s AS spec, c.*
+FROM unnest(ARRAY['times_seen', 'a:1:5', 'a::5', 'a:1:', 'a::', 'a:b::', 'a:b:-3:7',
+                  'a:b', 'a:x:5', 'a:1:9223372036854775808']) WITH ORDINALITY AS u(s, o),
+     integrity_guard._counter_spec(s) c
+ORDER BY o;

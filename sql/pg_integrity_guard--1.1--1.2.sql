@@ -10,8 +10,8 @@ ALTER FUNCTION integrity_guard._trigger_name(text, text[]) PARALLEL SAFE;
 
 -- == newcomer: incidents without a table say what they are (issue 18) ==
 -- A captured error without a table (an int4 overflow inside an expression)
--- is stored with no schema and table name.  summary() and the stats view
--- label it: "(statement on T)" with the first table its recorded statement
+-- is stored with no schema and table name.  summary() (defined with the
+-- readers, pipeline section) and the stats view label it: "(statement on T)" with the first table its recorded statement
 -- names, else "(none)"; summary() shows its SQLSTATE as the target.  The
 -- stored rows keep NULL names, so the visibility rule is unchanged.
 CREATE FUNCTION integrity_guard._statement_table(statement text)
@@ -33,27 +33,6 @@ AS $$
                        || ')')::name)
 $$;
 
-CREATE OR REPLACE FUNCTION integrity_guard.summary(since timestamptz DEFAULT NULL)
-RETURNS TABLE (schema_name name, table_name name, event_type text, target text,
-               incidents bigint, occurrences bigint,
-               first_seen timestamptz, last_seen timestamptz)
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT integrity_guard.flush();
-  SELECT a.schema_name, a.table_name, a.event_type, a.target,
-         count(*), sum(a.occurrences)::bigint, min(a.first_seen), max(a.last_seen)
-  FROM (SELECT b.schema_name,
-               integrity_guard._table_label(b.table_name, b.detail->>'statement') AS table_name,
-               b.event_type,
-               coalesce(b.target, 'SQLSTATE ' || (b.detail->>'sqlstate')) AS target,
-               b.occurrences, b.first_seen, b.last_seen
-        FROM integrity_guard.audit_log b
-        WHERE $1 IS NULL OR b.last_seen >= $1) a
-  GROUP BY a.schema_name, a.table_name, a.event_type, a.target
-  ORDER BY sum(a.occurrences) DESC, a.schema_name, a.table_name, a.event_type, a.target
-$$;
-
 CREATE OR REPLACE VIEW integrity_guard.stats AS
 SELECT s.schema_name::name AS schema_name,
        integrity_guard._table_label(s.table_name::name, NULL) AS table_name,
@@ -64,47 +43,17 @@ LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid;
 
 -- == pipeline: readers that never write, a fair and bounded queue (issue 14, issue 13 point 7) ==
 
--- Who sees an incident: the one rule of the audit table's row-level policy,
--- applied as well to the incidents still queued in shared memory.
-CREATE FUNCTION integrity_guard._incident_visible(a integrity_guard.audit_log)
-RETURNS boolean
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
-         OR coalesce(pg_catalog.has_table_privilege(
-                integrity_guard._incident_table(a.schema_name, a.table_name), 'SELECT'), false)
-$$;
-
-ALTER POLICY audit_log_visible ON integrity_guard.audit_log
-  USING (integrity_guard._incident_visible(audit_log));
-
 -- This database's incidents still queued (not yet written by a flush job),
--- as audit rows with a NULL id, filtered by the same rule as the table.
+-- as audit rows with a NULL id, filtered by the same rule as the table
+-- (_incident_visible, privs section).
 CREATE FUNCTION integrity_guard._pending()
 RETURNS SETOF integrity_guard.audit_log
 AS 'MODULE_PATHNAME', 'ig_pending_fn'
 LANGUAGE C VOLATILE;
 
--- Readers read the table plus the queue; they never write nor wait.
--- (summary() keeps the labels of the newcomer section above.)
-CREATE OR REPLACE FUNCTION integrity_guard.events(since timestamptz DEFAULT NULL,
-                                                  rel regclass DEFAULT NULL,
-                                                  event_type text DEFAULT NULL)
-RETURNS SETOF integrity_guard.audit_log
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT a.*
-  FROM (SELECT * FROM integrity_guard.audit_log
-        UNION ALL
-        SELECT * FROM integrity_guard._pending()) a
-  WHERE ($1 IS NULL OR a.last_seen >= $1)
-    AND ($2 IS NULL OR integrity_guard._incident_table(a.schema_name, a.table_name) = $2)
-    AND ($3 IS NULL OR a.event_type = $3)
-  ORDER BY a.last_seen DESC, a.id DESC
-$$;
-
+-- Readers read the table plus the queue; they never write nor wait: summary()
+-- here (with the labels of the newcomer section above), events() in the
+-- privs section (it merges key values back).
 CREATE OR REPLACE FUNCTION integrity_guard.summary(since timestamptz DEFAULT NULL)
 RETURNS TABLE (schema_name name, table_name name, event_type text, target text,
                incidents bigint, occurrences bigint,
@@ -1246,10 +1195,11 @@ BEGIN
         SELECT a.attrelid::regclass AS r, a.attname, a.atttypid,
                -- a guarded counter's own upper bound ('col:min:max') when lower
                least(CASE a.atttypid WHEN 'int2'::regtype THEN 32767 ELSE 2147483647 END,
-                     (SELECT min(nullif(split_part(spec, ':', 3), '')::numeric)
-                      FROM integrity_guard.guards g, unnest(g.columns) spec
-                      WHERE g.table_name = a.attrelid AND g.kind = 'counter' AND spec ~ ':.*:'
-                        AND regexp_replace(spec, ':[^:]*:[^:]*$', '') = a.attname)) AS type_max
+                     (SELECT min(s.max_value)::numeric
+                      FROM integrity_guard.guards g, unnest(g.columns) spec,
+                           integrity_guard._counter_spec(spec) s
+                      WHERE g.table_name = a.attrelid AND g.kind = 'counter'
+                        AND s.column_name = a.attname)) AS type_max
         FROM pg_attribute a
         JOIN pg_class t ON t.oid = a.attrelid
         WHERE t.relkind IN ('r', 'p') AND NOT t.relispartition
@@ -1265,9 +1215,10 @@ BEGIN
                           WHERE d.refobjid = a.attrelid AND d.refobjsubid = a.attnum
                             AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
                             AND EXISTS (SELECT 1 FROM pg_class s WHERE s.oid = d.objid AND s.relkind = 'S'))
-               OR EXISTS (SELECT 1 FROM integrity_guard.guards g, unnest(g.columns) spec
+               OR EXISTS (SELECT 1 FROM integrity_guard.guards g, unnest(g.columns) spec,
+                                        integrity_guard._counter_spec(spec) s
                           WHERE g.table_name = a.attrelid AND g.kind = 'counter'
-                            AND regexp_replace(spec, ':[^:]*:[^:]*$', '') = a.attname))
+                            AND s.column_name = a.attname))
         ORDER BY 1, 2
     LOOP
         m := integrity_guard._repair_column_max(c.r, c.attname, exact);
@@ -1610,27 +1561,40 @@ UPDATE integrity_guard.audit_log a
                   AND n.nspname !~ '^pg_(toast_)?temp_'),
        rel_incarnation = (SELECT i.token FROM integrity_guard.database_incarnation i);
 
+-- The relation an incident belongs to in this database (here: this
+-- database's incarnation token): its relid when the row was recorded here
+-- (rel_incarnation NULL: still pending) or bound here, else NULL: an OID
+-- from another database names no relation here.  The one home of that rule,
+-- for the visibility functions and events(rel).  A RETURN body, resolved at
+-- creation (so no search_path to pin) and inlined into its callers: a
+-- nested SQL function call would be planned again for every row.
+CREATE FUNCTION integrity_guard._incident_relid(a integrity_guard.audit_log, here uuid)
+RETURNS oid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN a.rel_incarnation IS NULL OR a.rel_incarnation = here THEN a.relid END;
+
 -- THE visibility rule, for stored rows and for pending ones of the same row
 -- type: superusers and pg_read_all_stats see every incident; other roles
 -- those of a relation of this database that still exists and that they can
 -- SELECT (some column of).  Never raises: the privilege functions by OID
--- check no schema and give NULL for a relation that is gone.
-CREATE OR REPLACE FUNCTION integrity_guard._incident_visible(a integrity_guard.audit_log)
+-- check no schema and give NULL for a relation that is gone (or for NULL).
+CREATE FUNCTION integrity_guard._incident_visible(a integrity_guard.audit_log)
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
-      OR coalesce($1.relid IS NOT NULL
-                  AND ($1.rel_incarnation IS NULL
-                       OR $1.rel_incarnation = (SELECT i.token FROM integrity_guard.database_incarnation i))
-                  AND pg_catalog.has_any_column_privilege($1.relid, 'SELECT'), false)
+      OR coalesce(pg_catalog.has_any_column_privilege(
+                    integrity_guard._incident_relid($1, (SELECT i.token FROM integrity_guard.database_incarnation i)),
+                    'SELECT'), false)
 $$;
 
 -- Key values: the rule of the server's own error DETAIL
--- (BuildIndexValueDescription): a superuser, or a visible incident, no
--- row-level security in force for the role, and SELECT on the table or on
--- every key column.
+-- (BuildIndexValueDescription): a superuser, or, for an incident of a
+-- relation of this database (_incident_relid), no row-level security in
+-- force for the role and SELECT on the table or on every key column.  That
+-- SELECT makes the incident visible too (_incident_visible); pg_read_all_stats
+-- alone does not show key values.
 CREATE FUNCTION integrity_guard._key_visible(a integrity_guard.audit_log)
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -1638,16 +1602,17 @@ SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user), false)
       OR coalesce(
-           integrity_guard._incident_visible($1)
-           AND $1.relid IS NOT NULL
-           AND NOT pg_catalog.row_security_active($1.relid)
-           AND (pg_catalog.has_table_privilege($1.relid, 'SELECT')
-                OR (SELECT bool_and(coalesce(c > 0 AND pg_catalog.has_column_privilege($1.relid, c, 'SELECT'), false))
-                    FROM pg_catalog.unnest(CASE WHEN $1.detail ? 'samples' THEN '{0}'::smallint[]
-                                                ELSE coalesce($1.key_columns,
-                                                    (SELECT array_agg(x::smallint)
-                                                     FROM jsonb_array_elements_text($1.detail->'key_columns') x),
-                                                    '{0}') END) c)),
+           (SELECT NOT pg_catalog.row_security_active(x.relid)
+                   AND (pg_catalog.has_table_privilege(x.relid, 'SELECT')
+                        OR (SELECT bool_and(coalesce(c > 0 AND pg_catalog.has_column_privilege(x.relid, c, 'SELECT'), false))
+                            FROM pg_catalog.unnest(CASE WHEN $1.detail ? 'samples' THEN '{0}'::smallint[]
+                                                        ELSE coalesce($1.key_columns,
+                                                            (SELECT array_agg(k::smallint)
+                                                             FROM jsonb_array_elements_text($1.detail->'key_columns') k),
+                                                            '{0}') END) c))
+            FROM (SELECT integrity_guard._incident_relid(
+                           $1, (SELECT i.token FROM integrity_guard.database_incarnation i)) AS relid) x
+            WHERE x.relid IS NOT NULL),
            false)
 $$;
 
@@ -1700,9 +1665,8 @@ AS $$
                                            coalesce((u.a).detail, '{}') || u.key_values)) END AS r
                       OFFSET 0) x
   WHERE ($1 IS NULL OR (u.a).last_seen >= $1)
-    AND ($2 IS NULL OR ((u.a).relid = $2
-                        AND ((u.a).rel_incarnation IS NULL
-                             OR (u.a).rel_incarnation = (SELECT i.token FROM integrity_guard.database_incarnation i))))
+    AND ($2 IS NULL
+         OR integrity_guard._incident_relid(u.a, (SELECT i.token FROM integrity_guard.database_incarnation i)) = $2)
     AND ($3 IS NULL OR (u.a).event_type = $3)
   ORDER BY (u.a).last_seen DESC, (u.a).id DESC
 $$;
@@ -1713,7 +1677,7 @@ $$;
 -- the attach helpers the SECURITY INVOKER guard_*() functions call
 -- (_check_args, _children_immediate, _attach, _trigger_name), what the
 -- security_invoker views and readers evaluate as the reader (_trigger_args,
--- _incident_visible, _key_visible, _incident_detail, _stats, _preloaded,
+-- _incident_relid, _incident_visible, _key_visible, _incident_detail, _stats, _preloaded,
 -- _pipeline_status, _pending, _queue_usage, _statement_table, _table_label),
 -- and what the assignment rewrite puts into the
 -- writer's own statements (_saturate, _sat_*, _numeric_int8_sat,
@@ -1822,3 +1786,14 @@ CROSS JOIN LATERAL integrity_guard._trigger_args(t.tgargs) AS g(args)
 WHERE p.pronamespace = 'integrity_guard'::regnamespace
   AND p.proname IN ('saturate_counter', 'clamp_range', 'nullify_children', 'guard_unique')
   AND t.tgparentid = 0;
+
+-- == sql17: one parser of counter column specs (issue 17) ==
+-- A counter guard's column argument ('col', 'col:min:max', 'a:b::' for a
+-- name with colons) as saturate_counter() itself reads it, so that the SQL
+-- reading guards (check()) splits it the same way: the column and its
+-- explicit bounds (NULL: the default); NULLs for a spec the trigger refuses.
+-- It only parses text: PUBLIC keeps EXECUTE (check() runs as its caller).
+CREATE FUNCTION integrity_guard._counter_spec(spec text, OUT column_name text,
+                                              OUT min_value bigint, OUT max_value bigint)
+AS 'MODULE_PATHNAME', 'ig_counter_spec'
+LANGUAGE C IMMUTABLE PARALLEL SAFE STRICT;

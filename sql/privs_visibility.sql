@@ -164,7 +164,27 @@ SELECT integrity_guard._incident_visible(jsonb_populate_record(NULL::integrity_g
          jsonb_build_object('relid', 'public.privs_periods'::regclass::oid,
                             'detail', '{"mode": "skip", "key": "(id)=(1)", "key_columns": [1]}'::jsonb))) AS pending_key_hidden;
 RESET ROLE;
+-- an incident from another database (a logically replicated row keeps the
+-- source's rel_incarnation): its relid names no relation here, whatever
+-- table has that OID here.  pg_read_all_stats sees the incident, and no
+-- role but a superuser its key values (issue 17: one home for that rule).
+GRANT SELECT ON public.privs_open TO regress_ig_p_stats;
+CREATE FUNCTION foreign_seen(role name) RETURNS TABLE (inc text, visible boolean, key_visible boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('SET LOCAL ROLE %I', role);
+    RETURN QUERY SELECT v.inc, integrity_guard._incident_visible(x.r), integrity_guard._key_visible(x.r)
+                 FROM (VALUES ('here', NULL::uuid), ('elsewhere', '00000000-0000-0000-0000-000000000001')) v(inc, token),
+                      LATERAL (SELECT jsonb_populate_record(NULL::integrity_guard.audit_log,
+                                 jsonb_build_object('relid', 'public.privs_open'::regclass::oid,
+                                                    'rel_incarnation', v.token,
+                                                    'detail', '{"key_columns": [1]}'::jsonb)) AS r) x
+                 ORDER BY 1;
+END $$;
+SELECT * FROM foreign_seen('regress_ig_p_stats');
+SELECT * FROM foreign_seen('regress_ig_p_reader');
 
+DROP FUNCTION foreign_seen(name);
 DROP FUNCTION seen(name);
 DROP FUNCTION keys_seen(name);
 DROP TABLE public.privs_open, public.privs_victim, public.privs_new, public.privs_old, public.privs_keyed, public.privs_periods;

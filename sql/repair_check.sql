@@ -71,3 +71,13 @@ SELECT * FROM pg_temp.mine();
 RESET ROLE;
 DROP SCHEMA chk CASCADE;
 DROP ROLE chk_reader;
+
+-- a counter column whose name has colons: its own bound, split at the last
+-- two colons as the trigger does ('a:b:1:10' is column "a:b", max 10)
+CREATE TABLE chk_colons (id int PRIMARY KEY, "a:b" int);
+SELECT integrity_guard.guard_counter('chk_colons', ARRAY['a:b'], min_value => 1, max_value => 10);
+INSERT INTO chk_colons VALUES (1, 5);
+CREATE INDEX ON chk_colons ("a:b");
+SELECT check_name, target, status, value, detail FROM integrity_guard.check()
+WHERE rel = 'chk_colons'::regclass AND check_name = 'counter_headroom' ORDER BY target;
+DROP TABLE chk_colons;

@@ -42,6 +42,7 @@
 #include "utils/rel.h"
 #include "utils/resowner.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -130,38 +131,53 @@ ig_counter_detail(const char *column, const char *bound, int64 limit)
 /*
  * Split 'col:min:max' at its last two colons; a name without colons is a
  * plain column.  A column whose name contains colons is written 'a:b::'.
+ * An empty bound comes back as NULL (the default).  False for a spec with a
+ * single colon, which names no bounds; the callers word that error.
  */
-static void
-parse_column_spec(IgArgs *args, const char *spec, CounterColumn *col,
-				  bool *has_min, bool *has_max)
+static bool
+split_column_spec(const char *spec, char **name, char **min_text,
+				  char **max_text)
 {
 	const char *last = strrchr(spec, ':');
 	const char *prev = NULL;
 	const char *p;
-	char	   *min_text;
-	char	   *max_text;
 
-	*has_min = *has_max = false;
+	*min_text = *max_text = NULL;
 	if (last == NULL)
 	{
-		col->name = pstrdup(spec);
-		return;
+		*name = pstrdup(spec);
+		return true;
 	}
 	for (p = spec; p < last; p++)
 		if (*p == ':')
 			prev = p;
 	if (prev == NULL)
+		return false;
+
+	*name = pnstrdup(spec, prev - spec);
+	if (last - prev > 1)
+		*min_text = pnstrdup(prev + 1, last - prev - 1);
+	if (last[1] != '\0')
+		*max_text = pstrdup(last + 1);
+	return true;
+}
+
+static void
+parse_column_spec(IgArgs *args, const char *spec, CounterColumn *col,
+				  bool *has_min, bool *has_max)
+{
+	char	   *min_text;
+	char	   *max_text;
+
+	*has_min = *has_max = false;
+	if (!split_column_spec(spec, &col->name, &min_text, &max_text))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid column specification \"%s\" for saturate_counter() on table \"%s\"",
 						spec, RelationGetRelationName(args->rel)),
 				 errhint("Use 'column' or 'column:min:max'; either bound may be empty, as in 'times_seen::1000000'.")));
 
-	col->name = pnstrdup(spec, prev - spec);
-	min_text = pnstrdup(prev + 1, last - prev - 1);
-	max_text = pstrdup(last + 1);
-
-	if (min_text[0] != '\0')
+	if (min_text != NULL)
 	{
 		if (!parse_bound(min_text, &col->min))
 			ereport(ERROR,
@@ -171,7 +187,7 @@ parse_column_spec(IgArgs *args, const char *spec, CounterColumn *col,
 					 errhint("Bounds are whole numbers within the bigint range, or empty for the default.")));
 		*has_min = true;
 	}
-	if (max_text[0] != '\0')
+	if (max_text != NULL)
 	{
 		if (!parse_bound(max_text, &col->max))
 			ereport(ERROR,
@@ -181,6 +197,52 @@ parse_column_spec(IgArgs *args, const char *spec, CounterColumn *col,
 					 errhint("Bounds are whole numbers within the bigint range, or empty for the default.")));
 		*has_max = true;
 	}
+}
+
+/*
+ * integrity_guard._counter_spec(spec): one column argument of a counter
+ * guard as saturate_counter() reads it, for the SQL that reads guards
+ * (check()): the column and its explicit bounds (NULL: the default).  A
+ * spec the trigger refuses gives NULLs rather than an error, so that a
+ * reader of the catalog never fails on a hand-made trigger (check()
+ * reports those in its guards section).
+ */
+PG_FUNCTION_INFO_V1(ig_counter_spec);
+Datum
+ig_counter_spec(PG_FUNCTION_ARGS)
+{
+	char	   *spec = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	TupleDesc	tupdesc;
+	Datum		values[3] = {0};
+	bool		nulls[3] = {true, true, true};
+	char	   *name;
+	char	   *min_text;
+	char	   *max_text;
+	int64		min = 0;
+	int64		max = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	if (split_column_spec(spec, &name, &min_text, &max_text) &&
+		(min_text == NULL || parse_bound(min_text, &min)) &&
+		(max_text == NULL || parse_bound(max_text, &max)))
+	{
+		values[0] = CStringGetTextDatum(name);
+		nulls[0] = false;
+		if (min_text != NULL)
+		{
+			values[1] = Int64GetDatum(min);
+			nulls[1] = false;
+		}
+		if (max_text != NULL)
+		{
+			values[2] = Int64GetDatum(max);
+			nulls[2] = false;
+		}
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
+													  values, nulls)));
 }
 
 void *
