@@ -30,6 +30,23 @@ REGRESS = counter range guards audit cache bulk children children_diff children_
 	privs_internals privs_visibility catalog
 REGRESS_OPTS = --inputdir=.
 
+# PGXS test conventions, as contrib modules have them: `make installcheck`
+# runs REGRESS, then ISOLATION, then the TAP tests, with the installation
+# of PG_CONFIG; the first two against the server in PGHOST/PGPORT, the TAP
+# tests on clusters of their own (PostgreSQL::Test::Cluster, from that
+# installation's pgxs; never as root: initdb refuses it).  Naming pg_regress
+# files on the command line (`make installcheck REGRESS="counter range"`)
+# runs only the suites named there.  `make check` is not available with
+# PGXS (pgxs.mk says so); `make test` is the throwaway-cluster run
+# (doc/testing.md).
+ifneq ($(origin REGRESS),command line)
+# test/isolation/specs/NAME.spec with expected/NAME.out; every spec, as in test/run.sh
+ISOLATION := $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
+TAP_TESTS = 1
+endif
+ISOLATION_OPTS = --inputdir=test/isolation
+PROVE_TESTS = test/tap/*.pl
+
 # Warnings are errors.  -Wextra's unused-parameter is silenced: PostgreSQL's
 # own headers (bufpage.h, ilist.h) and the fmgr calling convention trip it.
 PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter

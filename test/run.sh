@@ -47,7 +47,7 @@ suite_regress() {
     start_cluster dir "$@" || { FAILED=$((FAILED + 1)); return; }
     cluster_env "$dir"
     log "suite regress ($label)"
-    out=$(cd "$TOP" && make -s PG_CONFIG="$PG_CONFIG" installcheck 2>&1)
+    out=$(cd "$TOP" && make -s PG_CONFIG="$PG_CONFIG" installcheck ISOLATION= TAP_TESTS= 2>&1)
     count_regress "$out"
     if [ -s "$TOP/regression.diffs" ]; then
         head -n 200 "$TOP/regression.diffs" >&2
