@@ -298,14 +298,9 @@ PG_FUNCTION_INFO_V1(ig_audit_follow_rename);
 Datum
 ig_audit_follow_rename(PG_FUNCTION_ARGS)
 {
-	EventTriggerData *trigdata;
+	EventTriggerData *trigdata =
+		ig_event_trigger_data(fcinfo, "integrity_guard._audit_follow_rename");
 
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function \"%s\" was not called by the event trigger manager",
-						"integrity_guard._audit_follow_rename")));
-	trigdata = (EventTriggerData *) fcinfo->context;
 	if (trigdata->parsetree == NULL ||
 		!(IsA(trigdata->parsetree, RenameStmt) ||
 		  IsA(trigdata->parsetree, AlterObjectSchemaStmt)))

@@ -693,12 +693,7 @@ ig_guard_retype(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	Oid			relid;
 
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function \"%s\" was not called by the event trigger manager",
-						"_guard_retype")));
-	trigdata = (EventTriggerData *) fcinfo->context;
+	trigdata = ig_event_trigger_data(fcinfo, "integrity_guard._guard_retype");
 	if (!ig_enabled || !IsA(trigdata->parsetree, AlterTableStmt))
 		PG_RETURN_VOID();
 	stmt = (AlterTableStmt *) trigdata->parsetree;

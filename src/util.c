@@ -13,6 +13,7 @@
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -153,4 +154,16 @@ ig_extension_owner(Oid *owner)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/* The event trigger data of an event trigger function, or a clear error. */
+EventTriggerData *
+ig_event_trigger_data(FunctionCallInfo fcinfo, const char *function)
+{
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" was not called by the event trigger manager",
+						function)));
+	return (EventTriggerData *) fcinfo->context;
 }

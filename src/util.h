@@ -16,6 +16,8 @@
 
 #include "compat.h"
 
+#include "commands/event_trigger.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 
 #define IG_EXTENSION_NAME	"pg_integrity_guard"
@@ -39,5 +41,7 @@ ig_empty_to_null(const char *s)
 
 extern void ig_int_type_bounds(Oid typid, int64 *lo, int64 *hi);
 extern bool ig_extension_owner(Oid *owner);
+extern EventTriggerData *ig_event_trigger_data(FunctionCallInfo fcinfo,
+											   const char *function);
 
 #endif							/* IG_UTIL_H */
