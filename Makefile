@@ -8,18 +8,22 @@
 EXTENSION = pg_integrity_guard
 MODULE_big = pg_integrity_guard
 OBJS = \
-	src/pg_integrity_guard.o \
-	src/guard_cache.o \
-	src/audit.o \
+	src/util.o \
+	src/settings.o \
+	src/queue.o \
+	src/audit_table.o \
+	src/worker.o \
+	src/incident.o \
+	src/registry.o \
 	src/counter.o \
 	src/range.o \
 	src/children.o \
 	src/unique.o \
+	src/repair.o \
 	src/saturate.o \
 	src/rewrite.o \
-	src/pipeline.o \
 	src/capture.o \
-	src/repair.o
+	src/pg_integrity_guard.o
 
 DATA = sql/pg_integrity_guard--1.0.sql sql/pg_integrity_guard--1.0--1.1.sql \
 	sql/pg_integrity_guard--1.1--1.2.sql
@@ -55,7 +59,8 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): src/pg_integrity_guard.h src/compat.h
+# rooms, bottom floor first (doc/design.md, "Layers"; test/layers.sh checks)
+$(OBJS): $(wildcard src/*.h)
 
 # Condition names for integrity_guard.capture_errors, from the server's own
 # list (the one PL/pgSQL's names come from).

@@ -77,7 +77,7 @@ INSERT INTO node VALUES (1, NULL), (2, 1), (3, 2), (4, 1), (5, 3);
 SELECT integrity_guard.guard_children('node');
 DELETE FROM node WHERE id IN (1, 2);
 SELECT * FROM node ORDER BY id;
--- a BEFORE ROW placement cannot do this (DESIGN.md fact 3)
+-- a BEFORE ROW placement cannot do this (doc/design.md, "Server facts", 3)
 CREATE TABLE node2 (id int PRIMARY KEY, parent_id int REFERENCES node2);
 INSERT INTO node2 VALUES (1, NULL), (2, 1);
 CREATE TRIGGER before_row BEFORE DELETE ON node2 FOR EACH ROW

@@ -442,7 +442,7 @@ BEGIN
     args := coalesce(refs, '{}') || ('action=' || action);
     SELECT c.relkind INTO kind_of_rel FROM pg_class c WHERE c.oid = parent;
 
-    -- The fastest correct placement (DESIGN.md fact 3).  Its name sorts
+    -- The fastest correct placement (doc/design.md, "Server facts", 3).  Its name sorts
     -- before the server's "RI_ConstraintTrigger_a_..." so that it acts
     -- before immediate foreign key checks.
     IF kind_of_rel = 'p' AND integrity_guard._children_immediate(parent, args) THEN

@@ -28,7 +28,11 @@
 #include "utils/guc.h"
 #include "utils/varlena.h"
 
-#include "pg_integrity_guard.h"
+#include "capture.h"
+#include "queue.h"
+#include "settings.h"
+#include "unique.h"
+#include "util.h"
 
 typedef struct IgErrcodeName
 {
@@ -55,15 +59,11 @@ typedef struct IgCaptureList
 	IgCaptureItem items[FLEXIBLE_ARRAY_MEMBER];
 } IgCaptureList;
 
-#define IG_CAPTURE_DEFAULT \
-	"unique_violation, foreign_key_violation, exclusion_violation, numeric_value_out_of_range, data_exception"
-
-uint64		ig_captured_unique_violations = 0;
 static bool capture_hooked = false;
-
-static char *ig_capture_errors = NULL;
 static IgCaptureList *capture_list = NULL;
-static emit_log_hook_type prev_emit_log_hook = NULL;
+
+static const IgCaptureItem *capture_match(int code);
+static void tell_unique(void);
 
 static int
 sqlstate_code(const char *s)
@@ -82,7 +82,8 @@ event_type_for(char *dst, int code, const char *name)
 	ig_copy_bounded(dst, IG_TYPE_LEN, name);
 }
 
-static bool
+/* check_hook of integrity_guard.capture_errors */
+bool
 ig_capture_check(char **newval, void **extra, GucSource source)
 {
 	char	   *raw = pstrdup(*newval);
@@ -180,10 +181,12 @@ ig_capture_check(char **newval, void **extra, GucSource source)
 	return true;
 }
 
-static void
+/* assign_hook of integrity_guard.capture_errors */
+void
 ig_capture_assign(const char *newval, void *extra)
 {
 	capture_list = extra;
+	tell_unique();
 }
 
 /* The listed entry that covers a code, exact codes before classes. */
@@ -206,53 +209,6 @@ capture_match(int code)
 			class_match = item;
 	}
 	return class_match;
-}
-
-/*
- * Append "key": "value" (JSON-escaped, at most maxlen bytes of value) to a
- * fixed buffer, never past its end.
- */
-static void
-json_member(char *buf, size_t size, size_t *pos, const char *key,
-			const char *value, size_t maxlen)
-{
-	size_t		p = *pos;
-	size_t		i;
-
-	if (value == NULL)
-		return;
-	if (p + strlen(key) + 8 >= size)
-		return;
-	p += snprintf(buf + p, size - p, "%s\"%s\": \"", p > 1 ? ", " : "", key);
-	i = 0;
-	while (value[i] != '\0')
-	{
-		unsigned char c = (unsigned char) value[i];
-		int			len = c < 0x80 ? 1 : pg_mblen(value + i);
-
-		/*
-		 * Whole characters only (the worker casts this to jsonb), and room
-		 * left for the longest escape and the closing quote and brace.
-		 */
-		if (i + len > maxlen || p + Max(len, 6) + 3 >= size)
-			break;
-		if (c == '"' || c == '\\')
-		{
-			buf[p++] = '\\';
-			buf[p++] = c;
-		}
-		else if (c < 0x20)
-			p += snprintf(buf + p, size - p, "\\u%04x", c);
-		else
-		{
-			memcpy(buf + p, value + i, len);
-			p += len;
-		}
-		i += len;
-	}
-	buf[p++] = '"';
-	buf[p] = '\0';
-	*pos = p;
 }
 
 /*
@@ -306,87 +262,89 @@ raised_by_user(const ErrorData *edata)
 	return false;
 }
 
+/*
+ * Start the incident of an error: the key without a table (relid is bound
+ * by name when written: the hook reads no catalog), and a detail opened
+ * with the SQLSTATE and the message.
+ */
 static void
-ig_capture_user_raised(ErrorData *edata, const IgCaptureItem *item)
+incident_start(IgEventKey *key, char *detail, size_t *pos,
+			   const ErrorData *edata, const char *event_type,
+			   const char *target)
 {
-	IgEventKey	key;
-	char		detail[IG_DETAIL_LEN];
-	size_t		pos = 0;
-	TimestampTz now = GetCurrentTimestamp();
+	memset(key, 0, sizeof(IgEventKey));
+	key->dbid = MyDatabaseId;
+	key->relid = InvalidOid;
+	key->roleid = GetUserId();
+	ig_copy_bounded(key->event_type, IG_TYPE_LEN, event_type);
+	ig_copy_bounded(key->target, IG_TARGET_LEN, target);
+	ig_copy_bounded(key->application_name, NAMEDATALEN, application_name);
 
-	memset(&key, 0, sizeof(key));
-	key.dbid = MyDatabaseId;
-	key.relid = InvalidOid;
-	key.roleid = GetUserId();
-	ig_copy_bounded(key.event_type, IG_TYPE_LEN, "user_raised");
-	ig_copy_bounded(key.target, IG_TARGET_LEN, item->event_type);
-	ig_copy_bounded(key.application_name, NAMEDATALEN, application_name);
-
-	memset(detail, 0, sizeof(detail));
-	detail[pos++] = '{';
-	json_member(detail, IG_DETAIL_LEN, &pos, "sqlstate",
-				unpack_sql_state(edata->sqlerrcode), 5);
-	json_member(detail, IG_DETAIL_LEN, &pos, "message",
-				edata->message, 200);
-	json_member(detail, IG_DETAIL_LEN, &pos, "raised_in",
-				edata->funcname, 64);
-	/* what the raising code claimed, as it claimed it */
-	json_member(detail, IG_DETAIL_LEN, &pos, "claimed_schema",
-				edata->schema_name, NAMEDATALEN);
-	json_member(detail, IG_DETAIL_LEN, &pos, "claimed_table",
-				edata->table_name, NAMEDATALEN);
-	json_member(detail, IG_DETAIL_LEN, &pos, "claimed_constraint",
-				edata->constraint_name, NAMEDATALEN);
-	json_member(detail, IG_DETAIL_LEN, &pos, "statement",
-				debug_query_string, 256);
-	detail[pos++] = '}';
-	detail[pos] = '\0';
-
-	ig_pipeline_push(&key, detail, 1, now, now);
+	memset(detail, 0, IG_DETAIL_LEN);
+	*pos = 0;
+	detail[(*pos)++] = '{';
+	ig_json_member(detail, IG_DETAIL_LEN, pos, "sqlstate",
+				   unpack_sql_state(edata->sqlerrcode), 5);
+	ig_json_member(detail, IG_DETAIL_LEN, pos, "message",
+				   edata->message, 200);
 }
 
 static void
-ig_capture(ErrorData *edata, const IgCaptureItem *item)
+capture_user_raised(ErrorData *edata, const IgCaptureItem *item)
 {
 	IgEventKey	key;
 	char		detail[IG_DETAIL_LEN];
-	size_t		pos = 0;
+	size_t		pos;
+	TimestampTz now = GetCurrentTimestamp();
+
+	incident_start(&key, detail, &pos, edata, "user_raised",
+				   item->event_type);
+	ig_json_member(detail, IG_DETAIL_LEN, &pos, "raised_in",
+				   edata->funcname, 64);
+	/* what the raising code claimed, as it claimed it */
+	ig_json_member(detail, IG_DETAIL_LEN, &pos, "claimed_schema",
+				   edata->schema_name, NAMEDATALEN);
+	ig_json_member(detail, IG_DETAIL_LEN, &pos, "claimed_table",
+				   edata->table_name, NAMEDATALEN);
+	ig_json_member(detail, IG_DETAIL_LEN, &pos, "claimed_constraint",
+				   edata->constraint_name, NAMEDATALEN);
+	ig_json_member(detail, IG_DETAIL_LEN, &pos, "statement",
+				   debug_query_string, 256);
+	detail[pos++] = '}';
+	detail[pos] = '\0';
+
+	ig_queue_push(&key, detail, 1, now, now);
+}
+
+static void
+capture(ErrorData *edata, const IgCaptureItem *item)
+{
+	IgEventKey	key;
+	char		detail[IG_DETAIL_LEN];
+	size_t		pos;
 	bool		has_table = edata->table_name != NULL;
 	TimestampTz now = GetCurrentTimestamp();
 
 	if (raised_by_user(edata))
 	{
-		ig_capture_user_raised(edata, item);
+		capture_user_raised(edata, item);
 		return;
 	}
 
-	memset(&key, 0, sizeof(key));
-	key.dbid = MyDatabaseId;
-	key.relid = InvalidOid;		/* no catalog access here: the writer binds */
-	key.roleid = GetUserId();
-	ig_copy_bounded(key.event_type, IG_TYPE_LEN, item->event_type);
+	incident_start(&key, detail, &pos, edata, item->event_type,
+				   edata->constraint_name ? edata->constraint_name :
+				   edata->column_name);
 	if (has_table)
 	{
 		ig_copy_bounded(key.schema_name, NAMEDATALEN, edata->schema_name);
 		ig_copy_bounded(key.table_name, NAMEDATALEN, edata->table_name);
 	}
-	ig_copy_bounded(key.target, IG_TARGET_LEN,
-					edata->constraint_name ? edata->constraint_name :
-					edata->column_name);
-	ig_copy_bounded(key.application_name, NAMEDATALEN, application_name);
-
-	memset(detail, 0, sizeof(detail));
-	detail[pos++] = '{';
-	json_member(detail, IG_DETAIL_LEN, &pos, "sqlstate",
-				unpack_sql_state(edata->sqlerrcode), 5);
-	json_member(detail, IG_DETAIL_LEN, &pos, "message",
-				edata->message, 200);
 	if (has_table)
 	{
 		/* the server's DETAIL carries the key values */
 		if (ig_log_key_values)
-			json_member(detail, IG_DETAIL_LEN, &pos, "detail",
-						edata->detail, 400);
+			ig_json_member(detail, IG_DETAIL_LEN, &pos, "detail",
+						   edata->detail, 400);
 
 		/*
 		 * A duplicate key: the same members as guard_unique records (the
@@ -399,39 +357,43 @@ ig_capture(ErrorData *edata, const IgCaptureItem *item)
 			static const char suffix[] = " already exists.";
 			size_t		dlen = edata->detail ? strlen(edata->detail) : 0;
 
-			json_member(detail, IG_DETAIL_LEN, &pos, "constraint",
-						edata->constraint_name, IG_TARGET_LEN);
+			ig_json_member(detail, IG_DETAIL_LEN, &pos, "constraint",
+						   edata->constraint_name, IG_TARGET_LEN);
 			if (ig_unique_passed(edata->schema_name, edata->table_name))
-				json_member(detail, IG_DETAIL_LEN, &pos, "mode",
-							"raise", 5);
+				ig_json_member(detail, IG_DETAIL_LEN, &pos, "mode",
+							   "raise", 5);
 			if (ig_log_key_values &&
 				dlen > strlen(prefix) + strlen(suffix) &&
 				strncmp(edata->detail, prefix, strlen(prefix)) == 0 &&
 				strcmp(edata->detail + dlen - strlen(suffix), suffix) == 0)
-				json_member(detail, IG_DETAIL_LEN, &pos, "key",
-							edata->detail + strlen(prefix),
-							dlen - strlen(prefix) - strlen(suffix));
+				ig_json_member(detail, IG_DETAIL_LEN, &pos, "key",
+							   edata->detail + strlen(prefix),
+							   dlen - strlen(prefix) - strlen(suffix));
 		}
 	}
 	else
-		json_member(detail, IG_DETAIL_LEN, &pos, "statement",
-					debug_query_string, 256);
+		ig_json_member(detail, IG_DETAIL_LEN, &pos, "statement",
+					   debug_query_string, 256);
 	detail[pos++] = '}';
 	detail[pos] = '\0';
 
-	ig_pipeline_push(&key, detail, 1, now, now);
+	ig_queue_push(&key, detail, 1, now, now);
 	if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
-		ig_captured_unique_violations++;
+		ig_unique_captured++;
 }
 
-static void
-ig_emit_log_hook(ErrorData *edata)
+/*
+ * The error hook (installed by _PG_init when preloading): every ERROR sent
+ * to a client of a backend passes here.
+ */
+void
+ig_capture_error(ErrorData *edata)
 {
 	static bool in_hook = false;
 
 	if (!in_hook && edata->elevel == ERROR && edata->output_to_client &&
 		MyBackendType == B_BACKEND && capture_list != NULL &&
-		capture_list->n > 0 && !ig_pipeline_busy())
+		capture_list->n > 0 && !ig_queue_busy())
 	{
 		const IgCaptureItem *item = capture_match(edata->sqlerrcode);
 
@@ -447,40 +409,24 @@ ig_emit_log_hook(ErrorData *edata)
 				  edata->funcname != NULL &&
 				  strcmp(edata->funcname, IG_UNIQUE_RAISE_FUNC) == 0 &&
 				  ig_durable_audit))
-				ig_capture(edata, item);
+				capture(edata, item);
 		}
 		in_hook = false;
 	}
-	if (prev_emit_log_hook)
-		prev_emit_log_hook(edata);
 }
 
-/*
- * Will an error with this SQLSTATE, sent to a client of this backend, be
- * recorded by the hook?
- */
-bool
-ig_capture_covers(int sqlerrcode)
+/* Tell guard_unique whether the hook queues the server's 23505. */
+static void
+tell_unique(void)
 {
-	return capture_hooked && MyBackendType == B_BACKEND &&
-		capture_match(sqlerrcode) != NULL;
+	ig_unique_capture_on = capture_hooked &&
+		capture_match(ERRCODE_UNIQUE_VIOLATION) != NULL;
 }
 
+/* The hook is installed: errors are captured from now on. */
 void
-ig_capture_init(void)
+ig_capture_hooked(void)
 {
-	DefineCustomStringVariable("integrity_guard.capture_errors",
-							   "Errors sent to clients that become audit incidents.",
-							   "Condition names, SQLSTATEs or two-character classes, comma-separated; empty to capture nothing.  Needs shared_preload_libraries.",
-							   &ig_capture_errors,
-							   IG_CAPTURE_DEFAULT,
-							   PGC_SUSET,
-							   GUC_LIST_INPUT,
-							   ig_capture_check, ig_capture_assign, NULL);
-
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-	prev_emit_log_hook = emit_log_hook;
-	emit_log_hook = ig_emit_log_hook;
 	capture_hooked = true;
+	tell_unique();
 }

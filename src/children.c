@@ -14,7 +14,7 @@
  *		'action=set_null' (default) or 'action=delete'
  * Relation and column names in a reference follow SQL identifier rules.
  *
- * Placements (see DESIGN.md, fact 3):
+ * Placements (doc/design.md, "Server facts", 3):
  *	BEFORE ROW			one indexed UPDATE per parent row.  Breaks when a
  *						self-referencing table deletes parent and child in one
  *						statement ("tuple to be deleted was already modified").
@@ -73,7 +73,11 @@
 #include "utils/typcache.h"
 #include "utils/varlena.h"
 
-#include "pg_integrity_guard.h"
+#include "children.h"
+#include "incident.h"
+#include "registry.h"
+#include "settings.h"
+#include "util.h"
 
 /* RI action triggers are named RI_ConstraintTrigger_a_<oid>. */
 #define RI_TRIGGER_PREFIX "RI_ConstraintTrigger"
@@ -694,8 +698,8 @@ declared_references(IgArgs *args)
 	return result;
 }
 
-void *
-ig_children_parse(IgArgs *args)
+static void *
+children_parse(IgArgs *args)
 {
 	ChildrenConfig *cfg = palloc0(sizeof(ChildrenConfig));
 	int			i;
@@ -800,8 +804,8 @@ ig_children_parse(IgArgs *args)
 	return cfg;
 }
 
-bool
-ig_children_has_immediate(void *config)
+static bool
+children_has_immediate(void *config)
 {
 	return ((ChildrenConfig *) config)->has_immediate_declared;
 }
@@ -1060,7 +1064,7 @@ nullify_children(PG_FUNCTION_ARGS)
 	result = TRIGGER_FIRED_BEFORE(td->tg_event) ?
 		PointerGetDatum(td->tg_trigtuple) : PointerGetDatum(NULL);
 
-	cfg = ig_trigger_config(fcinfo, "nullify_children", ig_children_parse);
+	cfg = ig_trigger_config(fcinfo, &ig_children_kind);
 	check_placement(td, cfg);
 	if (!ig_enabled || cfg->nrefs == 0)
 		return result;
@@ -1134,7 +1138,7 @@ nullify_children(PG_FUNCTION_ARGS)
 		}
 
 		changed = run_reference(td, cfg, ref, set_based, values, nulls);
-		ig_audit_record(cfg->delete_action ? IG_EVENT_CHILDREN_DELETED :
+		ig_incident_record(cfg->delete_action ? IG_EVENT_CHILDREN_DELETED :
 						IG_EVENT_CHILDREN_NULLIFIED,
 						td->tg_relation, ref->target, ref->detail,
 						(int64) changed);
@@ -1153,8 +1157,6 @@ nullify_children(PG_FUNCTION_ARGS)
  * follows.  This needs the library loaded in the session, as it is once any
  * guard has fired, or when preloaded.
  */
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
-
 #define COMPANION_NAME "IG_integrity_guard_children_deferred"
 
 static List *
@@ -1243,11 +1245,13 @@ companions_of_named_keys(List *constraints)
 	return result;
 }
 
-static void
-children_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-						bool readOnlyTree, ProcessUtilityContext context,
-						ParamListInfo params, QueryEnvironment *queryEnv,
-						DestReceiver *dest, QueryCompletion *qc)
+/*
+ * SET CONSTRAINTS naming foreign keys: the statement to run instead, naming
+ * their companions too (the utility hook, pg_integrity_guard.c).  Returns
+ * pstmt itself when there is nothing to add.
+ */
+PlannedStmt *
+ig_children_set_constraints(PlannedStmt *pstmt)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 
@@ -1263,22 +1267,32 @@ children_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			ConstraintsSetStmt *stmt = (ConstraintsSetStmt *) copy->utilityStmt;
 
 			stmt->constraints = list_concat(list_copy(stmt->constraints), extra);
-			pstmt = copy;
-			readOnlyTree = false;
+			return copy;
 		}
 	}
-
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+	return pstmt;
 }
 
-void
-ig_children_init(void)
+/*
+ * integrity_guard._children_immediate(rel regclass, args text[]) returns bool
+ *
+ * Whether nullify_children() with these arguments covers a foreign key that
+ * the server checks at each row (not INITIALLY DEFERRED): guard_children()
+ * then needs a placement that fires before those checks.
+ */
+PG_FUNCTION_INFO_V1(ig_children_immediate);
+
+Datum
+ig_children_immediate(PG_FUNCTION_ARGS)
 {
-	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = children_ProcessUtility;
+	ChildrenConfig *cfg = ig_check_args_config(fcinfo, ig_children_kind.function,
+											   PG_GETARG_OID(0),
+											   PG_GETARG_ARRAYTYPE_P(1));
+
+	PG_RETURN_BOOL(children_has_immediate(cfg));
 }
+
+const IgGuardKind ig_children_kind = {
+	.function = "nullify_children",
+	.parse = children_parse,
+};

@@ -48,7 +48,11 @@
 #include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
 
-#include "pg_integrity_guard.h"
+#include "counter.h"
+#include "incident.h"
+#include "registry.h"
+#include "settings.h"
+#include "util.h"
 
 #define IG_COUNTER_DEFAULT_MIN	((int64) PG_INT32_MIN)
 #define IG_COUNTER_DEFAULT_MAX	((int64) PG_INT32_MAX)
@@ -92,26 +96,6 @@ parse_bound(const char *s, int64 *result)
 		return false;
 	*result = (int64) v;
 	return true;
-}
-
-static void
-type_range(Oid typid, int64 *lo, int64 *hi)
-{
-	switch (typid)
-	{
-		case INT2OID:
-			*lo = PG_INT16_MIN;
-			*hi = PG_INT16_MAX;
-			break;
-		case INT4OID:
-			*lo = PG_INT32_MIN;
-			*hi = PG_INT32_MAX;
-			break;
-		default:
-			*lo = PG_INT64_MIN;
-			*hi = PG_INT64_MAX;
-			break;
-	}
 }
 
 /* Audit detail of a saturation; the rewrite builds the same text. */
@@ -208,6 +192,7 @@ parse_column_spec(IgArgs *args, const char *spec, CounterColumn *col,
  * reports those in its guards section).
  */
 PG_FUNCTION_INFO_V1(ig_counter_spec);
+
 Datum
 ig_counter_spec(PG_FUNCTION_ARGS)
 {
@@ -245,8 +230,8 @@ ig_counter_spec(PG_FUNCTION_ARGS)
 													  values, nulls)));
 }
 
-void *
-ig_counter_parse(IgArgs *args)
+static void *
+counter_parse(IgArgs *args)
 {
 	TupleDesc	tupdesc = RelationGetDescr(args->rel);
 	CounterConfig *cfg;
@@ -301,7 +286,7 @@ ig_counter_parse(IgArgs *args)
 					 errhint("Guard a counter column, or change the column's type.")));
 
 		/* Default bounds are 32-bit, narrowed to the column's type. */
-		type_range(col->typid, &type_lo, &type_hi);
+		ig_int_type_bounds(col->typid, &type_lo, &type_hi);
 		if (!has_min)
 			col->min = Max(IG_COUNTER_DEFAULT_MIN, type_lo);
 		if (!has_max)
@@ -336,10 +321,10 @@ ig_counter_parse(IgArgs *args)
 }
 
 /* The integer columns of a counter guard, with their bounds. */
-List *
-ig_counter_guarded_columns(IgArgs *args)
+static List *
+counter_guarded_columns(void *config)
 {
-	CounterConfig *cfg = ig_counter_parse(args);
+	CounterConfig *cfg = (CounterConfig *) config;
 	List	   *result = NIL;
 	int			i;
 
@@ -422,7 +407,7 @@ saturate_counter(PG_FUNCTION_ARGS)
 	if (!ig_enabled)
 		return PointerGetDatum(tuple);
 
-	cfg = ig_trigger_config(fcinfo, "saturate_counter", ig_counter_parse);
+	cfg = ig_trigger_config(fcinfo, &ig_counter_kind);
 
 	for (i = 0; i < cfg->ncolumns; i++)
 	{
@@ -441,7 +426,7 @@ saturate_counter(PG_FUNCTION_ARGS)
 		cfg->repl_cols[nchanged] = col->attnum;
 		cfg->repl_values[nchanged] = counter_bound_datum(col, pos > 0);
 		nchanged++;
-		ig_audit_record(IG_EVENT_COUNTER_SATURATED, td->tg_relation,
+		ig_incident_record(IG_EVENT_COUNTER_SATURATED, td->tg_relation,
 						col->name, pos > 0 ? col->detail_max : col->detail_min,
 						1);
 	}
@@ -465,38 +450,6 @@ saturate_counter(PG_FUNCTION_ARGS)
  * with the bounds written out, as a row trigger.  A new type that cannot
  * hold the bounds, or that the guard does not serve, refuses the ALTER.
  */
-/*
- * A guard whose arguments no longer parse (a renamed column, a type changed
- * while event triggers were off) is already refused at fire time with a
- * clear error; it must not also block the ALTER that may repair it.  NULL
- * then.
- */
-void *
-ig_try_parse(IgParseFunc parse, IgArgs *args)
-{
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	void	   *volatile result = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		result = parse(args);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		result = NULL;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-	CurrentResourceOwner = oldowner;
-	return result;
-}
 
 static Oid
 retype_of(List *retypes, const char *column)
@@ -556,7 +509,7 @@ counter_check_retype(Relation rel, Trigger *tg, List *retypes)
 	int			i;
 
 	ig_split_args(&args, "saturate_counter", rel, tg->tgnargs, tg->tgargs);
-	cfg = ig_try_parse(ig_counter_parse, &args);
+	cfg = ig_try_parse(counter_parse, &args);
 	if (cfg == NULL)
 		return;
 	for (i = 0; i < cfg->ncolumns; i++)
@@ -582,7 +535,7 @@ counter_check_retype(Relation rel, Trigger *tg, List *retypes)
 					 errdetail("saturate_counter() guards smallint, integer, bigint and numeric columns."),
 					 errhint("Remove the guard with integrity_guard.unguard('%s', 'counter') first.",
 							 RelationGetRelationName(rel))));
-		type_range(newtype, &lo, &hi);
+		ig_int_type_bounds(newtype, &lo, &hi);
 		if (col->min < lo || col->max > hi)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -610,128 +563,9 @@ counter_check_retype(Relation rel, Trigger *tg, List *retypes)
 		counter_reattach(rel, tg, specs);
 }
 
-/*
- * Does the relation have a counter or range guard?  Read from pg_trigger,
- * so that an ALTER TABLE of an unguarded table takes no lock of ours.
- */
-static bool
-has_guard_trigger(Oid relid, Oid nspoid)
-{
-	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	bool		found = false;
-
-	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(relid));
-	scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true, NULL, 1, &key);
-	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
-		char	   *fname;
-
-		if (get_func_namespace(tg->tgfoid) != nspoid)
-			continue;
-		fname = get_func_name(tg->tgfoid);
-		found = fname != NULL && (strcmp(fname, "saturate_counter") == 0 ||
-								  strcmp(fname, "clamp_range") == 0);
-	}
-	systable_endscan(scan);
-	table_close(tgrel, AccessShareLock);
-	return found;
-}
-
-PG_FUNCTION_INFO_V1(ig_guard_retype);
-
-Datum
-ig_guard_retype(PG_FUNCTION_ARGS)
-{
-	EventTriggerData *trigdata;
-	AlterTableStmt *stmt;
-	List	   *retypes = NIL;
-	List	   *rels;
-	ListCell   *lc;
-	Oid			relid;
-	Oid			nspoid;
-
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function \"%s\" was not called by the event trigger manager",
-						"_guard_retype")));
-	trigdata = (EventTriggerData *) fcinfo->context;
-	if (!ig_enabled || !IsA(trigdata->parsetree, AlterTableStmt))
-		PG_RETURN_VOID();
-	stmt = (AlterTableStmt *) trigdata->parsetree;
-	if (stmt->objtype != OBJECT_TABLE)
-		PG_RETURN_VOID();
-	foreach(lc, stmt->cmds)
-	{
-		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
-		IgRetype   *r;
-
-		if (cmd->subtype != AT_AlterColumnType || cmd->name == NULL)
-			continue;
-		r = palloc(sizeof(IgRetype));
-		r->column = cmd->name;
-		r->typid = LookupTypeNameOid(NULL, ((ColumnDef *) cmd->def)->typeName, true);
-		if (OidIsValid(r->typid))
-			retypes = lappend(retypes, r);
-	}
-	if (retypes == NIL)
-		PG_RETURN_VOID();
-	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-	if (!OidIsValid(relid))
-		PG_RETURN_VOID();
-	rels = stmt->relation->inh ? find_all_inheritors(relid, NoLock, NULL) :
-		list_make1_oid(relid);
-	nspoid = get_namespace_oid(IG_SCHEMA_NAME, false);
-
-	foreach(lc, rels)
-	{
-		Relation	rel;
-		int			ntriggers;
-		Trigger    *triggers = NULL;
-		int			i;
-
-		if (!has_guard_trigger(lfirst_oid(lc), nspoid))
-			continue;
-		rel = table_open(lfirst_oid(lc), AccessShareLock);
-		ntriggers = rel->trigdesc ? rel->trigdesc->numtriggers : 0;
-
-		/* copied: a re-attach rebuilds the relcache entry */
-		if (ntriggers > 0)
-		{
-			triggers = palloc(sizeof(Trigger) * ntriggers);
-			memcpy(triggers, rel->trigdesc->triggers, sizeof(Trigger) * ntriggers);
-			for (i = 0; i < ntriggers; i++)
-			{
-				int			j;
-				char	  **argv = palloc(sizeof(char *) * Max(triggers[i].tgnargs, 1));
-
-				triggers[i].tgname = pstrdup(triggers[i].tgname);
-				for (j = 0; j < triggers[i].tgnargs; j++)
-					argv[j] = pstrdup(triggers[i].tgargs[j]);
-				triggers[i].tgargs = argv;
-			}
-		}
-		for (i = 0; i < ntriggers; i++)
-		{
-			Trigger    *tg = &triggers[i];
-			char	   *fname;
-
-			if (tg->tgisclone)
-				continue;
-			fname = get_func_name(tg->tgfoid);
-			if (fname == NULL || get_func_namespace(tg->tgfoid) != nspoid)
-				continue;
-			if (strcmp(fname, "saturate_counter") == 0)
-				counter_check_retype(rel, tg, retypes);
-			else if (strcmp(fname, "clamp_range") == 0)
-				ig_range_check_retype(rel, tg, retypes);
-		}
-		table_close(rel, NoLock);
-	}
-	PG_RETURN_VOID();
-}
+const IgGuardKind ig_counter_kind = {
+	.function = "saturate_counter",
+	.parse = counter_parse,
+	.guarded_columns = counter_guarded_columns,
+	.check_retype = counter_check_retype,
+};

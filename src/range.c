@@ -34,17 +34,13 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#include "pg_integrity_guard.h"
+#include "incident.h"
+#include "range.h"
+#include "registry.h"
+#include "settings.h"
+#include "util.h"
 
-typedef enum RangePolicy
-{
-	RANGE_CLAMP_UPPER,
-	RANGE_CLAMP_LOWER,
-	RANGE_SWAP,
-	RANGE_ERROR
-} RangePolicy;
-
-static const char *const range_policy_names[] = {
+const char *const ig_range_policy_names[] = {
 	"clamp_upper", "clamp_lower", "swap", "error", NULL
 };
 
@@ -56,7 +52,7 @@ typedef struct RangeConfig
 	AttrNumber	lower_attnum;
 	AttrNumber	upper_attnum;
 	Oid			typid;			/* bound type (pair) or range type */
-	RangePolicy policy;
+	IgRangePolicy policy;
 	char	   *lower_name;
 	char	   *upper_name;
 	char	   *target;			/* audit target and detail, built once */
@@ -72,17 +68,17 @@ is_bound_type(Oid typid)
 	return typid == TIMESTAMPTZOID || typid == TIMESTAMPOID || typid == DATEOID;
 }
 
-void *
-ig_range_parse(IgArgs *args)
+static void *
+range_parse(IgArgs *args)
 {
 	TupleDesc	tupdesc = RelationGetDescr(args->rel);
 	RangeConfig *cfg = palloc0(sizeof(RangeConfig));
 	StringInfoData buf;
 
 	ig_reject_unknown_options(args, range_options);
-	cfg->policy = (RangePolicy) ig_option_choice(args, "on_inverted",
+	cfg->policy = (IgRangePolicy) ig_option_choice(args, "on_inverted",
 												 "on_inverted policy",
-												 range_policy_names);
+												 ig_range_policy_names);
 
 	if (args->ncolumns == 2)
 	{
@@ -151,7 +147,7 @@ ig_range_parse(IgArgs *args)
 	}
 	else
 		ig_append_json_string(&buf, "column", cfg->lower_name, true);
-	ig_append_json_string(&buf, "policy", range_policy_names[cfg->policy],
+	ig_append_json_string(&buf, "policy", ig_range_policy_names[cfg->policy],
 						  false);
 	appendStringInfoChar(&buf, '}');
 	cfg->detail = buf.data;
@@ -160,10 +156,10 @@ ig_range_parse(IgArgs *args)
 }
 
 /* The range column of a range guard, with its policy. */
-List *
-ig_range_guarded_columns(IgArgs *args)
+static List *
+range_guarded_columns(void *config)
 {
-	RangeConfig *cfg = ig_range_parse(args);
+	RangeConfig *cfg = (RangeConfig *) config;
 	IgGuardedColumn *gc;
 
 	if (cfg->pair)
@@ -171,7 +167,7 @@ ig_range_guarded_columns(IgArgs *args)
 	gc = palloc0(sizeof(IgGuardedColumn));
 	gc->attnum = cfg->lower_attnum;
 	gc->is_range = true;
-	gc->policy = range_policy_names[cfg->policy];
+	gc->policy = ig_range_policy_names[cfg->policy];
 	return list_make1(gc);
 }
 
@@ -231,7 +227,7 @@ clamp_range(PG_FUNCTION_ARGS)
 	if (!ig_enabled)
 		return PointerGetDatum(tuple);
 
-	cfg = ig_trigger_config(fcinfo, "clamp_range", ig_range_parse);
+	cfg = ig_trigger_config(fcinfo, &ig_range_kind);
 	if (!cfg->pair)
 		return PointerGetDatum(tuple);
 
@@ -242,23 +238,23 @@ clamp_range(PG_FUNCTION_ARGS)
 
 	switch (cfg->policy)
 	{
-		case RANGE_CLAMP_UPPER:
+		case IG_RANGE_CLAMP_UPPER:
 			cfg->repl_cols[0] = cfg->upper_attnum;
 			cfg->repl_values[0] = lower;
 			nrepl = 1;
 			break;
-		case RANGE_CLAMP_LOWER:
+		case IG_RANGE_CLAMP_LOWER:
 			cfg->repl_cols[0] = cfg->lower_attnum;
 			cfg->repl_values[0] = upper;
 			nrepl = 1;
 			break;
-		case RANGE_SWAP:
+		case IG_RANGE_SWAP:
 			cfg->repl_cols[0] = cfg->lower_attnum;
 			cfg->repl_values[0] = upper;
 			cfg->repl_cols[1] = cfg->upper_attnum;
 			cfg->repl_values[1] = lower;
 			break;
-		case RANGE_ERROR:
+		case IG_RANGE_ERROR:
 			/* values only for a role that could read them (as the server's DETAIL) */
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
@@ -276,7 +272,7 @@ clamp_range(PG_FUNCTION_ARGS)
 			break;
 	}
 
-	ig_audit_record(IG_EVENT_RANGE_CLAMPED, td->tg_relation, cfg->target,
+	ig_incident_record(IG_EVENT_RANGE_CLAMPED, td->tg_relation, cfg->target,
 					cfg->detail, 1);
 
 	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, tupdesc, nrepl,
@@ -286,11 +282,11 @@ clamp_range(PG_FUNCTION_ARGS)
 }
 
 /*
- * ALTER COLUMN ... TYPE of a column of a range guard (see counter.c):
+ * ALTER COLUMN ... TYPE of a column of a range guard:
  * refused unless the guard serves the new type as it served the old.
  */
-void
-ig_range_check_retype(Relation rel, Trigger *tg, List *retypes)
+static void
+range_check_retype(Relation rel, Trigger *tg, List *retypes)
 {
 	IgArgs		args;
 	RangeConfig *cfg;
@@ -300,7 +296,7 @@ ig_range_check_retype(Relation rel, Trigger *tg, List *retypes)
 	const char *column = NULL;
 
 	ig_split_args(&args, "clamp_range", rel, tg->tgnargs, tg->tgargs);
-	cfg = ig_try_parse(ig_range_parse, &args);
+	cfg = ig_try_parse(range_parse, &args);
 	if (cfg == NULL)
 		return;
 	lower_type = cfg->typid;
@@ -335,3 +331,29 @@ ig_range_check_retype(Relation rel, Trigger *tg, List *retypes)
 			 errhint("Remove the guard with integrity_guard.unguard('%s', '%s') first.",
 					 RelationGetRelationName(rel), tg->tgname)));
 }
+
+/*
+ * The policy of this name (the rewritten range constructors pass it as
+ * text).
+ */
+IgRangePolicy
+ig_range_policy(const char *name)
+{
+	int			i;
+
+	for (i = 0; ig_range_policy_names[i] != NULL; i++)
+		if (strcmp(name, ig_range_policy_names[i]) == 0)
+			return (IgRangePolicy) i;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown on_inverted policy \"%s\"", name),
+			 errhint("Valid policies are clamp_upper (the default), clamp_lower, swap and error.")));
+	return IG_RANGE_CLAMP_UPPER;	/* keep compiler quiet */
+}
+
+const IgGuardKind ig_range_kind = {
+	.function = "clamp_range",
+	.parse = range_parse,
+	.guarded_columns = range_guarded_columns,
+	.check_retype = range_check_retype,
+};

@@ -26,7 +26,8 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
-#include "pg_integrity_guard.h"
+#include "incident.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(ig_repair_can_commit);
 PG_FUNCTION_INFO_V1(ig_repair_record);
@@ -71,11 +72,8 @@ ig_repair_record(PG_FUNCTION_ARGS)
 	int64		occurrences = PG_GETARG_INT64(4);
 	IgEventType type;
 
-	if (strcmp(event, "orphans_fixed") == 0)
-		type = IG_EVENT_ORPHANS_FIXED;
-	else if (strcmp(event, "duplicates_merged") == 0)
-		type = IG_EVENT_DUPLICATES_MERGED;
-	else
+	if (!ig_event_type_from_name(event, &type) ||
+		(type != IG_EVENT_ORPHANS_FIXED && type != IG_EVENT_DUPLICATES_MERGED))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"%s\" is not a repair event", event)));
@@ -94,6 +92,6 @@ ig_repair_record(PG_FUNCTION_ARGS)
 
 	if (!PG_ARGISNULL(3))
 		detail = JsonbToCString(NULL, &PG_GETARG_JSONB_P(3)->root, 0);
-	ig_audit_record_relid(type, relid, target, detail, occurrences);
+	ig_incident_record_relid(type, relid, target, detail, occurrences);
 	PG_RETURN_VOID();
 }

@@ -5,7 +5,7 @@
  *
  * UPDATE t SET n = n + 1 on an integer column at 2147483647 fails inside
  * int4pl while the target list is evaluated, before any trigger runs
- * (DESIGN.md fact 1).  So the value assigned to a column of a
+ * (doc/design.md, "Server facts", 1).  So the value assigned to a column of a
  * saturate_counter guard is rebuilt before it is planned.  The rule is one:
  *
  *		the stored value is the exact value of the expression, clamped to
@@ -59,11 +59,15 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
-#include "pg_integrity_guard.h"
+#include "registry.h"
+#include "rewrite.h"
+#include "settings.h"
+#include "util.h"
 
-static planner_hook_type prev_planner = NULL;
-
-/* Our SQL-level helpers, looked up per rewritten statement. */
+/*
+ * Our SQL-level helpers, looked up once per backend and again after any
+ * change to pg_proc (ig_rewrite_functions_changed).
+ */
 typedef struct RewriteFuncs
 {
 	Oid			add;
@@ -95,40 +99,42 @@ helper(const char *name, int nargs, Oid t1, Oid t2, Oid t3, Oid t4, Oid t5,
 						  nargs, argtypes, true);
 }
 
-static bool
-load_funcs(RewriteContext *ctx)
-{
-	RewriteFuncs *f = &ctx->f;
+static RewriteFuncs funcs;
+static bool funcs_known = false;
+static bool funcs_complete = false;
 
-	if (ctx->have_funcs)
-		return true;
-	f->add = helper("_sat_add", 2, INT8OID, INT8OID, 0, 0, 0, 0, 0);
-	f->sub = helper("_sat_sub", 2, INT8OID, INT8OID, 0, 0, 0, 0, 0);
-	f->mul = helper("_sat_mul", 2, INT8OID, INT8OID, 0, 0, 0, 0, 0);
-	f->neg = helper("_sat_neg", 1, INT8OID, 0, 0, 0, 0, 0, 0);
-	f->div = helper("_sat_div", 2, INT8OID, INT8OID, 0, 0, 0, 0, 0);
-	f->abs = helper("_sat_abs", 1, INT8OID, 0, 0, 0, 0, 0, 0);
-	f->float8_int8 = helper("_float8_int8_sat", 1, FLOAT8OID, 0, 0, 0, 0, 0, 0);
-	f->range_guarded = helper("_range_guarded", 7, ANYELEMENTOID, ANYELEMENTOID,
-							  TEXTOID, TEXTOID, OIDOID, INT2OID, ANYRANGEOID);
-	f->numeric_int8 = helper("_numeric_int8_sat", 1, NUMERICOID, 0, 0, 0, 0, 0, 0);
-	f->saturate = helper("_saturate", 5, INT8OID, INT8OID, INT8OID, OIDOID, INT2OID, 0, 0);
-	ctx->have_funcs = OidIsValid(f->add) && OidIsValid(f->sub) &&
-		OidIsValid(f->mul) && OidIsValid(f->neg) &&
-		OidIsValid(f->numeric_int8) && OidIsValid(f->saturate);
-	return ctx->have_funcs;
+void
+ig_rewrite_functions_changed(void)
+{
+	funcs_known = false;
 }
 
 static bool
-is_guard_function(Oid funcoid, const char *name)
+load_funcs(RewriteContext *ctx)
 {
-	char	   *fname = get_func_name(funcoid);
-	char	   *nspname;
+	RewriteFuncs *f = &funcs;
 
-	if (fname == NULL || strcmp(fname, name) != 0)
-		return false;
-	nspname = get_namespace_name(get_func_namespace(funcoid));
-	return nspname != NULL && strcmp(nspname, IG_SCHEMA_NAME) == 0;
+	if (!funcs_known)
+	{
+		f->add = helper("_sat_add", 2, INT8OID, INT8OID, 0, 0, 0, 0, 0);
+		f->sub = helper("_sat_sub", 2, INT8OID, INT8OID, 0, 0, 0, 0, 0);
+		f->mul = helper("_sat_mul", 2, INT8OID, INT8OID, 0, 0, 0, 0, 0);
+		f->neg = helper("_sat_neg", 1, INT8OID, 0, 0, 0, 0, 0, 0);
+		f->div = helper("_sat_div", 2, INT8OID, INT8OID, 0, 0, 0, 0, 0);
+		f->abs = helper("_sat_abs", 1, INT8OID, 0, 0, 0, 0, 0, 0);
+		f->float8_int8 = helper("_float8_int8_sat", 1, FLOAT8OID, 0, 0, 0, 0, 0, 0);
+		f->range_guarded = helper("_range_guarded", 7, ANYELEMENTOID, ANYELEMENTOID,
+								  TEXTOID, TEXTOID, OIDOID, INT2OID, ANYRANGEOID);
+		f->numeric_int8 = helper("_numeric_int8_sat", 1, NUMERICOID, 0, 0, 0, 0, 0, 0);
+		f->saturate = helper("_saturate", 5, INT8OID, INT8OID, INT8OID, OIDOID, INT2OID, 0, 0);
+		funcs_complete = OidIsValid(f->add) && OidIsValid(f->sub) &&
+			OidIsValid(f->mul) && OidIsValid(f->neg) &&
+			OidIsValid(f->numeric_int8) && OidIsValid(f->saturate);
+		funcs_known = true;
+	}
+	ctx->f = funcs;
+	ctx->have_funcs = funcs_complete;
+	return funcs_complete;
 }
 
 /* Columns of the table protected by an enabled counter or range guard. */
@@ -136,30 +142,8 @@ static List *
 guarded_columns(Oid relid)
 {
 	Relation	rel = relation_open(relid, NoLock);
-	List	   *result = NIL;
-	int			i;
+	List	   *result = ig_registry_guarded_columns(rel);
 
-	if (rel->trigdesc != NULL)
-	{
-		for (i = 0; i < rel->trigdesc->numtriggers; i++)
-		{
-			Trigger    *tg = &rel->trigdesc->triggers[i];
-			IgArgs		args;
-
-			if (tg->tgenabled == TRIGGER_DISABLED)
-				continue;
-			if (is_guard_function(tg->tgfoid, "saturate_counter"))
-			{
-				ig_split_args(&args, "saturate_counter", rel, tg->tgnargs, tg->tgargs);
-				result = list_concat(result, ig_counter_guarded_columns(&args));
-			}
-			else if (is_guard_function(tg->tgfoid, "clamp_range"))
-			{
-				ig_split_args(&args, "clamp_range", rel, tg->tgnargs, tg->tgargs);
-				result = list_concat(result, ig_range_guarded_columns(&args));
-			}
-		}
-	}
 	relation_close(rel, NoLock);
 	return result;
 }
@@ -722,19 +706,12 @@ saturate_expr(Node *expr, Oid t, IgGuardedColumn *gc, Oid relid,
 {
 	Node	   *wide;
 	Node	   *clamped;
-	int64		lo = gc->min,
-				hi = gc->max;
+	int64		lo,
+				hi;
 
-	if (t == INT2OID)
-	{
-		lo = Max(lo, PG_INT16_MIN);
-		hi = Min(hi, PG_INT16_MAX);
-	}
-	else if (t == INT4OID)
-	{
-		lo = Max(lo, PG_INT32_MIN);
-		hi = Min(hi, PG_INT32_MAX);
-	}
+	ig_int_type_bounds(t, &lo, &hi);
+	lo = Max(lo, gc->min);
+	hi = Min(hi, gc->max);
 
 	wide = widen(expr, ctx);
 	clamped = call(ctx->f.saturate, INT8OID,
@@ -1148,21 +1125,14 @@ has_write(Query *q)
 	return false;
 }
 
-static PlannedStmt *
-ig_planner(Query *parse, const char *query_string, int cursorOptions,
-		   ParamListInfo boundParams)
+/*
+ * Rewrite the assignments of a query about to be planned (the planner
+ * hook, pg_integrity_guard.c).
+ */
+void
+ig_rewrite_query(Query *parse)
 {
 	if (ig_rewrite && ig_enabled && parse->utilityStmt == NULL &&
 		IsTransactionState() && has_write(parse))
 		(void) rewrite_walker((Node *) parse, NULL);
-	if (prev_planner)
-		return prev_planner(parse, query_string, cursorOptions, boundParams);
-	return standard_planner(parse, query_string, cursorOptions, boundParams);
-}
-
-void
-ig_rewrite_init(void)
-{
-	prev_planner = planner_hook;
-	planner_hook = ig_planner;
 }

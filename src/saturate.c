@@ -33,7 +33,11 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
-#include "pg_integrity_guard.h"
+#include "counter.h"
+#include "incident.h"
+#include "range.h"
+#include "settings.h"
+#include "util.h"
 
 /* int64 arithmetic that sticks at the int64 limits instead of failing. */
 static inline int64
@@ -229,7 +233,7 @@ ig_saturate(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(oldcxt);
 	}
 	if (cache->may_record)
-		ig_audit_record_relid(IG_EVENT_COUNTER_SATURATED, relid, cache->column,
+		ig_incident_record_relid(IG_EVENT_COUNTER_SATURATED, relid, cache->column,
 							  upper ? cache->detail_max : cache->detail_min, 1);
 	PG_RETURN_INT64(upper ? hi : lo);
 }
@@ -242,19 +246,10 @@ static Datum
 saturating_result(FunctionCallInfo fcinfo, int64 exact)
 {
 	Oid			rettype = get_fn_expr_rettype(fcinfo->flinfo);
-	int64		lo = PG_INT64_MIN,
-				hi = PG_INT64_MAX;
+	int64		lo,
+				hi;
 
-	if (rettype == INT2OID)
-	{
-		lo = PG_INT16_MIN;
-		hi = PG_INT16_MAX;
-	}
-	else if (rettype == INT4OID)
-	{
-		lo = PG_INT32_MIN;
-		hi = PG_INT32_MAX;
-	}
+	ig_int_type_bounds(rettype, &lo, &hi);
 	if (PG_NARGS() == 4)
 	{
 		int64		min = PG_ARGISNULL(2) ? lo : PG_GETARG_INT64(2);
@@ -353,7 +348,8 @@ ig_range_clamped(PG_FUNCTION_ARGS)
 	RangeBound	lower,
 				upper;
 	RangeType  *result;
-	const char *policy = "clamp_upper";
+	IgRangePolicy policy = IG_RANGE_CLAMP_UPPER;
+	char	   *policy_name = NULL;
 	bool		lower_inc = true,
 				upper_inc = false;
 	bool		repaired = false;
@@ -374,10 +370,7 @@ ig_range_clamped(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("range constructor flags argument must not be null")));
 	if (nargs >= 4 && !PG_ARGISNULL(3))
-		policy = text_to_cstring(PG_GETARG_TEXT_PP(3));
-	/* guards off: the rewritten constructor fails as the original would */
-	if (guarded && (!ig_enabled || !ig_rewrite))
-		policy = "error";
+		policy_name = text_to_cstring(PG_GETARG_TEXT_PP(3));
 
 	lower.val = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	lower.infinite = PG_ARGISNULL(0);
@@ -395,26 +388,31 @@ ig_range_clamped(PG_FUNCTION_ARGS)
 	{
 		Datum		l = lower.val;
 
-		if (strcmp(policy, "clamp_upper") == 0)
-			upper.val = l;
-		else if (strcmp(policy, "clamp_lower") == 0)
-			lower.val = upper.val;
-		else if (strcmp(policy, "swap") == 0)
+		/* guards off: the rewritten constructor fails as the original would */
+		if (guarded && (!ig_enabled || !ig_rewrite))
+			policy = IG_RANGE_ERROR;
+		else if (policy_name != NULL)
+			policy = ig_range_policy(policy_name);
+		switch (policy)
 		{
-			lower.val = upper.val;
-			upper.val = l;
+			case IG_RANGE_CLAMP_UPPER:
+				upper.val = l;
+				break;
+			case IG_RANGE_CLAMP_LOWER:
+				lower.val = upper.val;
+				break;
+			case IG_RANGE_SWAP:
+				lower.val = upper.val;
+				upper.val = l;
+				break;
+			case IG_RANGE_ERROR:
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("range lower bound must be less than or equal to range upper bound")));
+				break;
 		}
-		else if (strcmp(policy, "error") == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("range lower bound must be less than or equal to range upper bound")));
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown on_inverted policy \"%s\"", policy),
-					 errhint("Valid policies are clamp_upper (the default), clamp_lower, swap and error.")));
 		repaired = true;
-		if (strcmp(policy, "swap") != 0)
+		if (policy != IG_RANGE_SWAP)
 			lower.inclusive = upper.inclusive = true;
 
 		/* the rewritten form of a guarded column records the event */
@@ -431,9 +429,9 @@ ig_range_clamped(PG_FUNCTION_ARGS)
 			initStringInfo(&detail);
 			appendStringInfoChar(&detail, '{');
 			ig_append_json_string(&detail, "column", column, true);
-			ig_append_json_string(&detail, "policy", policy, false);
+			ig_append_json_string(&detail, "policy", ig_range_policy_names[policy], false);
 			appendStringInfoChar(&detail, '}');
-			ig_audit_record_relid(IG_EVENT_RANGE_CLAMPED, relid, column,
+			ig_incident_record_relid(IG_EVENT_RANGE_CLAMPED, relid, column,
 								  detail.data, 1);
 		}
 	}

@@ -61,8 +61,13 @@
 #include "utils/portal.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "miscadmin.h"
 
-#include "pg_integrity_guard.h"
+#include "incident.h"
+#include "registry.h"
+#include "settings.h"
+#include "unique.h"
+#include "util.h"
 
 /* rows probed after a duplicate, in mode=raise with capture (see above) */
 #define IG_PROBE_BUDGET 10000
@@ -86,7 +91,7 @@ typedef struct UniqueConfig
 /*
  * Distinct keys a statement records per index before further attempts
  * aggregate into one incident without a key: a consumer replaying 90,000
- * messages must not write 90,000 audit rows (DESIGN.md fact 6).
+ * messages must not write 90,000 audit rows (doc/design.md, "Server facts", 5).
  */
 #define IG_MAX_KEYED_INCIDENTS 100
 
@@ -101,7 +106,7 @@ typedef struct RelProbe
 	bool		pending;		/* 'row' was let through unprobed ... */
 	bool		suspect;		/* ... and its subtransaction aborted */
 	SubTransactionId subid;
-	uint64		captured;		/* ig_captured_unique_violations then */
+	uint64		captured;		/* ig_unique_captured then */
 	int			natts;
 	NameData	schema_name;	/* for the error hook, which reads no catalog */
 	NameData	table_name;
@@ -155,9 +160,9 @@ static int	run_size = 0;
 static HTAB *rel_probes = NULL;
 static RelProbe *last_pass = NULL;	/* the latest row let through unprobed */
 
-static ExecutorRun_hook_type prev_ExecutorRun = NULL;
-static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+/* Kept up to date by the error hook (capture.c). */
+uint64		ig_unique_captured = 0;
+bool		ig_unique_capture_on = false;
 
 static const char *const unique_options[] = {"mode", "constraint", NULL};
 static const char *const unique_modes[] = {"raise", "skip", NULL};
@@ -191,71 +196,24 @@ push_level(QueryDesc *queryDesc)
 	level->queryDesc = queryDesc;
 }
 
-static void
-ig_unique_ExecutorRun(IG_EXECUTOR_RUN_PARAMS)
+/*
+ * A statement starts running (ExecutorRun, ExecutorFinish: queryDesc; a
+ * utility statement: NULL).  Returns the depth to give ig_unique_leave()
+ * when it ends, also by error (the executor hooks, pg_integrity_guard.c).
+ */
+int
+ig_unique_enter(QueryDesc *queryDesc)
 {
 	int			depth = run_depth;
 
 	push_level(queryDesc);
-	PG_TRY();
-	{
-		if (prev_ExecutorRun)
-			prev_ExecutorRun(IG_EXECUTOR_RUN_ARGS);
-		else
-			standard_ExecutorRun(IG_EXECUTOR_RUN_ARGS);
-	}
-	PG_FINALLY();
-	{
-		run_depth = depth;
-	}
-	PG_END_TRY();
+	return depth;
 }
 
-/* Writable CTEs not read to the end run their ModifyTable here. */
-static void
-ig_unique_ExecutorFinish(QueryDesc *queryDesc)
+void
+ig_unique_leave(int depth)
 {
-	int			depth = run_depth;
-
-	push_level(queryDesc);
-	PG_TRY();
-	{
-		if (prev_ExecutorFinish)
-			prev_ExecutorFinish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-	}
-	PG_FINALLY();
-	{
-		run_depth = depth;
-	}
-	PG_END_TRY();
-}
-
-/* COPY FROM fires row triggers without a ModifyTable: a level of its own. */
-static void
-ig_unique_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-						 bool readOnlyTree, ProcessUtilityContext context,
-						 ParamListInfo params, QueryEnvironment *queryEnv,
-						 DestReceiver *dest, QueryCompletion *qc)
-{
-	int			depth = run_depth;
-
-	push_level(NULL);
-	PG_TRY();
-	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		run_depth = depth;
-	}
-	PG_END_TRY();
+	run_depth = depth;
 }
 
 static void
@@ -505,8 +463,8 @@ merge_remember(RunLevel *level, HeapTuple tuple, TupleDesc desc)
  * The last row let through unprobed: did its subtransaction abort?
  * ---------------------------------------------------------------------
  */
-static void
-ig_unique_xact_callback(XactEvent event, void *arg)
+void
+ig_unique_xact_event(XactEvent event)
 {
 	if (last_pass == NULL || !last_pass->pending)
 		return;
@@ -517,9 +475,8 @@ ig_unique_xact_callback(XactEvent event, void *arg)
 		last_pass->pending = false;
 }
 
-static void
-ig_unique_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-						   SubTransactionId parentSubid, void *arg)
+void
+ig_unique_subxact_event(SubXactEvent event, SubTransactionId mySubid)
 {
 	if (last_pass == NULL || !last_pass->pending ||
 		last_pass->subid != mySubid)
@@ -577,7 +534,7 @@ remember_pass(RelProbe *probe, HeapTuple tuple, TupleDesc desc)
 	probe->row.t_tableOid = tuple->t_tableOid;
 	probe->natts = desc->natts;
 	probe->subid = GetCurrentSubTransactionId();
-	probe->captured = ig_captured_unique_violations;
+	probe->captured = ig_unique_captured;
 	probe->pending = true;
 	probe->suspect = false;
 	if (last_pass != NULL && last_pass != probe)
@@ -596,19 +553,6 @@ ig_unique_passed(const char *schema_name, const char *table_name)
 		schema_name != NULL && table_name != NULL &&
 		strcmp(NameStr(last_pass->schema_name), schema_name) == 0 &&
 		strcmp(NameStr(last_pass->table_name), table_name) == 0;
-}
-
-void
-ig_unique_init(void)
-{
-	prev_ExecutorRun = ExecutorRun_hook;
-	ExecutorRun_hook = ig_unique_ExecutorRun;
-	prev_ExecutorFinish = ExecutorFinish_hook;
-	ExecutorFinish_hook = ig_unique_ExecutorFinish;
-	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = ig_unique_ProcessUtility;
-	RegisterXactCallback(ig_unique_xact_callback, NULL);
-	RegisterSubXactCallback(ig_unique_subxact_callback, NULL);
 }
 
 /* ---------------------------------------------------------------------
@@ -632,8 +576,8 @@ index_has_name(Oid indexoid, const char *name)
 	return false;
 }
 
-void *
-ig_unique_parse(IgArgs *args)
+static void *
+unique_parse(IgArgs *args)
 {
 	UniqueConfig *cfg = palloc0(sizeof(UniqueConfig));
 	List	   *indexoids = RelationGetIndexList(args->rel);
@@ -960,7 +904,7 @@ record_attempt(UniqueStatement *st, Relation heap, int i, Datum *values,
 		st->keyed[i]++;
 	}
 	appendStringInfoChar(&detail, '}');
-	ig_audit_record(IG_EVENT_DUPLICATE_KEY, heap, ui->name, detail.data, 1);
+	ig_incident_record(IG_EVENT_DUPLICATE_KEY, heap, ui->name, detail.data, 1);
 	return key;
 }
 
@@ -995,7 +939,7 @@ recheck_pass(UniqueStatement *st, Relation heap)
 	int			i;
 
 	probe->pending = false;
-	if (probe->captured != ig_captured_unique_violations)
+	if (probe->captured != ig_unique_captured)
 	{
 		probe->budget = IG_PROBE_BUDGET;
 		return;
@@ -1043,7 +987,7 @@ guard_unique(PG_FUNCTION_ARGS)
 	if (!ig_enabled)
 		return PointerGetDatum(tuple);
 
-	cfg = ig_trigger_config(fcinfo, "guard_unique", ig_unique_parse);
+	cfg = ig_trigger_config(fcinfo, &ig_unique_kind);
 	if (cfg->nwatched == 0)
 		return PointerGetDatum(tuple);
 	st = statement_state(fcinfo, td, cfg);
@@ -1084,7 +1028,7 @@ guard_unique(PG_FUNCTION_ARGS)
 	 * the row through unless this table is seeing duplicates right now.
 	 */
 	if (!skip && !is_update && probe->budget <= 0 &&
-		ig_capture_covers(ERRCODE_UNIQUE_VIOLATION))
+		ig_unique_capture_on && MyBackendType == B_BACKEND)
 	{
 		if (!upsert)
 			remember_pass(probe, tuple, desc);
@@ -1152,3 +1096,8 @@ guard_unique(PG_FUNCTION_ARGS)
 		merge_remember(wc.level, tuple, desc);
 	return PointerGetDatum(tuple);
 }
+
+const IgGuardKind ig_unique_kind = {
+	.function = "guard_unique",
+	.parse = unique_parse,
+};

@@ -1,16 +1,17 @@
 /*-------------------------------------------------------------------------
  *
- * pipeline.c
- *		The durable audit pipeline: a shared-memory queue of incidents, the
- *		background workers that write it, and cumulative statistics.
+ * queue.c
+ *		The shared-memory side of the durable audit: the queue of incidents,
+ *		cumulative statistics, and the per-database state the flush jobs
+ *		report into.
  *
  * Active only when the library is in shared_preload_libraries.  Backends
- * push the incidents their statements aggregated (audit.c) and the errors
- * they sent to clients (capture.c) into a shared hash table keyed by the
- * incident without its key values: events of one table, target, kind, role
- * and application within a flush window add to one entry, which keeps the
- * first detail and a bounded sample of others.  A storm of distinct keys is
- * one entry, and one audit row per flush.
+ * push the incidents their statements aggregated (incident.c) and the
+ * errors they sent to clients (capture.c) into a shared hash table keyed by
+ * the incident without its key values: events of one table, target, kind,
+ * role and application within a flush window add to one entry, which keeps
+ * the first detail and a bounded sample of others.  A storm of distinct
+ * keys is one entry, and one audit row per flush.
  *
  * The queue (integrity_guard.queue_size entries) is shared fairly: when it
  * is full, a database below its share (queue_size / databases queueing)
@@ -18,17 +19,14 @@
  * a database a role below its share likewise; an owner at or above its share
  * loses its own new incident.  Drops are counted per database and role.
  *
- * Nobody but a flush job writes the audit table.  The launcher (a static
- * background worker) wakes every half flush_interval and starts jobs, at
- * most integrity_guard.max_flush_jobs at a time, serving databases round
- * robin.  A job connects, marks the entries it takes with its transaction
- * id, inserts them, applies the retention setting and commits.  Marked
- * entries stay in the queue until no snapshot can miss the rows (the xid
- * precedes every backend's xmin): readers (integrity_guard._pending()) show
- * an entry unless the job that took it committed visibly to their snapshot,
- * so a reader sees every incident exactly once and never writes or waits.
- * A job that fails unmarks its entries; failures are counted and retried
- * with a backoff, never discarded, except for a dropped database.
+ * Nobody but a flush job (worker.c) writes the audit table.  A job marks
+ * the entries it takes with its transaction id.  Marked entries stay in the
+ * queue until no snapshot can miss the rows (the xid precedes every
+ * backend's xmin): readers (integrity_guard._pending()) show an entry
+ * unless the job that took it committed visibly to their snapshot, so a
+ * reader sees every incident exactly once and never writes or waits.  A job
+ * that fails unmarks its entries: nothing is discarded, except for a dropped
+ * database or one without the extension.
  *
  * Statistics are a second shared table, cumulative per (database, table,
  * event type, target); when full, the least-used 5% are evicted, with
@@ -52,6 +50,13 @@
  *	No two of these LWLocks are held at once.  Nothing here raises or
  *	allocates while holding them, except the launcher's and readers' copies,
  *	which count first and allocate before locking.
+ *	Sleeping: nobody waits (latch, heavyweight lock, I/O, another process)
+ *	while holding any of them.  The error hook takes queue_lock and
+ *	stats_lock from inside error reporting, so it must find them free:
+ *	ig_queue_busy() tells it when this backend already holds one.  A flush
+ *	job may wait for RowExclusiveLock on audit_log (worker.c), but only
+ *	before it takes entries, so a waiting job holds no incidents; flush()
+ *	waits on its latch holding nothing.
  *
  *-------------------------------------------------------------------------
  */
@@ -95,18 +100,16 @@
 #include "utils/typcache.h"
 #include "utils/wait_event.h"
 
-#include "pg_integrity_guard.h"
+#include "queue.h"
+#include "settings.h"
+#include "util.h"
 
-#define IG_MAX_DATABASES	64
 #define IG_FILE				PGSTAT_STAT_PERMANENT_DIRECTORY "/pg_integrity_guard.stat"
 #define IG_FILE_MAGIC		0x49474132	/* "IGA2" */
-#define IG_NO_EXTENSION_RECHECK_MS	60000
 #define IG_MAX_BACKOFF_MS	60000
-#define IG_CHECK_DROPPED_AFTER	3	/* failures before asking if it exists */
 #define IG_MAX_SAMPLES		3	/* details kept beside the first */
 #define IG_STATS_DEALLOC_PCT	5
 #define IG_USAGE_DECAY		0.99
-#define IG_ERROR_LEN		200
 
 typedef struct IgQueueEntry
 {
@@ -152,29 +155,6 @@ typedef struct IgOwner
 	bool		stalled;		/* database rows: its last flush job failed */
 } IgOwner;
 
-typedef enum IgDbState
-{
-	IG_DB_UNKNOWN = 0,
-	IG_DB_INSTALLED,
-	IG_DB_NO_EXTENSION
-} IgDbState;
-
-typedef struct IgDbSlot
-{
-	Oid			dbid;
-	IgDbState	state;
-	bool		job_started;	/* launched, not yet reported back */
-	bool		flush_requested;	/* by flush(): no need to wait */
-	TimestampTz last_start;		/* one job per flush_interval */
-	int			failures;		/* consecutive failed jobs */
-	int64		failures_total;
-	TimestampTz retry_at;		/* backoff after failures */
-	TimestampTz checked;		/* when state was last established */
-	TimestampTz last_flush;
-	int64		written;		/* incident rows written */
-	char		last_error[IG_ERROR_LEN];
-} IgDbSlot;
-
 typedef struct IgShared
 {
 	LWLock	   *queue_lock;
@@ -193,25 +173,12 @@ typedef struct IgShared
 	pg_atomic_uint64 stats_evicted;
 } IgShared;
 
-int			ig_queue_size = 1024;
-int			ig_flush_interval = 1000;
-int			ig_max_stats = 1000;
-int			ig_max_flush_jobs = 1;
-int			ig_retention = 30 * 24 * 3600;
-bool		ig_durable_audit = true;
-
 static IgShared *ig_shared = NULL;
 static HTAB *ig_queue = NULL;
 static HTAB *ig_stats = NULL;
 static HTAB *ig_owners = NULL;
 static IgStatsEntry **ig_stats_scratch = NULL;
 
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-static void ig_pipeline_xact_callback(XactEvent event, void *arg);
-PGDLLEXPORT void ig_launcher_main(Datum arg);
-PGDLLEXPORT void ig_job_main(Datum arg);
 
 /* Hash a zero-padded string field up to its terminator only. */
 static inline uint32
@@ -251,25 +218,6 @@ ig_stats_hash(const void *key, Size keysize)
 }
 
 /*
- * Copy a string into a fixed field, cut at a character boundary, and zero
- * the rest of the field: keys are compared over their full length.
- */
-void
-ig_copy_bounded(char *dst, size_t size, const char *src)
-{
-	int			len = 0;
-
-	if (src != NULL)
-	{
-		len = strlen(src);
-		if ((size_t) len >= size)
-			len = pg_mbcliplen(src, len, size - 1);
-		memcpy(dst, src, len);
-	}
-	memset(dst + len, 0, size - len);
-}
-
-/*
  * Store a JSON detail.  One too long for the field becomes a valid JSON
  * object holding the start of the original text.
  */
@@ -277,9 +225,7 @@ static void
 set_detail(char *dst, const char *json)
 {
 	size_t		len = json ? strlen(json) : 0;
-	char	   *out;
-	int			keep;
-	int			i;
+	size_t		pos = 0;
 
 	if (len < IG_DETAIL_LEN)
 	{
@@ -287,29 +233,16 @@ set_detail(char *dst, const char *json)
 		return;
 	}
 	memset(dst, 0, IG_DETAIL_LEN);
+	dst[pos++] = '{';
 	/* every kept byte escapes to at most 6 */
-	keep = pg_mbcliplen(json, len, (IG_DETAIL_LEN - 32) / 6);
-	out = dst;
-	out += sprintf(out, "{\"truncated\": \"");
-	for (i = 0; i < keep; i++)
-	{
-		unsigned char c = (unsigned char) json[i];
-
-		if (c == '"' || c == '\\')
-		{
-			*out++ = '\\';
-			*out++ = c;
-		}
-		else if (c < 0x20)
-			out += sprintf(out, "\\u%04x", c);
-		else
-			*out++ = c;
-	}
-	strcpy(out, "\"}");
+	ig_json_member(dst, IG_DETAIL_LEN, &pos, "truncated", json,
+				   (IG_DETAIL_LEN - 32) / 6);
+	dst[pos++] = '}';
+	dst[pos] = '\0';
 }
 
 bool
-ig_pipeline_available(void)
+ig_queue_available(void)
 {
 	return ig_shared != NULL;
 }
@@ -319,7 +252,7 @@ ig_pipeline_available(void)
  * raised there must not be captured, or the hook would wait on itself.
  */
 bool
-ig_pipeline_busy(void)
+ig_queue_busy(void)
 {
 	return ig_shared != NULL &&
 		(LWLockHeldByMe(ig_shared->queue_lock) ||
@@ -372,8 +305,8 @@ owner_get(Oid dbid, Oid roleid, bool create)
 }
 
 /* A database's jobs fail (or work again): its entries give way first. */
-static void
-owner_set_stalled(Oid dbid, bool stalled)
+void
+ig_queue_set_stalled(Oid dbid, bool stalled)
 {
 	IgOwner    *db;
 
@@ -744,7 +677,7 @@ stats_add(const IgEventKey *ev, int64 n, TimestampTz first_seen,
  * pipeline's own short locks, never raises: safe from the error hook.
  */
 void
-ig_pipeline_push(const IgEventKey *key, const char *detail, int64 n,
+ig_queue_push(const IgEventKey *key, const char *detail, int64 n,
 				 TimestampTz first_seen, TimestampTz last_seen)
 {
 	char		d[IG_DETAIL_LEN];
@@ -972,8 +905,8 @@ queue_pending(IgQueueEntry **out, int *inflight)
 }
 
 /* The slot of a database (db_lock exclusive), made on first use. */
-static IgDbSlot *
-db_slot(Oid dbid, bool create)
+IgDbSlot *
+ig_queue_slot(Oid dbid, bool create)
 {
 	IgDbSlot   *free_slot = NULL;
 	int			i;
@@ -996,7 +929,7 @@ db_slot(Oid dbid, bool create)
 
 /* A job ended: it wrote (or found no extension), or it failed. */
 void
-ig_pipeline_report_flush(Oid dbid, bool has_extension, int64 written)
+ig_queue_report_flush(Oid dbid, bool has_extension, int64 written)
 {
 	IgDbSlot   *slot;
 	TimestampTz now = GetCurrentTimestamp();
@@ -1004,7 +937,7 @@ ig_pipeline_report_flush(Oid dbid, bool has_extension, int64 written)
 	if (ig_shared == NULL)
 		return;
 	LWLockAcquire(ig_shared->db_lock, LW_EXCLUSIVE);
-	slot = db_slot(dbid, true);
+	slot = ig_queue_slot(dbid, true);
 	if (slot != NULL)
 	{
 		slot->job_started = false;
@@ -1025,12 +958,12 @@ ig_pipeline_report_flush(Oid dbid, bool has_extension, int64 written)
 		ig_shared->last_flush = now;
 		SpinLockRelease(&ig_shared->mutex);
 	}
-	owner_set_stalled(dbid, false);
+	ig_queue_set_stalled(dbid, false);
 }
 
 /* Count a failed job and schedule the next try later and later. */
-static void
-slot_failed(IgDbSlot *slot, const char *message, TimestampTz now)
+void
+ig_queue_slot_failed(IgDbSlot *slot, const char *message, TimestampTz now)
 {
 	int			shift = Min(slot->failures, 10);
 	int64		delay = Min((int64) ig_flush_interval << shift, IG_MAX_BACKOFF_MS);
@@ -1043,23 +976,23 @@ slot_failed(IgDbSlot *slot, const char *message, TimestampTz now)
 }
 
 void
-ig_pipeline_report_failure(Oid dbid, const char *message)
+ig_queue_report_failure(Oid dbid, const char *message)
 {
 	IgDbSlot   *slot;
 
 	if (ig_shared == NULL)
 		return;
 	LWLockAcquire(ig_shared->db_lock, LW_EXCLUSIVE);
-	slot = db_slot(dbid, true);
+	slot = ig_queue_slot(dbid, true);
 	if (slot != NULL)
-		slot_failed(slot, message, GetCurrentTimestamp());
+		ig_queue_slot_failed(slot, message, GetCurrentTimestamp());
 	LWLockRelease(ig_shared->db_lock);
-	owner_set_stalled(dbid, true);
+	ig_queue_set_stalled(dbid, true);
 }
 
 /* Drop a database's queued incidents (they stay in the statistics). */
 void
-ig_pipeline_discard(Oid dbid)
+ig_queue_discard(Oid dbid)
 {
 	HASH_SEQ_STATUS status;
 	IgQueueEntry *entry;
@@ -1074,6 +1007,117 @@ ig_pipeline_discard(Oid dbid)
 			queue_remove(entry);
 		}
 	LWLockRelease(ig_shared->queue_lock);
+}
+
+/*
+ * The table a captured error named, bound when it is written or shown
+ * pending (the error hook cannot read the catalogs).  A temporary table is
+ * never bound: its schema name may belong to another session by now.
+ */
+Oid
+ig_queue_bind_relid(const char *schema_name, const char *table_name)
+{
+	Oid			nsp;
+
+	if (schema_name[0] == '\0' || table_name[0] == '\0' ||
+		strncmp(schema_name, "pg_temp_", 8) == 0 ||
+		strncmp(schema_name, "pg_toast_temp_", 14) == 0)
+		return InvalidOid;
+	nsp = get_namespace_oid(schema_name, true);
+	return OidIsValid(nsp) ? get_relname_relid(table_name, nsp) : InvalidOid;
+}
+
+/*
+ * The launcher's view (worker.c)
+ */
+
+/* Queued entries per database: how many wait, how many a job holds. */
+int
+ig_queue_databases(IgQueueDb *dbs, int max)
+{
+	HASH_SEQ_STATUS status;
+	IgQueueEntry *entry;
+	int			ndbs = 0;
+	int			i;
+
+	LWLockAcquire(ig_shared->queue_lock, LW_SHARED);
+	hash_seq_init(&status, ig_queue);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		for (i = 0; i < ndbs; i++)
+			if (dbs[i].dbid == entry->key.dbid)
+				break;
+		if (i == ndbs)
+		{
+			if (ndbs == max)
+				continue;
+			dbs[ndbs].dbid = entry->key.dbid;
+			dbs[ndbs].unmarked = dbs[ndbs].marked = 0;
+			ndbs++;
+		}
+		if (TransactionIdIsValid(entry->job_xid))
+			dbs[i].marked++;
+		else
+			dbs[i].unmarked++;
+	}
+	LWLockRelease(ig_shared->queue_lock);
+	return ndbs;
+}
+
+/* db_lock, around ig_queue_slot_at() and ig_queue_slot() */
+void
+ig_queue_lock_slots(bool exclusive)
+{
+	LWLockAcquire(ig_shared->db_lock, exclusive ? LW_EXCLUSIVE : LW_SHARED);
+}
+
+void
+ig_queue_unlock_slots(void)
+{
+	LWLockRelease(ig_shared->db_lock);
+}
+
+IgDbSlot *
+ig_queue_slot_at(int index)
+{
+	Assert(index >= 0 && index < IG_MAX_DATABASES);
+	return &ig_shared->dbs[index];
+}
+
+/* The running launcher (pid 0 and NULL when it exits). */
+void
+ig_queue_set_launcher(pid_t pid, Latch *latch)
+{
+	SpinLockAcquire(&ig_shared->mutex);
+	ig_shared->launcher_pid = pid;
+	ig_shared->launcher_latch = latch;
+	SpinLockRelease(&ig_shared->mutex);
+}
+
+void
+ig_queue_wake_launcher(void)
+{
+	Latch	   *latch;
+
+	SpinLockAcquire(&ig_shared->mutex);
+	latch = ig_shared->launcher_latch;
+	SpinLockRelease(&ig_shared->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/* This database's incidents a reader would still see as pending. */
+int
+ig_queue_pending_count(void)
+{
+	IgQueueEntry *entries;
+	int			inflight;
+	int			n;
+
+	n = queue_pending(&entries, &inflight);
+	if (entries)
+		pfree(entries);
+	return n;
 }
 
 /*
@@ -1094,11 +1138,9 @@ ig_shmem_size(void)
 	return size;
 }
 
-static void
-ig_shmem_request(void)
+void
+ig_queue_shmem_request(void)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
 	RequestAddinShmemSpace(ig_shmem_size());
 	RequestNamedLWLockTranche("pg_integrity_guard", 3);
 }
@@ -1106,15 +1148,12 @@ ig_shmem_request(void)
 static void ig_shmem_shutdown(int code, Datum arg);
 static void ig_load_file(void);
 
-static void
-ig_shmem_startup(void)
+void
+ig_queue_shmem_startup(void)
 {
 	HASHCTL		info;
 	bool		found;
 	bool		found_scratch;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	ig_shared = ShmemInitStruct("pg_integrity_guard", sizeof(IgShared), &found);
@@ -1328,361 +1367,6 @@ error:
 }
 
 /*
- * Background workers
- */
-static void
-fill_worker(BackgroundWorker *worker, const char *function, const char *name)
-{
-	memset(worker, 0, sizeof(BackgroundWorker));
-	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
-	snprintf(worker->bgw_library_name, BGW_MAXLEN, "pg_integrity_guard");
-	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
-	snprintf(worker->bgw_name, BGW_MAXLEN, "%s", name);
-	snprintf(worker->bgw_type, BGW_MAXLEN, "%s", name);
-}
-
-/* Whether a database still exists (the launcher reads shared catalogs). */
-static bool
-database_exists(Oid dbid)
-{
-	bool		exists;
-
-	StartTransactionCommand();
-	exists = SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dbid));
-	CommitTransactionCommand();
-	return exists;
-}
-
-typedef struct IgRoundDb
-{
-	Oid			dbid;
-	int			unmarked;
-	int			marked;
-} IgRoundDb;
-
-/*
- * One launcher round: reap finished jobs, then start jobs for databases
- * with queued incidents, at most max_flush_jobs running, round robin.
- */
-static void
-launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
-{
-	IgRoundDb	dbs[IG_MAX_DATABASES];
-	int			ndbs = 0;
-	int			running = 0;
-	HASH_SEQ_STATUS status;
-	IgQueueEntry *entry;
-	TimestampTz now = GetCurrentTimestamp();
-	Oid			discard[IG_MAX_DATABASES];
-	Oid			check[IG_MAX_DATABASES];
-	Oid			stalled[IG_MAX_DATABASES];
-	int			ndiscard = 0;
-	int			ncheck = 0;
-	int			nstalled = 0;
-	int			i;
-	int			k;
-
-	LWLockAcquire(ig_shared->queue_lock, LW_SHARED);
-	hash_seq_init(&status, ig_queue);
-	while ((entry = hash_seq_search(&status)) != NULL)
-	{
-		for (i = 0; i < ndbs; i++)
-			if (dbs[i].dbid == entry->key.dbid)
-				break;
-		if (i == ndbs)
-		{
-			if (ndbs == IG_MAX_DATABASES)
-				continue;
-			dbs[ndbs].dbid = entry->key.dbid;
-			dbs[ndbs].unmarked = dbs[ndbs].marked = 0;
-			ndbs++;
-		}
-		if (TransactionIdIsValid(entry->job_xid))
-			dbs[i].marked++;
-		else
-			dbs[i].unmarked++;
-	}
-	LWLockRelease(ig_shared->queue_lock);
-
-	LWLockAcquire(ig_shared->db_lock, LW_EXCLUSIVE);
-	/* reap: a job that exited without reporting failed (could not connect) */
-	for (i = 0; i < IG_MAX_DATABASES; i++)
-	{
-		pid_t		pid;
-		IgDbSlot   *slot = &ig_shared->dbs[i];
-
-		if (handles[i] == NULL)
-			continue;
-		if (GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
-		{
-			running++;
-			continue;
-		}
-		pfree(handles[i]);
-		handles[i] = NULL;
-		if (slot->job_started)
-		{
-			slot_failed(slot, "the flush job exited before writing (database dropped or not accepting connections?)", now);
-			if (nstalled < IG_MAX_DATABASES)
-				stalled[nstalled++] = slot->dbid;
-		}
-		if (slot->failures >= IG_CHECK_DROPPED_AFTER && ncheck < IG_MAX_DATABASES)
-			check[ncheck++] = slot->dbid;
-	}
-	/* a full slot table makes room: idle databases give up their slot */
-	for (i = 0; i < IG_MAX_DATABASES; i++)
-		if (ig_shared->dbs[i].dbid == InvalidOid)
-			break;
-	if (i == IG_MAX_DATABASES)
-		for (i = 0; i < IG_MAX_DATABASES; i++)
-		{
-			for (k = 0; k < ndbs; k++)
-				if (dbs[k].dbid == ig_shared->dbs[i].dbid)
-					break;
-			if (k == ndbs && handles[i] == NULL)
-				ig_shared->dbs[i].dbid = InvalidOid;
-		}
-	for (k = 0; k < ndbs; k++)
-		if (db_slot(dbs[k].dbid, true) == NULL)
-			discard[ndiscard++] = dbs[k].dbid;
-
-	/* start jobs, round robin over the slots from *next */
-	for (k = 0; k < IG_MAX_DATABASES && running < ig_max_flush_jobs; k++)
-	{
-		int			index = (*next + k) % IG_MAX_DATABASES;
-		IgDbSlot   *slot = &ig_shared->dbs[index];
-		BackgroundWorker worker;
-		int			d;
-
-		if (slot->dbid == InvalidOid || handles[index] != NULL)
-			continue;
-		for (d = 0; d < ndbs; d++)
-			if (dbs[d].dbid == slot->dbid)
-				break;
-		/*
-		 * Entries a committed job still holds (a snapshot could miss its
-		 * rows) need another job, in the next window, to settle them.
-		 */
-		if (d == ndbs)
-			continue;
-		if (slot->state == IG_DB_NO_EXTENSION &&
-			!TimestampDifferenceExceeds(slot->checked, now,
-										IG_NO_EXTENSION_RECHECK_MS))
-		{
-			if (ndiscard < IG_MAX_DATABASES)
-				discard[ndiscard++] = slot->dbid;
-			continue;
-		}
-		if (slot->retry_at > now)
-			continue;
-		/* one job per flush window: a storm is a few rows per interval */
-		if (!slot->flush_requested &&
-			!TimestampDifferenceExceeds(slot->last_start, now, ig_flush_interval))
-			continue;
-
-		fill_worker(&worker, "ig_job_main", "pg_integrity_guard flush");
-		worker.bgw_restart_time = BGW_NEVER_RESTART;
-		worker.bgw_main_arg = ObjectIdGetDatum(slot->dbid);
-		worker.bgw_notify_pid = MyProcPid;
-		if (!RegisterDynamicBackgroundWorker(&worker, &handles[index]))
-		{
-			/* no free worker slot: try again next round */
-			handles[index] = NULL;
-			break;
-		}
-		slot->job_started = true;
-		slot->flush_requested = false;
-		slot->last_start = now;
-		running++;
-		*next = (index + 1) % IG_MAX_DATABASES;
-	}
-	LWLockRelease(ig_shared->db_lock);
-
-	for (i = 0; i < nstalled; i++)
-		owner_set_stalled(stalled[i], true);
-	for (i = 0; i < ndiscard; i++)
-		ig_pipeline_discard(discard[i]);
-	for (i = 0; i < ncheck; i++)
-		if (!database_exists(check[i]))
-		{
-			ig_pipeline_discard(check[i]);
-			LWLockAcquire(ig_shared->db_lock, LW_EXCLUSIVE);
-			for (k = 0; k < IG_MAX_DATABASES; k++)
-				if (ig_shared->dbs[k].dbid == check[i] && handles[k] == NULL)
-					ig_shared->dbs[k].dbid = InvalidOid;
-			LWLockRelease(ig_shared->db_lock);
-		}
-}
-
-void
-ig_launcher_main(Datum arg)
-{
-	BackgroundWorkerHandle *handles[IG_MAX_DATABASES];
-	int			next = 0;
-	uint64		round = 0;
-
-	memset(handles, 0, sizeof(handles));
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
-	BackgroundWorkerUnblockSignals();
-	/* no database: shared catalogs only, to see dropped databases */
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-
-	SpinLockAcquire(&ig_shared->mutex);
-	ig_shared->launcher_pid = MyProcPid;
-	ig_shared->launcher_latch = MyLatch;
-	SpinLockRelease(&ig_shared->mutex);
-
-	while (!ShutdownRequestPending)
-	{
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(ig_flush_interval / 2, 1), PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		if (ShutdownRequestPending)
-			break;
-		launcher_round(handles, &next, round++);
-	}
-
-	SpinLockAcquire(&ig_shared->mutex);
-	ig_shared->launcher_pid = 0;
-	ig_shared->launcher_latch = NULL;
-	SpinLockRelease(&ig_shared->mutex);
-	proc_exit(0);
-}
-
-/* Wake the launcher (flush()). */
-static void
-wake_launcher(void)
-{
-	Latch	   *latch;
-
-	SpinLockAcquire(&ig_shared->mutex);
-	latch = ig_shared->launcher_latch;
-	SpinLockRelease(&ig_shared->mutex);
-	if (latch)
-		SetLatch(latch);
-}
-
-/* A job: write one database's incidents, then exit. */
-void
-ig_job_main(Datum arg)
-{
-	Oid			dbid = DatumGetObjectId(arg);
-
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
-
-	/*
-	 * The job's own transaction characteristics, whatever the database or
-	 * its roles set: a read-only default only protects against clients.
-	 */
-	SetConfigOption("default_transaction_read_only", "off",
-					PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("default_transaction_isolation", "read committed",
-					PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("idle_in_transaction_session_timeout", "0",
-					PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("session_replication_role", "origin",
-					PGC_SUSET, PGC_S_OVERRIDE);
-	/* a locked audit table is a transient failure, not a stuck job slot */
-	SetConfigOption("lock_timeout",
-					psprintf("%d", Min(Max(ig_flush_interval, 100), 5000)),
-					PGC_SUSET, PGC_S_OVERRIDE);
-	ig_audit_drain_job(dbid);
-	proc_exit(0);
-}
-
-/*
- * Module set-up, from _PG_init.  Shared memory and the launcher only when
- * preloading.
- */
-void
-ig_pipeline_init(void)
-{
-	BackgroundWorker worker;
-
-	DefineCustomIntVariable("integrity_guard.flush_interval",
-							"Time within which queued incidents reach the audit table.",
-							NULL,
-							&ig_flush_interval,
-							1000, 10, 3600000,
-							PGC_SIGHUP,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("integrity_guard.max_flush_jobs",
-							"Flush jobs (background workers) running at once.",
-							"Databases with queued incidents are served round robin; the rest of max_worker_processes stays free for parallel query.",
-							&ig_max_flush_jobs,
-							1, 1, 64,
-							PGC_SIGHUP,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("integrity_guard.retention",
-							"Age after which flush jobs delete audit rows (by last_seen); 0 keeps them.",
-							NULL,
-							&ig_retention,
-							30 * 24 * 3600, 0, INT_MAX,
-							PGC_SIGHUP,
-							GUC_UNIT_S,
-							NULL, NULL, NULL);
-
-	DefineCustomBoolVariable("integrity_guard.durable_audit",
-							 "Sends incidents through the shared queue, so they survive the rollback of their transaction.",
-							 "Needs shared_preload_libraries.  When off, incidents are written in the transaction that produced them.",
-							 &ig_durable_audit,
-							 true,
-							 PGC_SUSET,
-							 0,
-							 NULL, NULL, NULL);
-
-	RegisterXactCallback(ig_pipeline_xact_callback, NULL);
-
-	/* sizes of shared memory exist only where it is made */
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-
-	DefineCustomIntVariable("integrity_guard.queue_size",
-							"Distinct pending incidents the shared audit queue holds.",
-							"Events of an incident already queued add to it; a new incident finding the queue full takes the place of one of a database or role above its fair share, or is counted as dropped.",
-							&ig_queue_size,
-							1024, 16, 1000000,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("integrity_guard.max_stats",
-							"Distinct (database, table, event type, target) counters kept in shared memory.",
-							"When full, the least-used 5% are evicted.",
-							&ig_max_stats,
-							1000, 100, 1000000,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
-
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = ig_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = ig_shmem_startup;
-
-	fill_worker(&worker, "ig_launcher_main", "pg_integrity_guard launcher");
-	worker.bgw_restart_time = 10;
-	RegisterBackgroundWorker(&worker);
-}
-
-/*
  * SQL functions
  */
 
@@ -1718,21 +1402,12 @@ stats_visible(bool all, Oid dbid, const char *schema_name,
 		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 }
 
-static Datum
-text_or_null(const char *s, bool *isnull)
-{
-	*isnull = (s[0] == '\0');
-	return *isnull ? (Datum) 0 : CStringGetTextDatum(s);
-}
-
 /*
- * integrity_guard._stats() returns setof record: the cumulative counters
- * the caller may see.
+ * integrity_guard._stats() (incident.c): the cumulative counters the caller
+ * may see, into the caller's materialized result.
  */
-PG_FUNCTION_INFO_V1(ig_stats_fn);
-
-Datum
-ig_stats_fn(PG_FUNCTION_ARGS)
+void
+ig_queue_stats_rows(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	HASH_SEQ_STATUS status;
@@ -1746,8 +1421,7 @@ ig_stats_fn(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (ig_shared == NULL)
-		return (Datum) 0;
-	ig_audit_push_if_durable();
+		return;
 
 	all = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 
@@ -1784,17 +1458,16 @@ ig_stats_fn(PG_FUNCTION_ARGS)
 			continue;
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = ObjectIdGetDatum(k->dbid);
-		values[1] = text_or_null(k->schema_name, &nulls[1]);
-		values[2] = text_or_null(k->table_name, &nulls[2]);
-		values[3] = text_or_null(k->event_type, &nulls[3]);
-		values[4] = text_or_null(k->target, &nulls[4]);
+		values[1] = ig_text_or_null(ig_empty_to_null(k->schema_name), &nulls[1]);
+		values[2] = ig_text_or_null(ig_empty_to_null(k->table_name), &nulls[2]);
+		values[3] = ig_text_or_null(ig_empty_to_null(k->event_type), &nulls[3]);
+		values[4] = ig_text_or_null(ig_empty_to_null(k->target), &nulls[4]);
 		values[5] = Int64GetDatum(copies[i].counts.occurrences);
 		values[6] = TimestampTzGetDatum(copies[i].counts.first_seen);
 		values[7] = TimestampTzGetDatum(copies[i].counts.last_seen);
 		values[8] = TimestampTzGetDatum(reset);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	return (Datum) 0;
 }
 
 /*
@@ -1937,15 +1610,13 @@ ig_queue_usage(PG_FUNCTION_ARGS)
 }
 
 /*
- * integrity_guard._pending() returns setof integrity_guard.audit_log: this
- * database's incidents still in the queue, as rows of the audit table
- * (id NULL), for the readers.  Writes nothing, waits for nothing.  Columns
- * are filled by name, so that columns added to the table come out NULL.
+ * integrity_guard._pending() (incident.c): this database's incidents still
+ * in the queue, as rows of the audit table (id NULL), for the readers.
+ * Writes nothing, waits for nothing.  Columns are filled by name, so that
+ * columns added to the table come out NULL.
  */
-PG_FUNCTION_INFO_V1(ig_pending_fn);
-
-Datum
-ig_pending_fn(PG_FUNCTION_ARGS)
+void
+ig_queue_pending_rows(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TupleDesc	desc;
@@ -1964,8 +1635,7 @@ ig_pending_fn(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	/* the queue holds other sessions' incidents even if this one's are not */
 	if (ig_shared == NULL)
-		return (Datum) 0;
-	ig_audit_push_if_durable();
+		return;
 	desc = rsinfo->setDesc;
 
 	/*
@@ -1977,7 +1647,7 @@ ig_pending_fn(PG_FUNCTION_ARGS)
 									get_namespace_oid(IG_SCHEMA_NAME, false));
 	if (!OidIsValid(audit_relid) ||
 		pg_class_aclcheck(audit_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		return (Datum) 0;
+		return;
 	rowtype = get_rel_type_id(audit_relid);
 	if (check_enable_rls(audit_relid, InvalidOid, true) == RLS_ENABLED)
 	{
@@ -1985,7 +1655,7 @@ ig_pending_fn(PG_FUNCTION_ARGS)
 											   makeString("_incident_visible")),
 									1, &rowtype, true);
 		if (!OidIsValid(visible_fn))
-			return (Datum) 0;
+			return;
 	}
 	values = palloc(sizeof(Datum) * desc->natts);
 	nulls = palloc(sizeof(bool) * desc->natts);
@@ -2015,7 +1685,7 @@ ig_pending_fn(PG_FUNCTION_ARGS)
 			{
 				/* a captured error's table: bound as the writer will bind it */
 				Oid			relid = OidIsValid(k->relid) ? k->relid :
-					ig_audit_bind_by_name(k->schema_name, k->table_name);
+					ig_queue_bind_relid(k->schema_name, k->table_name);
 
 				if (OidIsValid(relid))
 					v = ObjectIdGetDatum(relid);
@@ -2076,61 +1746,6 @@ ig_pending_fn(PG_FUNCTION_ARGS)
 		}
 		tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
 	}
-	return (Datum) 0;
-}
-
-/*
- * Ask the launcher to write now and wait (up to 10 s, outside a transaction
- * block only) until this database's incidents queued so far are in the
- * table.  Returns the rows written for this database meanwhile.
- */
-int64
-ig_pipeline_flush_wait(void)
-{
-	TimestampTz deadline;
-	int64		before = 0;
-	int64		after = 0;
-	IgDbSlot   *slot;
-
-	if (ig_shared == NULL || RecoveryInProgress())
-		return 0;
-	LWLockAcquire(ig_shared->db_lock, LW_EXCLUSIVE);
-	slot = db_slot(MyDatabaseId, true);
-	if (slot)
-	{
-		before = slot->written;
-		slot->flush_requested = true;
-	}
-	LWLockRelease(ig_shared->db_lock);
-	wake_launcher();
-	if (IsTransactionBlock())
-		return 0;
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
-	for (;;)
-	{
-		IgQueueEntry *entries;
-		int			inflight;
-		int			n;
-
-		PushActiveSnapshot(GetTransactionSnapshot());
-		n = queue_pending(&entries, &inflight);
-		PopActiveSnapshot();
-		if (entries)
-			pfree(entries);
-		if (n == 0 || GetCurrentTimestamp() > deadline)
-			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		wake_launcher();
-	}
-	LWLockAcquire(ig_shared->db_lock, LW_SHARED);
-	slot = db_slot(MyDatabaseId, false);
-	if (slot)
-		after = slot->written;
-	LWLockRelease(ig_shared->db_lock);
-	return after - before;
 }
 
 /*
@@ -2182,7 +1797,7 @@ ig_pipeline_status(PG_FUNCTION_ARGS)
 		nstats = hash_get_num_entries(ig_stats);
 		LWLockRelease(ig_shared->stats_lock);
 		LWLockAcquire(ig_shared->db_lock, LW_SHARED);
-		s = db_slot(MyDatabaseId, false);
+		s = ig_queue_slot(MyDatabaseId, false);
 		if (s)
 		{
 			slot = *s;
@@ -2230,48 +1845,3 @@ ig_pipeline_status(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
-/*
- * CREATE EXTENSION runs its script with client_min_messages at WARNING:
- * the NOTICE about preloading is sent when the creating transaction
- * commits.
- */
-static bool notice_not_preloaded = false;
-
-static void
-ig_pipeline_xact_callback(XactEvent event, void *arg)
-{
-	if (!notice_not_preloaded)
-		return;
-	if (event == XACT_EVENT_PRE_COMMIT)
-		ereport(NOTICE,
-				(errmsg("pg_integrity_guard is not in shared_preload_libraries: audit incidents are written in the transaction that produced them"),
-				 errdetail("Preloading adds the durable audit queue (incidents survive rollback), the background writer, server-wide error capture (integrity_guard.capture_errors), the stats view, and the assignment rewrite in every session."),
-				 errhint("Add pg_integrity_guard to shared_preload_libraries and restart the server.")));
-	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_ABORT)
-		notice_not_preloaded = false;
-}
-
-/*
- * integrity_guard._pipeline_register(), run by CREATE EXTENSION: tells the
- * launcher that this database now has the extension, so its events are no
- * longer only counted; without preload, says what preloading adds.
- */
-PG_FUNCTION_INFO_V1(ig_pipeline_register);
-
-Datum
-ig_pipeline_register(PG_FUNCTION_ARGS)
-{
-	IgDbSlot   *slot;
-
-	if (ig_shared == NULL)
-	{
-		notice_not_preloaded = !ig_preloaded;
-		PG_RETURN_VOID();
-	}
-	LWLockAcquire(ig_shared->db_lock, LW_EXCLUSIVE);
-	slot = db_slot(MyDatabaseId, false);
-	if (slot)
-		slot->state = IG_DB_UNKNOWN;
-	LWLockRelease(ig_shared->db_lock);
-	PG_RETURN_VOID();
-}

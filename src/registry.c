@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
- * guard_cache.c
- *		Trigger-argument parsing and the per-trigger configuration cache.
+ * registry.c
+ *		The guard registry: guard kinds, trigger-argument parsing and the
+ *		per-trigger configuration cache.
  *
  * Every guard parses its trigger arguments once per trigger, resolves
  * column names to attribute numbers, and keeps the result in a cache keyed
@@ -11,7 +12,10 @@
  * guard can never act on the wrong column.
  *
  * The same parser serves attach time: integrity_guard._check_args() runs it
- * on the arguments a helper is about to put into CREATE TRIGGER.
+ * on the arguments a helper is about to put into CREATE TRIGGER.  The
+ * assignment rewrite reads the same cached configurations, and finds the
+ * guard kind of a trigger by its function's OID, resolved once per
+ * backend (again after any change to pg_proc).
  *
  *-------------------------------------------------------------------------
  */
@@ -40,8 +44,20 @@
 #include "catalog/pg_class.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "access/genam.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_trigger.h"
+#include "commands/event_trigger.h"
+#include "parser/parse_func.h"
+#include "parser/parse_type.h"
+#include "utils/fmgroids.h"
+#include "utils/resowner.h"
 
-#include "pg_integrity_guard.h"
+#include "registry.h"
+#include "settings.h"
+#include "util.h"
 
 typedef struct IgCacheEntry
 {
@@ -66,8 +82,9 @@ typedef struct IgFnExtra
 	void	   *statement_state;
 } IgFnExtra;
 
-static void
-ig_cache_invalidate(Datum arg, Oid relid)
+/* A relcache invalidation (InvalidOid: all relations). */
+void
+ig_registry_relation_changed(Oid relid)
 {
 	HASH_SEQ_STATUS status;
 	IgCacheEntry *entry;
@@ -86,28 +103,70 @@ ig_cache_invalidate(Datum arg, Oid relid)
 
 uint64		ig_abort_generation = 0;
 
-static void
-ig_xact_abort_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		ig_abort_generation++;
-}
-
-static void
-ig_subxact_abort_callback(SubXactEvent event, SubTransactionId mySubid,
-						  SubTransactionId parentSubid, void *arg)
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		ig_abort_generation++;
-}
-
-/* Called from _PG_init, possibly in the postmaster: no catalog caches yet. */
+/* A transaction or subtransaction aborted. */
 void
-ig_cache_init(void)
+ig_registry_abort(void)
 {
-	CacheRegisterRelcacheCallback(ig_cache_invalidate, (Datum) 0);
-	RegisterXactCallback(ig_xact_abort_callback, NULL);
-	RegisterSubXactCallback(ig_subxact_abort_callback, NULL);
+	ig_abort_generation++;
+}
+
+/*
+ * Guard kinds, registered by _PG_init, and the OIDs of their trigger
+ * functions in this database, looked up on first need.
+ */
+#define IG_MAX_KINDS 8
+
+static const IgGuardKind *kinds[IG_MAX_KINDS];
+static Oid	kind_funcoids[IG_MAX_KINDS];
+static int	nkinds = 0;
+static bool kind_funcoids_valid = false;
+
+void
+ig_registry_add_kind(const IgGuardKind *kind)
+{
+	if (nkinds >= IG_MAX_KINDS)
+		elog(ERROR, "too many guard kinds");
+	kinds[nkinds++] = kind;
+	kind_funcoids_valid = false;
+}
+
+/* Something in pg_proc changed: the functions may be new. */
+void
+ig_registry_functions_changed(void)
+{
+	kind_funcoids_valid = false;
+}
+
+static const IgGuardKind *
+kind_by_name(const char *function)
+{
+	int			i;
+
+	for (i = 0; i < nkinds; i++)
+		if (strcmp(kinds[i]->function, function) == 0)
+			return kinds[i];
+	return NULL;
+}
+
+/* The guard kind whose trigger function has this OID, or NULL. */
+const IgGuardKind *
+ig_guard_kind_of(Oid funcoid)
+{
+	int			i;
+
+	if (!kind_funcoids_valid)
+	{
+		for (i = 0; i < nkinds; i++)
+			kind_funcoids[i] =
+				LookupFuncName(list_make2(makeString(IG_SCHEMA_NAME),
+										  makeString(unconstify(char *, kinds[i]->function))),
+							   0, NULL, true);
+		kind_funcoids_valid = true;
+	}
+	for (i = 0; i < nkinds; i++)
+		if (kind_funcoids[i] == funcoid && OidIsValid(funcoid))
+			return kinds[i];
+	return NULL;
 }
 
 static void
@@ -174,20 +233,78 @@ ig_require_before_row_write(FunctionCallInfo fcinfo, const char *guard)
 }
 
 /*
- * Return the parsed configuration of the firing trigger, parsing it on the
- * first row after any invalidation of the trigger's relation.
+ * The cache entry of a trigger, parsed against the current catalog if it
+ * was invalidated since.
  */
-void *
-ig_trigger_config(FunctionCallInfo fcinfo, const char *guard,
-				  IgParseFunc parse)
+static IgCacheEntry *
+cache_entry(Relation rel, Trigger *trigger, const IgGuardKind *kind)
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	Trigger    *trigger = td->tg_trigger;
 	IgCacheEntry *entry;
 	bool		found;
 	IgArgs		args;
 	MemoryContext oldcxt;
 
+	if (trigger_cache == NULL)
+		ig_cache_create();
+	entry = hash_search(trigger_cache, &trigger->tgoid, HASH_ENTER, &found);
+	if (!found)
+	{
+		entry->valid = false;
+		entry->cxt = NULL;
+		entry->config = NULL;
+	}
+	if (entry->valid)
+		return entry;
+
+	/*
+	 * The replaced configuration may still be in use by an outer firing of
+	 * this trigger (a guard's own statement can fire it again): free it with
+	 * the transaction rather than now.
+	 */
+	if (entry->cxt != NULL)
+		MemoryContextSetParent(entry->cxt, TopTransactionContext);
+	entry->cxt = AllocSetContextCreate(CacheMemoryContext,
+									   "integrity_guard trigger",
+									   ALLOCSET_SMALL_SIZES);
+	entry->config = NULL;
+	entry->depends = NIL;
+	entry->relid = RelationGetRelid(rel);
+
+	/*
+	 * Mark the entry valid before parsing: an invalidation that arrives while
+	 * the parser reads the catalog clears the flag again and is not lost.
+	 */
+	entry->valid = true;
+	oldcxt = MemoryContextSwitchTo(entry->cxt);
+	PG_TRY();
+	{
+		ig_split_args(&args, kind->function, rel,
+					  trigger->tgnargs, trigger->tgargs);
+		args.trigger = trigger;
+		entry->config = kind->parse(&args);
+		entry->depends = args.depends;
+	}
+	PG_CATCH();
+	{
+		entry->valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+
+	return entry;
+}
+
+/*
+ * Return the parsed configuration of the firing trigger, parsing it on the
+ * first row after any invalidation of the trigger's relation.
+ */
+void *
+ig_trigger_config(FunctionCallInfo fcinfo, const IgGuardKind *kind)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Trigger    *trigger = td->tg_trigger;
+	IgCacheEntry *entry;
 	IgFnExtra  *extra = (IgFnExtra *) fcinfo->flinfo->fn_extra;
 
 	/*
@@ -202,56 +319,37 @@ ig_trigger_config(FunctionCallInfo fcinfo, const char *guard,
 	if (entry != NULL && entry->valid && entry->tgoid == trigger->tgoid)
 		return entry->config;
 
-	if (trigger_cache == NULL)
-		ig_cache_create();
-	entry = hash_search(trigger_cache, &trigger->tgoid, HASH_ENTER, &found);
+	entry = cache_entry(td->tg_relation, trigger, kind);
 	extra->entry = entry;
-	if (!found)
-	{
-		entry->valid = false;
-		entry->cxt = NULL;
-		entry->config = NULL;
-	}
-	if (entry->valid)
-		return entry->config;
-
-	/*
-	 * The replaced configuration may still be in use by an outer firing of
-	 * this trigger (a guard's own statement can fire it again): free it with
-	 * the transaction rather than now.
-	 */
-	if (entry->cxt != NULL)
-		MemoryContextSetParent(entry->cxt, TopTransactionContext);
-	entry->cxt = AllocSetContextCreate(CacheMemoryContext,
-									   "integrity_guard trigger",
-									   ALLOCSET_SMALL_SIZES);
-	entry->config = NULL;
-	entry->depends = NIL;
-	entry->relid = RelationGetRelid(td->tg_relation);
-
-	/*
-	 * Mark the entry valid before parsing: an invalidation that arrives while
-	 * the parser reads the catalog clears the flag again and is not lost.
-	 */
-	entry->valid = true;
-	oldcxt = MemoryContextSwitchTo(entry->cxt);
-	PG_TRY();
-	{
-		ig_split_args(&args, guard, td->tg_relation,
-					  trigger->tgnargs, trigger->tgargs);
-		args.trigger = trigger;
-		entry->config = parse(&args);
-		entry->depends = args.depends;
-	}
-	PG_CATCH();
-	{
-		entry->valid = false;
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-
 	return entry->config;
+}
+
+/*
+ * Columns of the relation that an enabled guard asks the assignment
+ * rewrite to protect, from the cached configurations.
+ */
+List *
+ig_registry_guarded_columns(Relation rel)
+{
+	List	   *result = NIL;
+	int			i;
+
+	if (rel->trigdesc == NULL)
+		return NIL;
+	for (i = 0; i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *tg = &rel->trigdesc->triggers[i];
+		const IgGuardKind *kind;
+
+		if (tg->tgenabled == TRIGGER_DISABLED)
+			continue;
+		kind = ig_guard_kind_of(tg->tgfoid);
+		if (kind == NULL || kind->guarded_columns == NULL)
+			continue;
+		result = list_concat(result,
+							 kind->guarded_columns(cache_entry(rel, tg, kind)->config));
+	}
+	return result;
 }
 
 /*
@@ -433,18 +531,6 @@ ig_column_attnum(IgArgs *args, const char *column)
 	return InvalidAttrNumber;	/* keep compiler quiet */
 }
 
-/* Append "key": "value" to a JSON object under construction. */
-void
-ig_append_json_string(StringInfo buf, const char *key, const char *value,
-					  bool first)
-{
-	if (!first)
-		appendStringInfoString(buf, ", ");
-	escape_json(buf, key);
-	appendStringInfoString(buf, ": ");
-	escape_json(buf, value);
-}
-
 /*
  * integrity_guard._check_args(guard text, rel regclass, args text[])
  *
@@ -454,58 +540,35 @@ ig_append_json_string(StringInfo buf, const char *key, const char *value,
  */
 PG_FUNCTION_INFO_V1(ig_check_args);
 
-static void *ig_check_args_config(FunctionCallInfo fcinfo);
-
 Datum
 ig_check_args(PG_FUNCTION_ARGS)
 {
-	(void) ig_check_args_config(fcinfo);
+	(void) ig_check_args_config(fcinfo, text_to_cstring(PG_GETARG_TEXT_PP(0)),
+								PG_GETARG_OID(1), PG_GETARG_ARRAYTYPE_P(2));
 	PG_RETURN_VOID();
 }
 
 /*
- * integrity_guard._children_immediate(rel regclass, args text[]) returns bool
- *
- * Whether nullify_children() with these arguments covers a foreign key that
- * the server checks at each row (not INITIALLY DEFERRED): guard_children()
- * then needs a placement that fires before those checks.
+ * The configuration a guard's parser makes of these arguments on relid,
+ * for a caller that may attach a trigger to it.  Callable directly from
+ * SQL, so a missing table or a role without TRIGGER gets a clear error.
  */
-PG_FUNCTION_INFO_V1(ig_children_immediate);
-
-Datum
-ig_children_immediate(PG_FUNCTION_ARGS)
+void *
+ig_check_args_config(FunctionCallInfo fcinfo, const char *guard, Oid relid,
+					 ArrayType *arr)
 {
-	return BoolGetDatum(ig_children_has_immediate(ig_check_args_config(fcinfo)));
-}
-
-static void *
-ig_check_args_config(FunctionCallInfo fcinfo)
-{
-	bool		children = fcinfo->nargs == 2;
-	char	   *guard = children ? "nullify_children" :
-		text_to_cstring(PG_GETARG_TEXT_PP(0));
-	Oid			relid = PG_GETARG_OID(children ? 0 : 1);
-	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(children ? 1 : 2);
+	const IgGuardKind *kind = kind_by_name(guard);
 	void	   *config;
 	Datum	   *elems;
 	bool	   *nulls;
 	int			nelems;
 	char	  **argv;
-	IgParseFunc parse;
 	Relation	rel;
 	IgArgs		args;
 	AclResult	aclresult;
 	int			i;
 
-	if (strcmp(guard, "saturate_counter") == 0)
-		parse = ig_counter_parse;
-	else if (strcmp(guard, "clamp_range") == 0)
-		parse = ig_range_parse;
-	else if (strcmp(guard, "nullify_children") == 0)
-		parse = ig_children_parse;
-	else if (strcmp(guard, "guard_unique") == 0)
-		parse = ig_unique_parse;
-	else
+	if (kind == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown guard function \"%s\"", guard)));
@@ -545,11 +608,160 @@ ig_check_args_config(FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
 				 errhint("Guards attach to ordinary and partitioned tables.")));
-	ig_split_args(&args, guard, rel, nelems, argv);
-	config = parse(&args);
+	ig_split_args(&args, kind->function, rel, nelems, argv);
+	config = kind->parse(&args);
 	relation_close(rel, AccessShareLock);
 
 	return config;
+}
+
+/*
+ * A guard whose arguments no longer parse (a renamed column, a type changed
+ * while event triggers were off) is already refused at fire time with a
+ * clear error; it must not also block the ALTER that may repair it.  NULL
+ * then.
+ */
+void *
+ig_try_parse(IgParseFunc parse, IgArgs *args)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	void	   *volatile result = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		result = parse(args);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		result = NULL;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return result;
+}
+
+/*
+ * integrity_guard._guard_retype(): the ddl_command_end event trigger for
+ * ALTER TABLE.  A guard whose column changes type is asked, through its
+ * kind, to follow the new type or refuse it.
+ */
+/*
+ * Does the relation have a guard that follows ALTER COLUMN TYPE?  Read from pg_trigger,
+ * so that an ALTER TABLE of an unguarded table takes no lock of ours.
+ */
+static bool
+has_retype_guard(Oid relid)
+{
+	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+		const IgGuardKind *kind = ig_guard_kind_of(tg->tgfoid);
+
+		found = kind != NULL && kind->check_retype != NULL;
+	}
+	systable_endscan(scan);
+	table_close(tgrel, AccessShareLock);
+	return found;
+}
+
+PG_FUNCTION_INFO_V1(ig_guard_retype);
+
+Datum
+ig_guard_retype(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+	AlterTableStmt *stmt;
+	List	   *retypes = NIL;
+	List	   *rels;
+	ListCell   *lc;
+	Oid			relid;
+
+	trigdata = ig_event_trigger_data(fcinfo, "integrity_guard._guard_retype");
+	if (!ig_enabled || !IsA(trigdata->parsetree, AlterTableStmt))
+		PG_RETURN_VOID();
+	stmt = (AlterTableStmt *) trigdata->parsetree;
+	if (stmt->objtype != OBJECT_TABLE)
+		PG_RETURN_VOID();
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+		IgRetype   *r;
+
+		if (cmd->subtype != AT_AlterColumnType || cmd->name == NULL)
+			continue;
+		r = palloc(sizeof(IgRetype));
+		r->column = cmd->name;
+		r->typid = LookupTypeNameOid(NULL, ((ColumnDef *) cmd->def)->typeName, true);
+		if (OidIsValid(r->typid))
+			retypes = lappend(retypes, r);
+	}
+	if (retypes == NIL)
+		PG_RETURN_VOID();
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid))
+		PG_RETURN_VOID();
+	rels = stmt->relation->inh ? find_all_inheritors(relid, NoLock, NULL) :
+		list_make1_oid(relid);
+
+	foreach(lc, rels)
+	{
+		Relation	rel;
+		int			ntriggers;
+		Trigger    *triggers = NULL;
+		int			i;
+
+		if (!has_retype_guard(lfirst_oid(lc)))
+			continue;
+		rel = table_open(lfirst_oid(lc), AccessShareLock);
+		ntriggers = rel->trigdesc ? rel->trigdesc->numtriggers : 0;
+
+		/* copied: a re-attach rebuilds the relcache entry */
+		if (ntriggers > 0)
+		{
+			triggers = palloc(sizeof(Trigger) * ntriggers);
+			memcpy(triggers, rel->trigdesc->triggers, sizeof(Trigger) * ntriggers);
+			for (i = 0; i < ntriggers; i++)
+			{
+				int			j;
+				char	  **argv = palloc(sizeof(char *) * Max(triggers[i].tgnargs, 1));
+
+				triggers[i].tgname = pstrdup(triggers[i].tgname);
+				for (j = 0; j < triggers[i].tgnargs; j++)
+					argv[j] = pstrdup(triggers[i].tgargs[j]);
+				triggers[i].tgargs = argv;
+			}
+		}
+		for (i = 0; i < ntriggers; i++)
+		{
+			Trigger    *tg = &triggers[i];
+			const IgGuardKind *kind;
+
+			if (tg->tgisclone)
+				continue;
+			kind = ig_guard_kind_of(tg->tgfoid);
+			if (kind != NULL && kind->check_retype != NULL)
+				kind->check_retype(rel, tg, retypes);
+		}
+		table_close(rel, NoLock);
+	}
+	PG_RETURN_VOID();
 }
 
 /*

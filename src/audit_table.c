@@ -1,0 +1,315 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit_table.c
+ *		Writing incidents into integrity_guard.audit_log (and audit_keys).
+ *
+ * Rows are written as the extension's owner: the guarded table's writers
+ * need no privilege on the audit table, and PUBLIC gets none.  The INSERT
+ * is prepared once per backend and kept (SPI_keepplan); the plan cache
+ * re-plans it when the audit tables change.  The owner is looked up once
+ * per audit table: a new table (the extension re-created) or a new owner of
+ * it (REASSIGN OWNED) makes the next write look again.
+ *
+ * Who calls: the flush jobs (worker.c), and the incident API's
+ * transactional path (incident.c) when the library is not preloaded.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/event_trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "audit_table.h"
+#include "settings.h"
+#include "util.h"
+
+#define IG_AUDIT_NPARAMS 12
+
+/* Before 1.2: no audit_keys, no key_columns. */
+static const char *const ig_audit_insert_1_1 =
+"INSERT INTO integrity_guard.audit_log (event_type, schema_name, table_name,"
+" relid, target, occurrences, first_seen, last_seen, role_name,"
+" database_name, application_name, detail)"
+" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::pg_catalog.jsonb)";
+
+/*
+ * Key values ("key", and the other keys aggregated in "samples") and the
+ * server's DETAIL ("detail", which shows row values) go to audit_keys, readable under the rule of the server's own
+ * error DETAIL; "key_columns" becomes audit_log.key_columns.
+ */
+static const char *const ig_audit_insert_sql =
+"WITH d AS (SELECT $12::pg_catalog.jsonb AS j),"
+" ins AS (INSERT INTO integrity_guard.audit_log (event_type, schema_name,"
+" table_name, relid, target, occurrences, first_seen, last_seen, role_name,"
+" database_name, application_name, detail, key_columns)"
+" SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+" d.j OPERATOR(pg_catalog.-) '{key,detail,samples,key_columns}'::pg_catalog.text[],"
+" CASE WHEN NOT d.j OPERATOR(pg_catalog.?) 'samples' THEN"
+" (SELECT pg_catalog.array_agg(x::pg_catalog.int2)"
+" FROM pg_catalog.jsonb_array_elements_text(d.j OPERATOR(pg_catalog.->) 'key_columns') x) END"
+" FROM d RETURNING id)"
+" INSERT INTO integrity_guard.audit_keys (id, key_values)"
+" SELECT ins.id, (SELECT pg_catalog.jsonb_object_agg(e.key, e.value)"
+" FROM pg_catalog.jsonb_each(d.j) e WHERE e.key IN ('key', 'detail', 'samples'))"
+" FROM ins, d WHERE d.j OPERATOR(pg_catalog.?|) '{key,detail,samples}'::pg_catalog.text[]";
+
+/* The kept INSERT, and which of the two texts it is. */
+static SPIPlanPtr insert_plan = NULL;
+static bool insert_plan_keys = false;
+
+/* The owner found for the audit table with this OID and owner. */
+static Oid	owner_relid = InvalidOid;
+static Oid	owner_relowner = InvalidOid;
+static Oid	owner_extowner = InvalidOid;
+
+/* True while this backend inserts into the audit table. */
+static bool writing = false;
+
+static Oid
+audit_relid(const char *name)
+{
+	Oid			nsp = get_namespace_oid(IG_SCHEMA_NAME, true);
+
+	return OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+}
+
+/*
+ * The extension's owner, or false when the extension is not installed in
+ * this database.  Syscache probes only, unless the audit table is new.
+ */
+bool
+ig_audit_owner(Oid *owner)
+{
+	Oid			relid = audit_relid("audit_log");
+	HeapTuple	tuple;
+	Oid			relowner;
+
+	if (!OidIsValid(relid))
+		return false;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	relowner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	if (relid != owner_relid || relowner != owner_relowner)
+	{
+		if (!ig_extension_owner(&owner_extowner))
+			return false;
+		owner_relid = relid;
+		owner_relowner = relowner;
+	}
+	*owner = owner_extowner;
+	return true;
+}
+
+/*
+ * Lock the audit table for writing: a flush job waits for the lock before
+ * it takes incidents (lock_timeout makes a wait a counted failure).
+ */
+void
+ig_audit_lock(void)
+{
+	LockRelationOid(audit_relid("audit_log"), RowExclusiveLock);
+}
+
+bool
+ig_audit_writing_now(void)
+{
+	return writing;
+}
+
+/* The kept INSERT for the installed version of the audit tables. */
+static SPIPlanPtr
+insert_statement(void)
+{
+	/* the library serves every version of the extension's objects */
+	bool		keys = OidIsValid(audit_relid("audit_keys"));
+	Oid			argtypes[IG_AUDIT_NPARAMS];
+	SPIPlanPtr	plan;
+	int			i;
+
+	if (insert_plan != NULL && insert_plan_keys == keys)
+		return insert_plan;
+	for (i = 0; i < IG_AUDIT_NPARAMS; i++)
+		argtypes[i] = TEXTOID;
+	argtypes[3] = OIDOID;
+	argtypes[5] = INT8OID;
+	argtypes[6] = TIMESTAMPTZOID;
+	argtypes[7] = TIMESTAMPTZOID;
+	plan = SPI_prepare(keys ? ig_audit_insert_sql : ig_audit_insert_1_1,
+					   IG_AUDIT_NPARAMS, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	if (insert_plan != NULL)
+		SPI_freeplan(insert_plan);
+	insert_plan = plan;
+	insert_plan_keys = keys;
+	return plan;
+}
+
+/*
+ * Insert incidents into integrity_guard.audit_log as the extension's owner
+ * and return how many rows were written.  Needs a transaction in which the
+ * extension exists.
+ */
+int64
+ig_audit_insert(Oid owner, IgIncident *rows, int nrows)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	SPIPlanPtr	plan;
+	char	   *dbname;
+	volatile bool pushed_snapshot = false;
+	int			i;
+	int			r;
+
+	if (nrows == 0)
+		return 0;
+	dbname = get_database_name(MyDatabaseId);
+
+	writing = true;
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	PG_TRY();
+	{
+		/*
+		 * A SELECT's ExecutorFinish runs at portal cleanup and PRE_COMMIT
+		 * runs after the portals: neither has an active snapshot.
+		 */
+		if (!ActiveSnapshotSet())
+		{
+			PushActiveSnapshot(GetTransactionSnapshot());
+			pushed_snapshot = true;
+		}
+		SetUserIdAndSecContext(owner, save_sec_context |
+							   SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		plan = insert_statement();
+
+		for (r = 0; r < nrows; r++)
+		{
+			IgIncident *row = &rows[r];
+			Datum		values[IG_AUDIT_NPARAMS];
+			bool		isnull[IG_AUDIT_NPARAMS];
+			char		nulls[IG_AUDIT_NPARAMS];
+
+			values[0] = ig_text_or_null(row->event_type, &isnull[0]);
+			values[1] = ig_text_or_null(row->schema_name, &isnull[1]);
+			values[2] = ig_text_or_null(row->table_name, &isnull[2]);
+			values[3] = ObjectIdGetDatum(row->relid);
+			isnull[3] = !OidIsValid(row->relid);
+			values[4] = ig_text_or_null(row->target, &isnull[4]);
+			values[5] = Int64GetDatum(row->occurrences);
+			isnull[5] = false;
+			values[6] = TimestampTzGetDatum(row->first_seen);
+			isnull[6] = false;
+			values[7] = TimestampTzGetDatum(row->last_seen);
+			isnull[7] = false;
+			values[8] = ig_text_or_null(GetUserNameFromId(row->roleid, true),
+										&isnull[8]);
+			values[9] = ig_text_or_null(dbname, &isnull[9]);
+			values[10] = ig_text_or_null(row->application_name, &isnull[10]);
+			values[11] = ig_text_or_null(row->detail, &isnull[11]);
+			for (i = 0; i < IG_AUDIT_NPARAMS; i++)
+				nulls[i] = isnull[i] ? 'n' : ' ';
+
+			if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not write to integrity_guard.audit_log");
+		}
+		SPI_finish();
+		if (pushed_snapshot)
+			PopActiveSnapshot();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		writing = false;
+	}
+	PG_END_TRY();
+
+	return nrows;
+}
+
+/* Delete rows older than integrity_guard.retention, as the owner. */
+void
+ig_audit_apply_retention(Oid owner)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	Oid			argtypes[1] = {TIMESTAMPTZOID};
+	Datum		values[1];
+
+	if (ig_retention <= 0)
+		return;
+	values[0] = TimestampTzGetDatum(GetCurrentTimestamp() -
+									(TimestampTz) ig_retention * USECS_PER_SEC);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("DELETE FROM integrity_guard.audit_log WHERE last_seen < $1",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not apply the retention to integrity_guard.audit_log");
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/*
+ * integrity_guard._writing() returns bool: whether this backend's audit
+ * writer is inserting, so that the audit_log insert trigger knows that the
+ * row's relid is one of this database (else it rebinds it by name).
+ */
+PG_FUNCTION_INFO_V1(ig_audit_writing);
+
+Datum
+ig_audit_writing(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(writing);
+}
+
+/*
+ * integrity_guard._audit_follow_rename(): the ddl_command_end event trigger
+ * for ALTER TABLE and ALTER SCHEMA.  Only a rename or SET SCHEMA changes the
+ * names stored with incidents; every other ALTER returns here, touching no
+ * table, so that an ALTER TABLE takes no lock on the audit tables.  Runs as
+ * the extension owner (SECURITY DEFINER): the role that renames a table may
+ * not write the audit.
+ */
+PG_FUNCTION_INFO_V1(ig_audit_follow_rename);
+
+Datum
+ig_audit_follow_rename(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata =
+		ig_event_trigger_data(fcinfo, "integrity_guard._audit_follow_rename");
+
+	if (trigdata->parsetree == NULL ||
+		!(IsA(trigdata->parsetree, RenameStmt) ||
+		  IsA(trigdata->parsetree, AlterObjectSchemaStmt)))
+		PG_RETURN_VOID();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT integrity_guard._audit_follow_names()", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not keep the audit's names in step with the renamed relation");
+	SPI_finish();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * range.h
+ *		The range guard, clamp_range() (range.c), and its policies.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IG_RANGE_H
+#define IG_RANGE_H
+
+#include "postgres.h"
+
+#include "registry.h"
+
+/* What to do with inverted bounds; names as in on_inverted=... */
+typedef enum IgRangePolicy
+{
+	IG_RANGE_CLAMP_UPPER,		/* the default */
+	IG_RANGE_CLAMP_LOWER,
+	IG_RANGE_SWAP,
+	IG_RANGE_ERROR
+} IgRangePolicy;
+
+extern const char *const ig_range_policy_names[];
+
+extern const IgGuardKind ig_range_kind;
+
+extern IgRangePolicy ig_range_policy(const char *name);
+
+#endif							/* IG_RANGE_H */

@@ -1,0 +1,47 @@
+/*-------------------------------------------------------------------------
+ *
+ * util.h
+ *		Small helpers every room may use: names, bounded copies, JSON text,
+ *		integer bounds, the extension's owner.
+ *
+ * The bottom floor with settings.h (doc/design.md, "Layers"): it uses only
+ * the server and compat.h.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IG_UTIL_H
+#define IG_UTIL_H
+
+#include "postgres.h"
+
+#include "compat.h"
+
+#include "commands/event_trigger.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+
+#define IG_EXTENSION_NAME	"pg_integrity_guard"
+#define IG_SCHEMA_NAME		"integrity_guard"
+
+extern void ig_copy_bounded(char *dst, size_t size, const char *src);
+
+/* JSON: into a StringInfo, or into a fixed buffer without allocating */
+extern void ig_append_json_string(StringInfo buf, const char *key,
+								  const char *value, bool first);
+extern void ig_json_member(char *buf, size_t size, size_t *pos,
+						   const char *key, const char *value, size_t maxlen);
+
+extern Datum ig_text_or_null(const char *s, bool *isnull);
+
+static inline const char *
+ig_empty_to_null(const char *s)
+{
+	return s[0] ? s : NULL;
+}
+
+extern void ig_int_type_bounds(Oid typid, int64 *lo, int64 *hi);
+extern bool ig_extension_owner(Oid *owner);
+extern EventTriggerData *ig_event_trigger_data(FunctionCallInfo fcinfo,
+											   const char *function);
+
+#endif							/* IG_UTIL_H */

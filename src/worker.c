@@ -1,0 +1,488 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		The background workers that write the queue into the audit table.
+ *
+ * The launcher (a static background worker, started when the library is
+ * preloaded) wakes every half flush_interval and starts flush jobs, at most
+ * integrity_guard.max_flush_jobs at a time, serving databases round robin.
+ * A job connects to one database, marks the queue entries it takes with its
+ * transaction id, inserts them (audit_table.c), applies the retention
+ * setting and commits.  A job that fails unmarks its entries; failures are
+ * counted and retried with a backoff, never discarded, except for a dropped
+ * database.  flush() asks the launcher to write now and waits.
+ *
+ * The shared state (the queue, the per-database slots, the launcher's
+ * latch) and its locking rules are in queue.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/wait_event.h"
+
+#include "audit_table.h"
+#include "queue.h"
+#include "settings.h"
+#include "util.h"
+#include "worker.h"
+
+#define IG_NO_EXTENSION_RECHECK_MS	60000
+#define IG_CHECK_DROPPED_AFTER	3	/* failures before asking if it exists */
+
+PGDLLEXPORT void ig_launcher_main(Datum arg);
+PGDLLEXPORT void ig_job_main(Datum arg);
+
+static void
+fill_worker(BackgroundWorker *worker, const char *function, const char *name)
+{
+	memset(worker, 0, sizeof(BackgroundWorker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, "pg_integrity_guard");
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker->bgw_name, BGW_MAXLEN, "%s", name);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "%s", name);
+}
+
+/* Whether a database still exists (the launcher reads shared catalogs). */
+static bool
+database_exists(Oid dbid)
+{
+	bool		exists;
+
+	StartTransactionCommand();
+	exists = SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dbid));
+	CommitTransactionCommand();
+	return exists;
+}
+
+/*
+ * One launcher round: reap finished jobs, then start jobs for databases
+ * with queued incidents, at most max_flush_jobs running, round robin.
+ */
+static void
+launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
+{
+	IgQueueDb	dbs[IG_MAX_DATABASES];
+	int			ndbs;
+	int			running = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	Oid			discard[IG_MAX_DATABASES];
+	Oid			check[IG_MAX_DATABASES];
+	Oid			stalled[IG_MAX_DATABASES];
+	int			ndiscard = 0;
+	int			ncheck = 0;
+	int			nstalled = 0;
+	int			i;
+	int			k;
+
+	ndbs = ig_queue_databases(dbs, IG_MAX_DATABASES);
+
+	ig_queue_lock_slots(true);
+	/* reap: a job that exited without reporting failed (could not connect) */
+	for (i = 0; i < IG_MAX_DATABASES; i++)
+	{
+		pid_t		pid;
+		IgDbSlot   *slot = ig_queue_slot_at(i);
+
+		if (handles[i] == NULL)
+			continue;
+		if (GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
+		{
+			running++;
+			continue;
+		}
+		pfree(handles[i]);
+		handles[i] = NULL;
+		if (slot->job_started)
+		{
+			ig_queue_slot_failed(slot, "the flush job exited before writing (database dropped or not accepting connections?)", now);
+			if (nstalled < IG_MAX_DATABASES)
+				stalled[nstalled++] = slot->dbid;
+		}
+		if (slot->failures >= IG_CHECK_DROPPED_AFTER && ncheck < IG_MAX_DATABASES)
+			check[ncheck++] = slot->dbid;
+	}
+	/* a full slot table makes room: idle databases give up their slot */
+	for (i = 0; i < IG_MAX_DATABASES; i++)
+		if (ig_queue_slot_at(i)->dbid == InvalidOid)
+			break;
+	if (i == IG_MAX_DATABASES)
+		for (i = 0; i < IG_MAX_DATABASES; i++)
+		{
+			for (k = 0; k < ndbs; k++)
+				if (dbs[k].dbid == ig_queue_slot_at(i)->dbid)
+					break;
+			if (k == ndbs && handles[i] == NULL)
+				ig_queue_slot_at(i)->dbid = InvalidOid;
+		}
+	for (k = 0; k < ndbs; k++)
+		if (ig_queue_slot(dbs[k].dbid, true) == NULL)
+			discard[ndiscard++] = dbs[k].dbid;
+
+	/* start jobs, round robin over the slots from *next */
+	for (k = 0; k < IG_MAX_DATABASES && running < ig_max_flush_jobs; k++)
+	{
+		int			index = (*next + k) % IG_MAX_DATABASES;
+		IgDbSlot   *slot = ig_queue_slot_at(index);
+		BackgroundWorker worker;
+		int			d;
+
+		if (slot->dbid == InvalidOid || handles[index] != NULL)
+			continue;
+		for (d = 0; d < ndbs; d++)
+			if (dbs[d].dbid == slot->dbid)
+				break;
+		/*
+		 * Entries a committed job still holds (a snapshot could miss its
+		 * rows) need another job, in the next window, to settle them.
+		 */
+		if (d == ndbs)
+			continue;
+		if (slot->state == IG_DB_NO_EXTENSION &&
+			!TimestampDifferenceExceeds(slot->checked, now,
+										IG_NO_EXTENSION_RECHECK_MS))
+		{
+			if (ndiscard < IG_MAX_DATABASES)
+				discard[ndiscard++] = slot->dbid;
+			continue;
+		}
+		if (slot->retry_at > now)
+			continue;
+		/* one job per flush window: a storm is a few rows per interval */
+		if (!slot->flush_requested &&
+			!TimestampDifferenceExceeds(slot->last_start, now, ig_flush_interval))
+			continue;
+
+		fill_worker(&worker, "ig_job_main", "pg_integrity_guard flush");
+		worker.bgw_restart_time = BGW_NEVER_RESTART;
+		worker.bgw_main_arg = ObjectIdGetDatum(slot->dbid);
+		worker.bgw_notify_pid = MyProcPid;
+		if (!RegisterDynamicBackgroundWorker(&worker, &handles[index]))
+		{
+			/* no free worker slot: try again next round */
+			handles[index] = NULL;
+			break;
+		}
+		slot->job_started = true;
+		slot->flush_requested = false;
+		slot->last_start = now;
+		running++;
+		*next = (index + 1) % IG_MAX_DATABASES;
+	}
+	ig_queue_unlock_slots();
+
+	for (i = 0; i < nstalled; i++)
+		ig_queue_set_stalled(stalled[i], true);
+	for (i = 0; i < ndiscard; i++)
+		ig_queue_discard(discard[i]);
+	for (i = 0; i < ncheck; i++)
+		if (!database_exists(check[i]))
+		{
+			ig_queue_discard(check[i]);
+			ig_queue_lock_slots(true);
+			for (k = 0; k < IG_MAX_DATABASES; k++)
+				if (ig_queue_slot_at(k)->dbid == check[i] && handles[k] == NULL)
+					ig_queue_slot_at(k)->dbid = InvalidOid;
+			ig_queue_unlock_slots();
+		}
+}
+
+void
+ig_launcher_main(Datum arg)
+{
+	BackgroundWorkerHandle *handles[IG_MAX_DATABASES];
+	int			next = 0;
+	uint64		round = 0;
+
+	memset(handles, 0, sizeof(handles));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+	/* no database: shared catalogs only, to see dropped databases */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	ig_queue_set_launcher(MyProcPid, MyLatch);
+
+	while (!ShutdownRequestPending)
+	{
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(ig_flush_interval / 2, 1), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (ShutdownRequestPending)
+			break;
+		launcher_round(handles, &next, round++);
+	}
+
+	ig_queue_set_launcher(0, NULL);
+	proc_exit(0);
+}
+
+/* The job's transaction, for the exit callback; invalid once settled. */
+static Oid job_dbid = InvalidOid;
+static TransactionId job_xid = InvalidTransactionId;
+
+/* A job killed with incidents in hand: unmark them for the next job. */
+static void
+job_exit(int code, Datum arg)
+{
+	if (TransactionIdIsValid(job_xid))
+		ig_queue_settle(job_dbid, job_xid, false);
+	job_xid = InvalidTransactionId;
+}
+
+/*
+ * The body of a flush job, connected to database dbid: write
+ * the incidents queued for it in one transaction.  A failure leaves them
+ * queued, is counted and retried later by the launcher.
+ */
+static void
+drain_job(Oid dbid)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	Oid			owner;
+	volatile int64 written = 0;
+	volatile bool installed = false;
+
+	job_dbid = dbid;
+	before_shmem_exit(job_exit, (Datum) 0);
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "writing queued incidents");
+		installed = ig_audit_owner(&owner);
+		if (installed)
+		{
+			IgJobIncident *jobs;
+			IgIncident *rows;
+			int			n;
+			int			i;
+
+			/*
+			 * Lock the table before taking anything: a job waiting for a
+			 * lock must not hold incidents that a full queue could give to
+			 * another database (lock_timeout makes this a counted failure).
+			 */
+			ig_audit_lock();
+			ig_queue_settle_stale(dbid);
+			job_xid = GetTopTransactionId();
+			n = ig_queue_take(dbid, job_xid, &jobs);
+			rows = palloc(sizeof(IgIncident) * Max(n, 1));
+			for (i = 0; i < n; i++)
+			{
+				IgEventKey *k = &jobs[i].key;
+
+				rows[i].event_type = k->event_type;
+				rows[i].schema_name = ig_empty_to_null(k->schema_name);
+				rows[i].table_name = ig_empty_to_null(k->table_name);
+				rows[i].relid = OidIsValid(k->relid) ? k->relid :
+					ig_queue_bind_relid(k->schema_name, k->table_name);
+				/* a guard's target is never NULL; a captured error may have none */
+				rows[i].target = k->relid != InvalidOid ? k->target :
+					ig_empty_to_null(k->target);
+				rows[i].occurrences = jobs[i].occurrences;
+				rows[i].first_seen = jobs[i].first_seen;
+				rows[i].last_seen = jobs[i].last_seen;
+				rows[i].roleid = k->roleid;
+				rows[i].application_name = ig_empty_to_null(k->application_name);
+				rows[i].detail = jobs[i].detail;
+			}
+			written = ig_audit_insert(owner, rows, n);
+			ig_audit_apply_retention(owner);
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		/* written: the marks settle once no snapshot can miss the rows */
+		job_xid = InvalidTransactionId;
+		if (installed)
+		{
+			StartTransactionCommand();
+			ig_queue_settle_stale(dbid);
+			CommitTransactionCommand();
+		}
+		else
+			ig_queue_discard(dbid);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		ig_queue_report_flush(dbid, installed, written);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ig_queue_settle(dbid, job_xid, false);
+		job_xid = InvalidTransactionId;
+		ereport(LOG,
+				(errmsg("pg_integrity_guard could not write queued incidents: %s",
+						edata->message),
+				 errdetail("The incidents stay queued and the job is retried later.")));
+		ig_queue_report_failure(dbid, edata->message);
+	}
+	PG_END_TRY();
+}
+
+/* A job: write one database's incidents, then exit. */
+void
+ig_job_main(Datum arg)
+{
+	Oid			dbid = DatumGetObjectId(arg);
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+
+	/*
+	 * The job's own transaction characteristics, whatever the database or
+	 * its roles set: a read-only default only protects against clients.
+	 */
+	SetConfigOption("default_transaction_read_only", "off",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("idle_in_transaction_session_timeout", "0",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("session_replication_role", "origin",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	/* a locked audit table is a transient failure, not a stuck job slot */
+	SetConfigOption("lock_timeout",
+					psprintf("%d", Min(Max(ig_flush_interval, 100), 5000)),
+					PGC_SUSET, PGC_S_OVERRIDE);
+	drain_job(dbid);
+	proc_exit(0);
+}
+
+/* The launcher, a static background worker (from _PG_init, preloading). */
+void
+ig_worker_register_launcher(void)
+{
+	BackgroundWorker worker;
+
+	fill_worker(&worker, "ig_launcher_main", "pg_integrity_guard launcher");
+	worker.bgw_restart_time = 10;
+	RegisterBackgroundWorker(&worker);
+}
+
+/*
+ * Ask the launcher to write now and wait (up to 10 s, outside a transaction
+ * block only) until this database's incidents queued so far are in the
+ * table.  Returns the rows written for this database meanwhile.
+ */
+int64
+ig_worker_flush_wait(void)
+{
+	TimestampTz deadline;
+	int64		before = 0;
+	int64		after = 0;
+	IgDbSlot   *slot;
+
+	if (!ig_queue_available() || RecoveryInProgress())
+		return 0;
+	ig_queue_lock_slots(true);
+	slot = ig_queue_slot(MyDatabaseId, true);
+	if (slot)
+	{
+		before = slot->written;
+		slot->flush_requested = true;
+	}
+	ig_queue_unlock_slots();
+	ig_queue_wake_launcher();
+	if (IsTransactionBlock())
+		return 0;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
+	for (;;)
+	{
+		int			n;
+
+		PushActiveSnapshot(GetTransactionSnapshot());
+		n = ig_queue_pending_count();
+		PopActiveSnapshot();
+		if (n == 0 || GetCurrentTimestamp() > deadline)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		ig_queue_wake_launcher();
+	}
+	ig_queue_lock_slots(false);
+	slot = ig_queue_slot(MyDatabaseId, false);
+	if (slot)
+		after = slot->written;
+	ig_queue_unlock_slots();
+	return after - before;
+}
+
+/*
+ * CREATE EXTENSION runs its script with client_min_messages at WARNING:
+ * the NOTICE about preloading is sent when the creating transaction
+ * commits.
+ */
+static bool notice_not_preloaded = false;
+
+void
+ig_worker_xact_event(XactEvent event)
+{
+	if (!notice_not_preloaded)
+		return;
+	if (event == XACT_EVENT_PRE_COMMIT)
+		ereport(NOTICE,
+				(errmsg("pg_integrity_guard is not in shared_preload_libraries: audit incidents are written in the transaction that produced them"),
+				 errdetail("Preloading adds the durable audit queue (incidents survive rollback), the background writer, server-wide error capture (integrity_guard.capture_errors), the stats view, and the assignment rewrite in every session."),
+				 errhint("Add pg_integrity_guard to shared_preload_libraries and restart the server.")));
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_ABORT)
+		notice_not_preloaded = false;
+}
+
+/*
+ * integrity_guard._pipeline_register(), run by CREATE EXTENSION: tells the
+ * launcher that this database now has the extension, so its events are no
+ * longer only counted; without preload, says what preloading adds.
+ */
+PG_FUNCTION_INFO_V1(ig_pipeline_register);
+
+Datum
+ig_pipeline_register(PG_FUNCTION_ARGS)
+{
+	IgDbSlot   *slot;
+
+	if (!ig_queue_available())
+	{
+		notice_not_preloaded = !ig_preloaded;
+		PG_RETURN_VOID();
+	}
+	ig_queue_lock_slots(true);
+	slot = ig_queue_slot(MyDatabaseId, false);
+	if (slot)
+		slot->state = IG_DB_UNKNOWN;
+	ig_queue_unlock_slots();
+	PG_RETURN_VOID();
+}
+
