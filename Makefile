@@ -31,7 +31,7 @@ DATA = sql/pg_integrity_guard--1.0.sql sql/pg_integrity_guard--1.0--1.1.sql \
 # pg_regress suites (sql/NAME.sql, expected/NAME.out), run by test/run.sh
 REGRESS = counter range guards audit cache bulk children children_diff children_diff_tx children_fire unique unique_upsert unique_diff rewrite \
 	rewrite_paths rewrite_random rewrite_range rewrite_diff repair_orphans repair_merge repair_check \
-	privs_internals privs_visibility catalog
+	privs_internals privs_visibility catalog registry
 REGRESS_OPTS = --inputdir=.
 
 # PGXS test conventions, as contrib modules have them: `make installcheck`
