@@ -130,7 +130,7 @@ static const char *const children_options[] = {"action", NULL};
 
 /*
  * Free the saved plans with the configuration.  A replaced configuration is
- * freed at the end of the transaction (guard_cache.c), so no plan goes away
+ * freed at the end of the transaction (registry.c), so no plan goes away
  * while an outer, recursive firing of the trigger still runs it.
  */
 static void
