@@ -357,27 +357,19 @@ flush_pending(void)
 	return written;
 }
 
-
-
-/* Write what earlier top-level statements left pending. */
-static inline void
-flush_earlier_statements(void)
-{
-	if (pending != NULL && !ig_audit_writing_now() &&
-		pending_statement != GetCurrentStatementStartTimestamp())
-		flush_pending();
-}
-
 /*
  * A new top-level statement is starting (ExecutorStart, except EXPLAIN
  * without ANALYZE; ProcessUtility, except transaction control: COMMIT
  * flushes at PRE_COMMIT, and ROLLBACK would discard the work).  COPY FROM
- * fires row triggers without the executor; so may CALL and DO.
+ * fires row triggers without the executor; so may CALL and DO.  Write what
+ * earlier top-level statements left pending.
  */
 void
 ig_incident_statement_start(void)
 {
-	flush_earlier_statements();
+	if (pending != NULL && !ig_audit_writing_now() &&
+		pending_statement != GetCurrentStatementStartTimestamp())
+		flush_pending();
 }
 
 void
