@@ -46,6 +46,24 @@ SELECT event_type, target, occurrences FROM integrity_guard.audit_log ORDER BY i
 -- a guard the registry does not know
 SELECT integrity_guard._check_args('no_such_guard', 'g', '{}');
 
+-- ALTER EXTENSION UPDATE in the same session: the kept INSERT of 1.1 (key
+-- values inside detail) gives way to 1.2's (key values in audit_keys)
+SET client_min_messages = warning;
+DROP EXTENSION pg_integrity_guard CASCADE;
+CREATE EXTENSION pg_integrity_guard VERSION '1.1';
+RESET client_min_messages;
+CREATE TABLE u (id int PRIMARY KEY);
+SELECT integrity_guard.guard_duplicates('u', 'skip');
+INSERT INTO u VALUES (1), (1);
+SELECT event_type, detail->>'key' AS key_in_detail FROM integrity_guard.audit_log ORDER BY id;
+SET client_min_messages = warning;
+ALTER EXTENSION pg_integrity_guard UPDATE TO '1.2';
+RESET client_min_messages;
+INSERT INTO u VALUES (2), (2);
+SELECT a.event_type, a.detail->>'key' AS key_in_detail, k.key_values->>'key' AS key_apart
+  FROM integrity_guard.audit_log a LEFT JOIN integrity_guard.audit_keys k USING (id)
+ ORDER BY a.id;
+
 \c :home
 SET client_min_messages = warning;
 DROP DATABASE ig_registry;
