@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "nodes/plannodes.h"
+
 #include "registry.h"
 
 extern const IgGuardKind ig_children_kind;

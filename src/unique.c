@@ -48,6 +48,7 @@
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "nodes/execnodes.h"
 #include "parser/parsetree.h"
 #include "storage/lmgr.h"
@@ -61,7 +62,6 @@
 #include "utils/portal.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "miscadmin.h"
 
 #include "incident.h"
 #include "registry.h"

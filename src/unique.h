@@ -12,6 +12,7 @@
 
 #include "access/xact.h"
 #include "executor/execdesc.h"
+
 #include "registry.h"
 
 extern const IgGuardKind ig_unique_kind;

@@ -14,11 +14,11 @@
 
 #include "postgres.h"
 
-#include "compat.h"
-
 #include "commands/event_trigger.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+
+#include "compat.h"
 
 #define IG_EXTENSION_NAME	"pg_integrity_guard"
 #define IG_SCHEMA_NAME		"integrity_guard"
