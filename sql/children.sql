@@ -220,9 +220,9 @@ DROP TABLE kid;
 SELECT sqlstate_of($$DELETE FROM lonely WHERE id = 2$$);
 SELECT id FROM lonely ORDER BY id;
 
--- security: declared FK actions run as the child's owner only where that
--- role also owns the parent; otherwise, and for undeclared references, as
--- the deleting role (children_fire covers the owner cases)
+-- security: every child is changed as its owner, and only with its
+-- consent; a role that may act as the child's owner (here a superuser)
+-- gives it by attaching the guard (children_fire covers the other cases)
 CREATE ROLE regress_ig_owner;
 CREATE ROLE regress_ig_deleter;
 CREATE TABLE sec_parent (id int PRIMARY KEY);
@@ -236,7 +236,7 @@ INSERT INTO sec_soft VALUES (1, 1), (2, 2), (3, 3);
 GRANT SELECT, DELETE ON sec_parent TO regress_ig_deleter;
 SELECT integrity_guard.guard_children('sec_parent', ARRAY['sec_declared(p)', 'sec_soft(p)']);
 SET ROLE regress_ig_deleter;
--- no privilege on the undeclared child: refused, nothing lost
+-- no privilege of the deleting role on the children: the owner acts
 SELECT sqlstate_of($$DELETE FROM sec_parent WHERE id = 1$$);
 RESET ROLE;
 GRANT SELECT, UPDATE ON sec_soft, sec_declared TO regress_ig_deleter;
@@ -245,7 +245,7 @@ DELETE FROM sec_parent WHERE id = 1;
 RESET ROLE;
 SELECT (SELECT array_agg(coalesce(p, 0) ORDER BY id) FROM sec_declared) AS declared,
        (SELECT array_agg(coalesce(p, 0) ORDER BY id) FROM sec_soft) AS soft;
--- row-level security on the undeclared child applies to the deleting role
+-- row-level security on the child binds other roles, not its owner
 ALTER TABLE sec_soft ENABLE ROW LEVEL SECURITY;
 CREATE POLICY only_odd ON sec_soft USING (id % 2 = 1);
 SET ROLE regress_ig_deleter;
@@ -253,7 +253,8 @@ DELETE FROM sec_parent WHERE id IN (2, 3);
 RESET ROLE;
 SELECT (SELECT array_agg(coalesce(p, 0) ORDER BY id) FROM sec_declared) AS declared,
        (SELECT array_agg(coalesce(p, 0) ORDER BY id) FROM sec_soft) AS soft;
--- attaching an undeclared reference needs privileges on the child
+-- attaching as a role that may not act as the child's owner: the child is
+-- left to the server until its owner consents
 CREATE TABLE sec_parent2 (id int PRIMARY KEY);
 ALTER TABLE sec_parent2 OWNER TO regress_ig_deleter;
 REVOKE UPDATE ON sec_soft FROM regress_ig_deleter;

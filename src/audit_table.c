@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -28,6 +29,8 @@
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -162,21 +165,129 @@ insert_statement(void)
 	return plan;
 }
 
+/* Insert rows[from..to) with the kept plan. */
+static void
+insert_rows(SPIPlanPtr plan, IgIncident *rows, int from, int to,
+			const char *dbname)
+{
+	int			r;
+	int			i;
+
+	for (r = from; r < to; r++)
+	{
+		IgIncident *row = &rows[r];
+		Datum		values[IG_AUDIT_NPARAMS];
+		bool		isnull[IG_AUDIT_NPARAMS];
+		char		nulls[IG_AUDIT_NPARAMS];
+
+		values[0] = ig_text_or_null(row->event_type, &isnull[0]);
+		values[1] = ig_text_or_null(row->schema_name, &isnull[1]);
+		values[2] = ig_text_or_null(row->table_name, &isnull[2]);
+		values[3] = ObjectIdGetDatum(row->relid);
+		isnull[3] = !OidIsValid(row->relid);
+		values[4] = ig_text_or_null(row->target, &isnull[4]);
+		values[5] = Int64GetDatum(row->occurrences);
+		isnull[5] = false;
+		values[6] = TimestampTzGetDatum(row->first_seen);
+		isnull[6] = false;
+		values[7] = TimestampTzGetDatum(row->last_seen);
+		isnull[7] = false;
+		values[8] = ig_text_or_null(GetUserNameFromId(row->roleid, true),
+									&isnull[8]);
+		values[9] = ig_text_or_null(dbname, &isnull[9]);
+		values[10] = ig_text_or_null(row->application_name, &isnull[10]);
+		values[11] = ig_text_or_null(row->detail, &isnull[11]);
+		for (i = 0; i < IG_AUDIT_NPARAMS; i++)
+			nulls[i] = isnull[i] ? 'n' : ' ';
+
+		if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write to integrity_guard.audit_log");
+	}
+}
+
+/*
+ * An error that says nothing about the row itself: a lock or statement
+ * timeout, a deadlock or serialization failure, a cancel or shutdown, lack
+ * of resources.  The whole job fails and is retried; nothing is set aside.
+ */
+static bool
+transient_error(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_TRANSACTION_ROLLBACK:
+		case ERRCODE_INSUFFICIENT_RESOURCES:
+		case ERRCODE_OPERATOR_INTERVENTION:
+		case ERRCODE_SYSTEM_ERROR:
+		case ERRCODE_PROGRAM_LIMIT_EXCEEDED:
+		case ERRCODE_INTERNAL_ERROR:
+		case ERRCODE_CONNECTION_EXCEPTION:
+			return true;
+	}
+	return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		sqlerrcode == ERRCODE_OBJECT_IN_USE ||
+		sqlerrcode == ERRCODE_UNDEFINED_TABLE ||
+		sqlerrcode == ERRCODE_UNDEFINED_FUNCTION;
+}
+
+/*
+ * Insert rows[from..to) in a subtransaction.  False, with the error's
+ * message in *message, when a row itself was refused; a transient error is
+ * raised again for the whole job.
+ */
+static bool
+try_rows(SPIPlanPtr plan, IgIncident *rows, int from, int to,
+		 const char *dbname, char **message)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		insert_rows(plan, rows, from, to, dbname);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (transient_error(edata->sqlerrcode))
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		*message = edata->message;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
 /*
  * Insert incidents into integrity_guard.audit_log as the extension's owner
  * and return how many rows were written.  Needs a transaction in which the
- * extension exists.
+ * extension exists.  With aside (a flush job), a row the table refuses is
+ * set aside and counted instead of failing the others: all rows go in one
+ * subtransaction, and only if that fails, each in its own.  Without it (the
+ * writer's own transaction), any error is raised.
  */
 int64
-ig_audit_insert(Oid owner, IgIncident *rows, int nrows)
+ig_audit_insert(Oid owner, IgIncident *rows, int nrows, IgSetAside *aside)
 {
 	Oid			save_userid;
 	int			save_sec_context;
 	SPIPlanPtr	plan;
 	char	   *dbname;
 	volatile bool pushed_snapshot = false;
-	int			i;
-	int			r;
+	volatile int64 written = 0;
 
 	if (nrows == 0)
 		return 0;
@@ -186,6 +297,9 @@ ig_audit_insert(Oid owner, IgIncident *rows, int nrows)
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	PG_TRY();
 	{
+		char	   *message = NULL;
+		int			r;
+
 		/*
 		 * A SELECT's ExecutorFinish runs at portal cleanup and PRE_COMMIT
 		 * runs after the portals: neither has an active snapshot.
@@ -202,36 +316,32 @@ ig_audit_insert(Oid owner, IgIncident *rows, int nrows)
 			elog(ERROR, "SPI_connect failed");
 		plan = insert_statement();
 
-		for (r = 0; r < nrows; r++)
+		if (aside == NULL)
 		{
-			IgIncident *row = &rows[r];
-			Datum		values[IG_AUDIT_NPARAMS];
-			bool		isnull[IG_AUDIT_NPARAMS];
-			char		nulls[IG_AUDIT_NPARAMS];
-
-			values[0] = ig_text_or_null(row->event_type, &isnull[0]);
-			values[1] = ig_text_or_null(row->schema_name, &isnull[1]);
-			values[2] = ig_text_or_null(row->table_name, &isnull[2]);
-			values[3] = ObjectIdGetDatum(row->relid);
-			isnull[3] = !OidIsValid(row->relid);
-			values[4] = ig_text_or_null(row->target, &isnull[4]);
-			values[5] = Int64GetDatum(row->occurrences);
-			isnull[5] = false;
-			values[6] = TimestampTzGetDatum(row->first_seen);
-			isnull[6] = false;
-			values[7] = TimestampTzGetDatum(row->last_seen);
-			isnull[7] = false;
-			values[8] = ig_text_or_null(GetUserNameFromId(row->roleid, true),
-										&isnull[8]);
-			values[9] = ig_text_or_null(dbname, &isnull[9]);
-			values[10] = ig_text_or_null(row->application_name, &isnull[10]);
-			values[11] = ig_text_or_null(row->detail, &isnull[11]);
-			for (i = 0; i < IG_AUDIT_NPARAMS; i++)
-				nulls[i] = isnull[i] ? 'n' : ' ';
-
-			if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "could not write to integrity_guard.audit_log");
+			insert_rows(plan, rows, 0, nrows, dbname);
+			written = nrows;
 		}
+		else if (try_rows(plan, rows, 0, nrows, dbname, &message))
+			written = nrows;
+		else
+			for (r = 0; r < nrows; r++)
+			{
+				if (try_rows(plan, rows, r, r + 1, dbname, &message))
+					written++;
+				else
+				{
+					aside->count++;
+					strlcpy(aside->error, message, IG_ASIDE_ERROR_LEN);
+					ereport(LOG,
+							(errmsg("pg_integrity_guard set aside an incident the audit table refused: %s",
+									message),
+							 errdetail("Event \"%s\" on \"%s.%s\", %lld occurrence(s); the database's other incidents were written.",
+									   rows[r].event_type,
+									   rows[r].schema_name ? rows[r].schema_name : "",
+									   rows[r].table_name ? rows[r].table_name : "",
+									   (long long) rows[r].occurrences)));
+				}
+			}
 		SPI_finish();
 		if (pushed_snapshot)
 			PopActiveSnapshot();
@@ -243,7 +353,7 @@ ig_audit_insert(Oid owner, IgIncident *rows, int nrows)
 	}
 	PG_END_TRY();
 
-	return nrows;
+	return written;
 }
 
 /* Delete rows older than integrity_guard.retention, as the owner. */

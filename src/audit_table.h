@@ -33,7 +33,16 @@ typedef struct IgIncident
 } IgIncident;
 
 extern bool ig_audit_owner(Oid *owner);
-extern int64 ig_audit_insert(Oid owner, IgIncident *rows, int nrows);
+/* Rows no write could take, for a flush job that must not stop at one. */
+#define IG_ASIDE_ERROR_LEN 200
+typedef struct IgSetAside
+{
+	int64		count;
+	char		error[IG_ASIDE_ERROR_LEN];	/* the last one's message */
+} IgSetAside;
+
+extern int64 ig_audit_insert(Oid owner, IgIncident *rows, int nrows,
+							 IgSetAside *aside);
 extern void ig_audit_apply_retention(Oid owner);
 extern void ig_audit_lock(void);
 extern bool ig_audit_writing_now(void);

@@ -32,11 +32,17 @@
  * just before them (same event, name order), and clears only what still
  * dangles then.
  *
- * Security, decided at fire time: a declared foreign key is acted on as the
- * child table's owner only when that role also owns the parent (the parent's
- * owner could then have written the child anyway); every other action runs
- * as the current user, with its privileges and row-level security.  Plans
- * are prepared and run as the same role, and kept per acting role.
+ * Security, decided at fire time (doc/design.md, "Children owned by someone
+ * else"): a child table is changed only as its owner, as the server's own
+ * foreign key actions are, and only when that owner agreed: it owns the
+ * parent too, or it registered its consent in
+ * integrity_guard.children_consent (consent_children(), or guard_children()
+ * run by the child's owner).  Any other child is left to the server: the
+ * foreign key error stands, an undeclared reference dangles as it would
+ * without the guard, and a children_left incident counts the rows, read as
+ * the child's owner.  The deleting role's rights are never used on a child:
+ * none of a child owner's triggers, operators or policies run with them,
+ * and no privilege the deleter lacks on a child can fail its delete.
  *
  *-------------------------------------------------------------------------
  */
@@ -62,6 +68,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
@@ -88,6 +95,7 @@ typedef struct RolePlan
 	struct RolePlan *next;
 	Oid			role;
 	bool		set_based;
+	bool		probe;			/* the children_left count */
 	SPIPlanPtr	plan;
 } RolePlan;
 
@@ -98,16 +106,19 @@ typedef struct ChildRef
 	bool		declared;		/* backed by a foreign key constraint */
 	bool		deferred;		/* ... that is INITIALLY DEFERRED */
 	bool		active;			/* handled by this trigger */
-	bool		as_owner;		/* act as child_owner (see header) */
+	bool		consented;		/* child_owner registered its consent */
 	const char *notnull_col;	/* set_null column made NOT NULL since */
 	int			nkeys;
 	AttrNumber	parent_attnums[INDEX_MAX_KEYS];
 	Oid			parent_types[INDEX_MAX_KEYS];
 	char	   *row_sql;		/* per parent row, $n = parent key */
 	char	   *set_sql;		/* over the transition table, or NULL */
+	char	   *probe_row_sql;	/* children_left: count per parent row */
+	char	   *probe_set_sql;	/* ... over the transition table */
 	RolePlan   *plans;			/* saved on first use, per acting role */
 	char	   *target;			/* audit target, "schema.child(cols)" */
 	char	   *detail;
+	char	   *left_detail;	/* of a children_left incident */
 } ChildRef;
 
 typedef struct ChildrenConfig
@@ -178,40 +189,56 @@ key_equality_operator(Oid parent_type, Oid child_type,
 	return InvalidOid;			/* keep compiler quiet */
 }
 
-static void
-check_child_privileges(IgArgs *args, Relation child, AttrNumber *attnums,
-					   int nkeys, bool delete_action)
+/*
+ * Whether the child's owner consented to this parent's guard acting on its
+ * table: a row (parent, child, owner) in integrity_guard.children_consent
+ * whose owner is the child's owner now (a new owner must consent again).
+ * Read directly, as the catalogs are: the table's privileges and policies
+ * govern who writes it, not who may learn a consent.  Changes to it
+ * invalidate the parent's trigger configurations (_consent_changed).
+ */
+#define CONSENT_NATTS 3
+
+static bool
+child_owner_consents(Oid parent, Oid child, Oid owner)
 {
-	Oid			user = GetUserId();
-	AclMode		write = delete_action ? ACL_DELETE : ACL_UPDATE;
-	int			i;
+	Oid			nsp = get_namespace_oid(IG_SCHEMA_NAME, true);
+	Oid			relid;
+	Relation	rel;
+	SysScanDesc scan;
+	Snapshot	snapshot;
+	HeapTuple	tuple;
+	bool		found = false;
 
-	if (pg_class_aclcheck(RelationGetRelid(child), user, ACL_SELECT) != ACLCHECK_OK)
-		for (i = 0; i < nkeys; i++)
-			if (pg_attribute_aclcheck(RelationGetRelid(child), attnums[i], user,
-									  ACL_SELECT) != ACLCHECK_OK)
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("permission denied for table %s",
-								RelationGetRelationName(child)),
-						 errdetail("An undeclared reference runs as the deleting role, which reads the child's key columns."),
-						 errhint("Grant SELECT on the key columns of \"%s\" to the role attaching the guard.",
-								 RelationGetRelationName(child))));
+	relid = OidIsValid(nsp) ? get_relname_relid("children_consent", nsp) : InvalidOid;
+	if (!OidIsValid(relid))
+		return false;			/* before 1.3 */
+	rel = table_open(relid, AccessShareLock);
+	if (RelationGetDescr(rel)->natts < CONSENT_NATTS)
+	{
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	scan = systable_beginscan(rel, InvalidOid, false, snapshot, 0, NULL);
+	while (!found && (tuple = systable_getnext(scan)) != NULL)
+	{
+		Datum		values[CONSENT_NATTS];
+		bool		nulls[CONSENT_NATTS];
+		int			i;
 
-	if (pg_class_aclcheck(RelationGetRelid(child), user, write) == ACLCHECK_OK)
-		return;
-	for (i = 0; i < nkeys; i++)
-		if (delete_action ||
-			pg_attribute_aclcheck(RelationGetRelid(child), attnums[i], user,
-								  write) != ACLCHECK_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied for table %s",
-							RelationGetRelationName(child)),
-					 errdetail("action=%s on an undeclared reference needs %s privilege on the child table.",
-							   delete_action ? "delete" : "set_null",
-							   delete_action ? "DELETE" : "UPDATE"),
-					 errhint("Grant the privilege to the role attaching the guard, or declare a foreign key.")));
+		for (i = 0; i < CONSENT_NATTS; i++)
+			values[i] = heap_getattr(tuple, i + 1, RelationGetDescr(rel),
+									 &nulls[i]);
+		found = !nulls[0] && !nulls[1] && !nulls[2] &&
+			DatumGetObjectId(values[0]) == parent &&
+			DatumGetObjectId(values[1]) == child &&
+			DatumGetObjectId(values[2]) == owner;
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	return found;
 }
 
 /* The parent's primary key columns, for a reference that names none. */
@@ -359,7 +386,9 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 
 	ref->child_relid = RelationGetRelid(child);
 	ref->child_owner = child->rd_rel->relowner;
-	ref->as_owner = false;
+	ref->consented = child_owner_consents(RelationGetRelid(args->rel),
+										  RelationGetRelid(child),
+										  child->rd_rel->relowner);
 	ref->notnull_col = NULL;
 	ref->plans = NULL;
 	ref->nkeys = nkeys;
@@ -499,6 +528,15 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 		ref->set_sql = buf.data;
 	}
 
+	ref->probe_row_sql = psprintf("SELECT pg_catalog.count(*) FROM %s%s x WHERE %s",
+								  only, child_name, row_where.data);
+	ref->probe_set_sql = NULL;
+	if (args->trigger && args->trigger->tgoldtable)
+		ref->probe_set_sql = psprintf("SELECT pg_catalog.count(*) FROM %s%s x WHERE EXISTS (SELECT 1 FROM %s o WHERE %s)",
+									  only, child_name,
+									  quote_identifier(args->trigger->tgoldtable),
+									  set_where.data);
+
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "%s.%s(",
 					 get_namespace_name(RelationGetNamespace(child)),
@@ -514,6 +552,13 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 	ig_append_json_string(&buf, "action", delete_action ? "delete" : "set_null", true);
 	appendStringInfo(&buf, ", \"declared\": %s}", ref->declared ? "true" : "false");
 	ref->detail = buf.data;
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	ig_append_json_string(&buf, "action", delete_action ? "delete" : "set_null", true);
+	appendStringInfo(&buf, ", \"declared\": %s", ref->declared ? "true" : "false");
+	ig_append_json_string(&buf, "reason", "the child table's owner has not consented", false);
+	appendStringInfoChar(&buf, '}');
+	ref->left_detail = buf.data;
 
 	args->depends = lappend_oid(args->depends, ref->child_relid);
 }
@@ -645,9 +690,6 @@ parse_reference(IgArgs *args, const char *spec, ChildRef *ref,
 
 	fk = find_declared_fk(args->rel, child_relid, child_attnums,
 						  parent_attnums, nkeys);
-	if (fk == NULL && args->trigger == NULL)
-		check_child_privileges(args, child, child_attnums, nkeys,
-							   cfg->delete_action);
 	build_reference(args, ref, cfg, child, child_attnums,
 					parent_attnums, nkeys, fk);
 	table_close(child, NoLock);
@@ -870,14 +912,18 @@ check_placement(TriggerData *td, ChildrenConfig *cfg)
 
 /* The saved plan of a reference for the acting role, prepared as it. */
 static SPIPlanPtr
-reference_plan(ChildrenConfig *cfg, ChildRef *ref, bool set_based, Oid role)
+reference_plan(ChildrenConfig *cfg, ChildRef *ref, bool set_based, bool probe,
+			   Oid role)
 {
 	RolePlan   *rp;
 	SPIPlanPtr	plan;
-	const char *sql = set_based ? ref->set_sql : ref->row_sql;
+	const char *sql = probe ?
+		(set_based ? ref->probe_set_sql : ref->probe_row_sql) :
+		(set_based ? ref->set_sql : ref->row_sql);
 
 	for (rp = ref->plans; rp != NULL; rp = rp->next)
-		if (rp->role == role && rp->set_based == set_based)
+		if (rp->role == role && rp->set_based == set_based &&
+			rp->probe == probe)
 			return rp->plan;
 
 	/* parsing checks schema USAGE: the acting role is current here */
@@ -900,51 +946,49 @@ reference_plan(ChildrenConfig *cfg, ChildRef *ref, bool set_based, Oid role)
 	rp = MemoryContextAlloc(cfg->cxt, sizeof(RolePlan));
 	rp->role = role;
 	rp->set_based = set_based;
+	rp->probe = probe;
 	rp->plan = plan;
 	rp->next = ref->plans;
 	ref->plans = rp;
 	return plan;
 }
 
-/* Run one reference's statement; returns the number of child rows changed. */
+/*
+ * Run one reference's statement as the child's owner, as the server runs
+ * its own foreign key actions: its triggers, policies and operators run
+ * with that owner's rights, never with the deleting role's.  Returns the
+ * number of child rows changed, or with probe, the number of rows that
+ * still reference the deleted ones (changing nothing, under a
+ * security-restricted operation).
+ */
 static uint64
 run_reference(TriggerData *td, ChildrenConfig *cfg, ChildRef *ref,
-			  bool set_based, Datum *values, char *nulls)
+			  bool set_based, bool probe, Datum *values, char *nulls)
 {
 	Oid			save_userid;
 	int			save_sec_context;
-	Oid			role;
 	SPIPlanPtr	plan;
 	int			rc;
 	uint64		processed;
-
-	/*
-	 * The child's owner writes only for a parent it owns too: then whoever
-	 * may delete from the parent acts with the parent owner's consent, as
-	 * with the server's own RI actions.  Checked at every firing, so that a
-	 * change of role membership counts at once.
-	 */
-	ref->as_owner = ref->declared &&
-		(ref->child_owner == cfg->parent_owner ||
-		 superuser_arg(ref->child_owner) ||
-		 has_privs_of_role(ref->child_owner, cfg->parent_owner));
+	const char *sql = probe ?
+		(set_based ? ref->probe_set_sql : ref->probe_row_sql) :
+		(set_based ? ref->set_sql : ref->row_sql);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	role = ref->as_owner ? ref->child_owner : save_userid;
-	if (role != save_userid)
-		SetUserIdAndSecContext(role,
-							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_NOFORCE_RLS);
+	SetUserIdAndSecContext(ref->child_owner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS |
+						   (probe ? SECURITY_RESTRICTED_OPERATION : 0));
 	/* an error restores the user id with the (sub)transaction's abort */
 	{
-		plan = reference_plan(cfg, ref, set_based, role);
+		plan = reference_plan(cfg, ref, set_based, probe, ref->child_owner);
 
 		/*
 		 * As the server's RI actions: under REPEATABLE READ and SERIALIZABLE
 		 * find rows with the latest snapshot and raise a serialization
 		 * failure (40001) for one the transaction's snapshot cannot see.
 		 */
-		if (IsolationUsesXactSnapshot())
+		if (IsolationUsesXactSnapshot() && !probe)
 		{
 			CommandCounterIncrement();
 			rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(),
@@ -952,16 +996,26 @@ run_reference(TriggerData *td, ChildrenConfig *cfg, ChildRef *ref,
 									  0);
 		}
 		else
-			rc = SPI_execute_plan(plan, values, nulls, false, 0);
+			rc = SPI_execute_plan(plan, values, nulls, probe, 0);
 		processed = SPI_processed;
 	}
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 
+	if (probe)
+	{
+		bool		isnull;
+		Datum		n;
+
+		if (rc != SPI_OK_SELECT || processed != 1)
+			elog(ERROR, "unexpected SPI result %d for \"%s\"", rc, sql);
+		n = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+						  &isnull);
+		return isnull ? 0 : (uint64) DatumGetInt64(n);
+	}
 	if (ref->notnull_col)
 	{
 		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "unexpected SPI result %d for \"%s\"", rc,
-				 set_based ? ref->set_sql : ref->row_sql);
+			elog(ERROR, "unexpected SPI result %d for \"%s\"", rc, sql);
 		if (processed > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
@@ -973,8 +1027,7 @@ run_reference(TriggerData *td, ChildrenConfig *cfg, ChildRef *ref,
 		return 0;
 	}
 	if (rc != SPI_OK_UPDATE && rc != SPI_OK_DELETE)
-		elog(ERROR, "unexpected SPI result %d for \"%s\"", rc,
-			 set_based ? ref->set_sql : ref->row_sql);
+		elog(ERROR, "unexpected SPI result %d for \"%s\"", rc, sql);
 	return processed;
 }
 
@@ -1137,11 +1190,25 @@ nullify_children(PG_FUNCTION_ARGS)
 			}
 		}
 
-		changed = run_reference(td, cfg, ref, set_based, values, nulls);
-		ig_incident_record(cfg->delete_action ? IG_EVENT_CHILDREN_DELETED :
-						IG_EVENT_CHILDREN_NULLIFIED,
-						td->tg_relation, ref->target, ref->detail,
-						(int64) changed);
+		if (ref->child_owner == cfg->parent_owner || ref->consented)
+		{
+			changed = run_reference(td, cfg, ref, set_based, false,
+									values, nulls);
+			ig_incident_record(cfg->delete_action ? IG_EVENT_CHILDREN_DELETED :
+							   IG_EVENT_CHILDREN_NULLIFIED,
+							   td->tg_relation, ref->target, ref->detail,
+							   (int64) changed);
+		}
+		else
+		{
+			/* no consent: the server decides; count what it is left */
+			changed = run_reference(td, cfg, ref, set_based, true,
+									values, nulls);
+			if (changed > 0)
+				ig_incident_record(IG_EVENT_CHILDREN_LEFT, td->tg_relation,
+								   ref->target, ref->left_detail,
+								   (int64) changed);
+		}
 	}
 
 	SPI_finish();
@@ -1271,6 +1338,44 @@ ig_children_set_constraints(PlannedStmt *pstmt)
 		}
 	}
 	return pstmt;
+}
+
+/*
+ * integrity_guard._consent_changed(): AFTER ROW trigger on
+ * integrity_guard.children_consent.  A consent given or withdrawn changes
+ * what the parent's guards do: drop their cached configurations.
+ */
+PG_FUNCTION_INFO_V1(ig_consent_changed);
+
+Datum
+ig_consent_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	HeapTuple	rows[2];
+	int			i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_FOR_ROW(((TriggerData *) fcinfo->context)->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_consent_changed() must be fired as a row trigger")));
+	td = (TriggerData *) fcinfo->context;
+	rows[0] = td->tg_trigtuple;
+	rows[1] = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : NULL;
+	for (i = 0; i < 2; i++)
+	{
+		bool		isnull;
+		Datum		parent;
+
+		if (rows[i] == NULL)
+			continue;
+		parent = heap_getattr(rows[i], 1, RelationGetDescr(td->tg_relation),
+							  &isnull);
+		if (!isnull &&
+			SearchSysCacheExists1(RELOID, parent))
+			CacheInvalidateRelcacheByRelid(DatumGetObjectId(parent));
+	}
+	return PointerGetDatum(NULL);
 }
 
 /*

@@ -100,6 +100,8 @@ ig_event_type_name(IgEventType type)
 			return "orphans_fixed";
 		case IG_EVENT_DUPLICATES_MERGED:
 			return "duplicates_merged";
+		case IG_EVENT_CHILDREN_LEFT:
+			return "children_left";
 	}
 	return "unknown";
 }
@@ -110,7 +112,7 @@ ig_event_type_from_name(const char *name, IgEventType *type)
 {
 	int			t;
 
-	for (t = IG_EVENT_COUNTER_SATURATED; t <= IG_EVENT_DUPLICATES_MERGED; t++)
+	for (t = IG_EVENT_COUNTER_SATURATED; t <= IG_EVENT_CHILDREN_LEFT; t++)
 		if (strcmp(name, ig_event_type_name((IgEventType) t)) == 0)
 		{
 			*type = (IgEventType) t;
@@ -351,7 +353,7 @@ flush_pending(void)
 		row->detail = entry->key.detail;
 	}
 	/* on error, the abort discards what is pending */
-	written = ig_audit_insert(owner, rows, n);
+	written = ig_audit_insert(owner, rows, n, NULL);
 	pending_discard();
 	pfree(rows);
 	return written;

@@ -69,11 +69,14 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -105,7 +108,8 @@
 #include "util.h"
 
 #define IG_FILE				PGSTAT_STAT_PERMANENT_DIRECTORY "/pg_integrity_guard.stat"
-#define IG_FILE_MAGIC		0x49474132	/* "IGA2" */
+#define IG_FILE_MAGIC		0x49474133	/* "IGA3" */
+#define IG_FILE_MAGIC_V2	0x49474132	/* "IGA2", 1.2: read and converted */
 #define IG_MAX_BACKOFF_MS	60000
 #define IG_MAX_SAMPLES		3	/* details kept beside the first */
 #define IG_STATS_DEALLOC_PCT	5
@@ -129,6 +133,7 @@ typedef struct IgStatsKey
 	char		schema_name[NAMEDATALEN];
 	char		table_name[NAMEDATALEN];
 	char		target[IG_TARGET_LEN];
+	Oid			relid;			/* a guard's table; InvalidOid if by name */
 } IgStatsKey;
 
 typedef struct IgStatsEntry
@@ -211,6 +216,7 @@ ig_stats_hash(const void *key, Size keysize)
 	uint32		h;
 
 	h = hash_bytes_uint32(k->dbid);
+	h = hash_combine(h, hash_bytes_uint32(k->relid));
 	h = hash_field(h, k->event_type);
 	h = hash_field(h, k->schema_name);
 	h = hash_field(h, k->table_name);
@@ -506,12 +512,22 @@ sample_add(IgQueueEntry *entry, const char *detail)
 	entry->nsamples++;
 }
 
+/* The older of two binding horizons; invalid (no binding) wins. */
+static inline TransactionId
+horizon_min(TransactionId a, TransactionId b)
+{
+	if (!TransactionIdIsValid(a) || !TransactionIdIsValid(b))
+		return InvalidTransactionId;
+	return TransactionIdPrecedes(a, b) ? a : b;
+}
+
 static inline void
 counts_add(IgCounts *counts, int64 n, TimestampTz first_seen,
-		   TimestampTz last_seen)
+		   TimestampTz last_seen, TransactionId horizon)
 {
 	SpinLockAcquire(&counts->mutex);
 	counts->occurrences += n;
+	counts->bind_horizon = horizon_min(counts->bind_horizon, horizon);
 	if (first_seen < counts->first_seen)
 		counts->first_seen = first_seen;
 	if (last_seen > counts->last_seen)
@@ -522,7 +538,8 @@ counts_add(IgCounts *counts, int64 n, TimestampTz first_seen,
 /* Add to the queue; false when the queue refused it. */
 static bool
 queue_add(const IgEventKey *key, const char *detail, int64 n,
-		  TimestampTz first_seen, TimestampTz last_seen)
+		  TimestampTz first_seen, TimestampTz last_seen,
+		  TransactionId horizon)
 {
 	IgQueueEntry *entry;
 	uint32		hash = get_hash_value(ig_queue, key);
@@ -535,7 +552,7 @@ queue_add(const IgEventKey *key, const char *detail, int64 n,
 		(detail[0] == '\0' || entry->nsamples >= IG_MAX_SAMPLES ||
 		 detail_known(entry, detail)))
 	{
-		counts_add(&entry->counts, n, first_seen, last_seen);
+		counts_add(&entry->counts, n, first_seen, last_seen, horizon);
 		LWLockRelease(ig_shared->queue_lock);
 		return true;
 	}
@@ -565,13 +582,14 @@ queue_add(const IgEventKey *key, const char *detail, int64 n,
 		SpinLockInit(&entry->counts.mutex);
 		entry->counts.first_seen = first_seen;
 		entry->counts.last_seen = last_seen;
+		entry->counts.bind_horizon = horizon;
 		entry->job_xid = InvalidTransactionId;
 		memcpy(entry->detail, detail, IG_DETAIL_LEN);
 		owner_add(key->dbid, key->roleid, 1);
 	}
 	else if (detail[0] != '\0')
 		sample_add(entry, detail);
-	counts_add(&entry->counts, n, first_seen, last_seen);
+	counts_add(&entry->counts, n, first_seen, last_seen, horizon);
 	LWLockRelease(ig_shared->queue_lock);
 	return true;
 }
@@ -621,7 +639,7 @@ stats_evict(void)
 
 static void
 stats_add(const IgEventKey *ev, int64 n, TimestampTz first_seen,
-		  TimestampTz last_seen)
+		  TimestampTz last_seen, TransactionId horizon)
 {
 	IgStatsKey	key;
 	IgStatsEntry *entry;
@@ -634,6 +652,7 @@ stats_add(const IgEventKey *ev, int64 n, TimestampTz first_seen,
 	memcpy(key.schema_name, ev->schema_name, NAMEDATALEN);
 	memcpy(key.table_name, ev->table_name, NAMEDATALEN);
 	memcpy(key.target, ev->target, IG_TARGET_LEN);
+	key.relid = ev->relid;
 	hash = get_hash_value(ig_stats, &key);
 
 	LWLockAcquire(ig_shared->stats_lock, LW_SHARED);
@@ -655,6 +674,7 @@ stats_add(const IgEventKey *ev, int64 n, TimestampTz first_seen,
 			SpinLockInit(&entry->counts.mutex);
 			entry->counts.first_seen = first_seen;
 			entry->counts.last_seen = last_seen;
+			entry->counts.bind_horizon = horizon;
 			entry->usage = ig_shared->median_usage;
 		}
 	}
@@ -667,6 +687,8 @@ stats_add(const IgEventKey *ev, int64 n, TimestampTz first_seen,
 			entry->counts.first_seen = first_seen;
 		if (last_seen > entry->counts.last_seen)
 			entry->counts.last_seen = last_seen;
+		entry->counts.bind_horizon = horizon_min(entry->counts.bind_horizon,
+												 horizon);
 		SpinLockRelease(&entry->counts.mutex);
 	}
 	LWLockRelease(ig_shared->stats_lock);
@@ -682,17 +704,25 @@ ig_queue_push(const IgEventKey *key, const char *detail, int64 n,
 {
 	char		d[IG_DETAIL_LEN];
 	IgEventKey	k;
+	TransactionId horizon;
 
 	if (ig_shared == NULL || n <= 0)
 		return;
 	set_detail(d, detail);
-	stats_add(key, n, first_seen, last_seen);
+
+	/*
+	 * An incident known by name only binds later to a relation whose
+	 * catalog rows this transaction's first snapshot already saw
+	 * (ig_queue_bind_relid): TransactionXmin, backend-local, no lock.
+	 */
+	horizon = OidIsValid(key->relid) ? FrozenTransactionId : TransactionXmin;
+	stats_add(key, n, first_seen, last_seen, horizon);
 	/* without a table, only the statement tells incidents apart */
 	k = *key;
 	k.detail_hash = 0;
 	if (k.table_name[0] == '\0')
 		k.detail_hash = hash_bytes((const unsigned char *) d, strlen(d));
-	(void) queue_add(&k, d, n, first_seen, last_seen);
+	(void) queue_add(&k, d, n, first_seen, last_seen, horizon);
 }
 
 /* The JSON detail of an entry with its sample, palloc'd; NULL if none. */
@@ -785,6 +815,7 @@ ig_queue_take(Oid dbid, TransactionId xid, IgJobIncident **out)
 		entry->taken = entry->counts.occurrences;
 		rows[n].first_seen = entry->counts.first_seen;
 		rows[n].last_seen = entry->counts.last_seen;
+		rows[n].bind_horizon = entry->counts.bind_horizon;
 		SpinLockRelease(&entry->counts.mutex);
 		rows[n].key = entry->key;
 		rows[n].occurrences = entry->taken;
@@ -929,7 +960,8 @@ ig_queue_slot(Oid dbid, bool create)
 
 /* A job ended: it wrote (or found no extension), or it failed. */
 void
-ig_queue_report_flush(Oid dbid, bool has_extension, int64 written)
+ig_queue_report_flush(Oid dbid, bool has_extension, int64 written,
+					  int64 set_aside, const char *set_aside_error)
 {
 	IgDbSlot   *slot;
 	TimestampTz now = GetCurrentTimestamp();
@@ -949,6 +981,10 @@ ig_queue_report_flush(Oid dbid, bool has_extension, int64 written)
 		{
 			slot->last_flush = now;
 			slot->written += written;
+			slot->set_aside += set_aside;
+			if (set_aside > 0 && set_aside_error != NULL)
+				ig_copy_bounded(slot->set_aside_error, IG_ERROR_LEN,
+								set_aside_error);
 		}
 	}
 	LWLockRelease(ig_shared->db_lock);
@@ -1010,21 +1046,61 @@ ig_queue_discard(Oid dbid)
 }
 
 /*
+ * Whether a catalog row was committed before the horizon: its xmin precedes
+ * the TransactionXmin of the transaction that raised the incident (frozen
+ * and bootstrap rows always).  A row rewritten since (a rename, SET SCHEMA,
+ * a new table that took the name) is not.
+ */
+static bool
+catalog_row_before(HeapTuple tuple, TransactionId horizon)
+{
+	TransactionId xmin = HeapTupleHeaderGetXmin(tuple->t_data);
+
+	if (!TransactionIdIsNormal(xmin))
+		return true;
+	return TransactionIdIsNormal(horizon) && TransactionIdPrecedes(xmin, horizon);
+}
+
+/*
  * The table a captured error named, bound when it is written or shown
- * pending (the error hook cannot read the catalogs).  A temporary table is
- * never bound: its schema name may belong to another session by now.
+ * (the error hook cannot read the catalogs).  It binds only to the relation
+ * that had the name when the error was raised: both the schema's and the
+ * table's catalog rows must predate the incident's horizon.  A table
+ * created, renamed or moved into the name later never inherits it; such an
+ * incident stays without a table, visible only to those who see all.  A
+ * temporary table is never bound: its schema name may belong to another
+ * session by now.
  */
 Oid
-ig_queue_bind_relid(const char *schema_name, const char *table_name)
+ig_queue_bind_relid(const char *schema_name, const char *table_name,
+					TransactionId horizon)
 {
+	HeapTuple	tuple;
 	Oid			nsp;
+	Oid			relid;
+	bool		before;
 
 	if (schema_name[0] == '\0' || table_name[0] == '\0' ||
+		!TransactionIdIsValid(horizon) ||
 		strncmp(schema_name, "pg_temp_", 8) == 0 ||
 		strncmp(schema_name, "pg_toast_temp_", 14) == 0)
 		return InvalidOid;
-	nsp = get_namespace_oid(schema_name, true);
-	return OidIsValid(nsp) ? get_relname_relid(table_name, nsp) : InvalidOid;
+	tuple = SearchSysCache1(NAMESPACENAME, CStringGetDatum(schema_name));
+	if (!HeapTupleIsValid(tuple))
+		return InvalidOid;
+	nsp = ((Form_pg_namespace) GETSTRUCT(tuple))->oid;
+	before = catalog_row_before(tuple, horizon);
+	ReleaseSysCache(tuple);
+	if (!before)
+		return InvalidOid;
+	tuple = SearchSysCache2(RELNAMENSP, CStringGetDatum(table_name),
+							ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tuple))
+		return InvalidOid;
+	relid = ((Form_pg_class) GETSTRUCT(tuple))->oid;
+	before = catalog_row_before(tuple, horizon);
+	ReleaseSysCache(tuple);
+	return before ? relid : InvalidOid;
 }
 
 /*
@@ -1217,6 +1293,95 @@ typedef struct IgFileHeader
 	TimestampTz stats_reset;
 } IgFileHeader;
 
+/*
+ * The entries of an "IGA2" file, written by the 1.2 library: read once
+ * after an upgrade, so that the incidents a clean shutdown saved are kept.
+ * They carry no binding horizon (nothing binds them by name) and their
+ * counters no relid.
+ */
+typedef struct IgCountsV2
+{
+	slock_t		mutex;
+	int64		occurrences;
+	TimestampTz first_seen;
+	TimestampTz last_seen;
+} IgCountsV2;
+
+typedef struct IgStatsEntryV2
+{
+	struct
+	{
+		Oid			dbid;
+		char		event_type[IG_TYPE_LEN];
+		char		schema_name[NAMEDATALEN];
+		char		table_name[NAMEDATALEN];
+		char		target[IG_TARGET_LEN];
+	}			key;
+	IgCountsV2	counts;
+	double		usage;
+} IgStatsEntryV2;
+
+typedef struct IgQueueEntryV2
+{
+	IgEventKey	key;
+	IgCountsV2	counts;
+	TransactionId job_xid;
+	int64		taken;
+	int			nsamples;
+	char		detail[IG_DETAIL_LEN];
+	char		samples[IG_SAMPLES_LEN];
+} IgQueueEntryV2;
+
+static void
+counts_from_v2(IgCounts *dst, const IgCountsV2 *src)
+{
+	dst->occurrences = src->occurrences;
+	dst->first_seen = src->first_seen;
+	dst->last_seen = src->last_seen;
+	dst->bind_horizon = InvalidTransactionId;
+}
+
+/* Read one stats entry, of either layout, into s; false at the end. */
+static bool
+read_stats_entry(FILE *file, bool v2, IgStatsEntry *s)
+{
+	IgStatsEntryV2 old;
+
+	if (!v2)
+		return fread(s, sizeof(*s), 1, file) == 1;
+	if (fread(&old, sizeof(old), 1, file) != 1)
+		return false;
+	memset(s, 0, sizeof(*s));
+	s->key.dbid = old.key.dbid;
+	memcpy(s->key.event_type, old.key.event_type, IG_TYPE_LEN);
+	memcpy(s->key.schema_name, old.key.schema_name, NAMEDATALEN);
+	memcpy(s->key.table_name, old.key.table_name, NAMEDATALEN);
+	memcpy(s->key.target, old.key.target, IG_TARGET_LEN);
+	counts_from_v2(&s->counts, &old.counts);
+	s->usage = old.usage;
+	return true;
+}
+
+static bool
+read_queue_entry(FILE *file, bool v2, IgQueueEntry *q)
+{
+	IgQueueEntryV2 old;
+
+	if (!v2)
+		return fread(q, sizeof(*q), 1, file) == 1;
+	if (fread(&old, sizeof(old), 1, file) != 1)
+		return false;
+	memset(q, 0, sizeof(*q));
+	q->key = old.key;
+	counts_from_v2(&q->counts, &old.counts);
+	q->job_xid = old.job_xid;
+	q->taken = old.taken;
+	q->nsamples = old.nsamples;
+	memcpy(q->detail, old.detail, IG_DETAIL_LEN);
+	memcpy(q->samples, old.samples, IG_SAMPLES_LEN);
+	return true;
+}
+
 /* Read what the last clean shutdown saved, then remove the file. */
 static void
 ig_load_file(void)
@@ -1225,6 +1390,7 @@ ig_load_file(void)
 	IgFileHeader header;
 	IgQueueEntry *q = palloc(sizeof(IgQueueEntry));
 	IgStatsEntry s;
+	bool		v2;
 	int			i;
 
 	file = AllocateFile(IG_FILE, PG_BINARY_R);
@@ -1237,10 +1403,15 @@ ig_load_file(void)
 		pfree(q);
 		return;
 	}
-	if (fread(&header, sizeof(header), 1, file) != 1 ||
-		header.magic != IG_FILE_MAGIC ||
-		header.queue_entry_size != sizeof(IgQueueEntry) ||
-		header.stats_entry_size != sizeof(IgStatsEntry))
+	if (fread(&header, sizeof(header), 1, file) != 1)
+		header.magic = 0;
+	v2 = header.magic == IG_FILE_MAGIC_V2;
+	if (!(header.magic == IG_FILE_MAGIC &&
+		  header.queue_entry_size == sizeof(IgQueueEntry) &&
+		  header.stats_entry_size == sizeof(IgStatsEntry)) &&
+		!(v2 &&
+		  header.queue_entry_size == sizeof(IgQueueEntryV2) &&
+		  header.stats_entry_size == sizeof(IgStatsEntryV2)))
 	{
 		ereport(LOG,
 				(errmsg("ignoring pg_integrity_guard statistics file \"%s\": written by another version",
@@ -1253,7 +1424,7 @@ ig_load_file(void)
 		IgStatsEntry *entry;
 		bool		found;
 
-		if (fread(&s, sizeof(s), 1, file) != 1)
+		if (!read_stats_entry(file, v2, &s))
 			goto done;
 		if (hash_get_num_entries(ig_stats) >= ig_max_stats)
 			continue;
@@ -1268,7 +1439,7 @@ ig_load_file(void)
 		IgQueueEntry *entry;
 		bool		found;
 
-		if (fread(q, sizeof(IgQueueEntry), 1, file) != 1)
+		if (!read_queue_entry(file, v2, q))
 			goto done;
 		if (hash_get_num_entries(ig_queue) >= ig_queue_size)
 		{
@@ -1379,26 +1550,24 @@ sees_all(void)
 }
 
 /*
- * Whether the caller may see an incident of a table known by name: members
- * of pg_read_all_stats see all, others only tables of this database they
- * can SELECT.
+ * Whether the caller may see a counter: members of pg_read_all_stats see
+ * all, others only those of a relation of this database they can SELECT:
+ * a guard's by its relid, a captured error's bound by name as the writer
+ * binds it (ig_queue_bind_relid).
  */
 static bool
-stats_visible(bool all, Oid dbid, const char *schema_name,
-			  const char *table_name)
+stats_visible(bool all, const IgStatsKey *k, TransactionId horizon)
 {
-	Oid			nspid;
 	Oid			relid;
 
 	if (all)
 		return true;
-	if (dbid != MyDatabaseId || schema_name[0] == '\0' || table_name[0] == '\0')
+	if (k->dbid != MyDatabaseId)
 		return false;
-	nspid = get_namespace_oid(schema_name, true);
-	if (!OidIsValid(nspid))
-		return false;
-	relid = get_relname_relid(table_name, nspid);
+	relid = OidIsValid(k->relid) ? k->relid :
+		ig_queue_bind_relid(k->schema_name, k->table_name, horizon);
 	return OidIsValid(relid) &&
+		SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)) &&
 		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
 }
 
@@ -1454,7 +1623,7 @@ ig_queue_stats_rows(FunctionCallInfo fcinfo)
 		Datum		values[9];
 		bool		nulls[9];
 
-		if (!stats_visible(all, k->dbid, k->schema_name, k->table_name))
+		if (!stats_visible(all, k, copies[i].counts.bind_horizon))
 			continue;
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = ObjectIdGetDatum(k->dbid);
@@ -1610,6 +1779,45 @@ ig_queue_usage(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A queued detail as jsonb.  The pipeline writes only JSON objects, but a
+ * reader must never fail because of an entry: anything else is shown as a
+ * string under "invalid_detail".  jsonb_in takes no lock and touches no
+ * shared state, so its error can be caught without a subtransaction.
+ */
+static Datum
+detail_jsonb(const char *json)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile Datum result = (Datum) 0;
+
+	if (json[0] == '{')
+	{
+		PG_TRY();
+		{
+			result = DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			FlushErrorState();
+			result = (Datum) 0;
+		}
+		PG_END_TRY();
+	}
+	if (result == (Datum) 0)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendStringInfoChar(&buf, '{');
+		ig_append_json_string(&buf, "invalid_detail", json, true);
+		appendStringInfoChar(&buf, '}');
+		result = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	}
+	return result;
+}
+
+/*
  * integrity_guard._pending() (incident.c): this database's incidents still
  * in the queue, as rows of the audit table (id NULL), for the readers.
  * Writes nothing, waits for nothing.  Columns are filled by name, so that
@@ -1685,7 +1893,8 @@ ig_queue_pending_rows(FunctionCallInfo fcinfo)
 			{
 				/* a captured error's table: bound as the writer will bind it */
 				Oid			relid = OidIsValid(k->relid) ? k->relid :
-					ig_queue_bind_relid(k->schema_name, k->table_name);
+					ig_queue_bind_relid(k->schema_name, k->table_name,
+										entries[i].counts.bind_horizon);
 
 				if (OidIsValid(relid))
 					v = ObjectIdGetDatum(relid);
@@ -1711,7 +1920,7 @@ ig_queue_pending_rows(FunctionCallInfo fcinfo)
 				char	   *json = entry_detail(&entries[i]);
 
 				if (json)
-					v = DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
+					v = detail_jsonb(json);
 				else
 					isnull = true;
 			}
@@ -1756,7 +1965,8 @@ ig_queue_pending_rows(FunctionCallInfo fcinfo)
  */
 PG_FUNCTION_INFO_V1(ig_pipeline_status);
 
-#define IG_STATUS_COLS 17
+/* 1.2 declares the first 17 columns, 1.3 all */
+#define IG_STATUS_COLS 19
 
 Datum
 ig_pipeline_status(PG_FUNCTION_ARGS)
@@ -1824,6 +2034,7 @@ ig_pipeline_status(PG_FUNCTION_ARGS)
 			nulls[i] = false;
 		nulls[6] = (launcher == 0);
 		nulls[7] = nulls[8] = nulls[9] = nulls[10] = nulls[16] = true;
+		nulls[17] = nulls[18] = true;
 		if (have_slot)
 		{
 			if (slot.last_flush != 0)
@@ -1835,6 +2046,13 @@ ig_pipeline_status(PG_FUNCTION_ARGS)
 			values[9] = Int64GetDatum(slot.failures_total);
 			values[10] = Int32GetDatum(slot.failures);
 			nulls[8] = nulls[9] = nulls[10] = false;
+			values[17] = Int64GetDatum(slot.set_aside);
+			nulls[17] = false;
+			if (slot.set_aside > 0 && slot.set_aside_error[0] != '\0')
+			{
+				values[18] = CStringGetTextDatum(slot.set_aside_error);
+				nulls[18] = false;
+			}
 			if (slot.failures > 0 && slot.last_error[0] != '\0')
 			{
 				values[16] = CStringGetTextDatum(slot.last_error);

@@ -52,6 +52,8 @@ typedef struct IgCounts
 	int64		occurrences;
 	TimestampTz first_seen;
 	TimestampTz last_seen;
+	/* the oldest event's TransactionXmin: names bind only to older rows */
+	TransactionId bind_horizon;
 } IgCounts;
 
 /* A queued incident handed to a flush job (palloc'd copies). */
@@ -61,6 +63,7 @@ typedef struct IgJobIncident
 	int64		occurrences;
 	TimestampTz first_seen;
 	TimestampTz last_seen;
+	TransactionId bind_horizon; /* see IgCounts */
 	char	   *detail;			/* JSON text, with the sample; NULL if none */
 } IgJobIncident;
 
@@ -91,6 +94,8 @@ typedef struct IgDbSlot
 	TimestampTz checked;		/* when state was last established */
 	TimestampTz last_flush;
 	int64		written;		/* incident rows written */
+	int64		set_aside;		/* entries no write could take */
+	char		set_aside_error[IG_ERROR_LEN];
 	char		last_error[IG_ERROR_LEN];
 } IgDbSlot;
 
@@ -120,9 +125,11 @@ extern void ig_queue_settle(Oid dbid, TransactionId xid, bool committed);
 extern void ig_queue_settle_stale(Oid dbid);
 extern void ig_queue_discard(Oid dbid);
 extern void ig_queue_report_flush(Oid dbid, bool has_extension,
-								  int64 written);
+								  int64 written, int64 set_aside,
+								  const char *set_aside_error);
 extern void ig_queue_report_failure(Oid dbid, const char *message);
-extern Oid	ig_queue_bind_relid(const char *schema_name, const char *table_name);
+extern Oid	ig_queue_bind_relid(const char *schema_name, const char *table_name,
+								TransactionId horizon);
 
 /* the launcher */
 extern int	ig_queue_databases(IgQueueDb *dbs, int max);

@@ -18,6 +18,7 @@
 
 #include <math.h>
 
+#include "access/relation.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "fmgr.h"
@@ -30,12 +31,15 @@
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/rangetypes.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
 #include "counter.h"
 #include "incident.h"
 #include "range.h"
+#include "registry.h"
 #include "settings.h"
 #include "util.h"
 
@@ -181,7 +185,9 @@ typedef struct SaturateCache
 {
 	Oid			relid;
 	AttrNumber	attnum;
-	bool		may_record;		/* the role writes to the relation */
+	int64		lo;
+	int64		hi;
+	bool		may_record;		/* see may_record_for() */
 	char	   *column;
 	char	   *detail_min;
 	char	   *detail_max;
@@ -190,14 +196,51 @@ typedef struct SaturateCache
 /*
  * These functions are callable by anyone, but their events are meant to
  * come from rewritten INSERTs and UPDATEs, whose permission checks passed
- * before any expression ran.  A role that can neither insert into nor
- * update the table gets no incident written for it: nobody forges audit
- * rows for tables they cannot write.
+ * before any expression ran.  An event is recorded only when it is one the
+ * rewrite of a guard attached to that column could have recorded: the role
+ * may insert into or update the table, an enabled guard protects the
+ * column, with these bounds (a counter) or this policy and range type (a
+ * range).  Anything else computes its value and records nothing, so that
+ * nobody forges or inflates incidents.
  */
 static bool
-may_record_for(Oid relid)
+may_record_for(Oid relid, AttrNumber attnum, bool is_range, int64 lo,
+			   int64 hi, const char *policy, Oid rngtypid)
 {
-	return pg_class_aclcheck(relid, GetUserId(), ACL_INSERT | ACL_UPDATE) == ACLCHECK_OK;
+	Relation	rel;
+	List	   *cols;
+	ListCell   *lc;
+	bool		ok = false;
+
+	if (attnum <= 0 ||
+		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)) ||
+		pg_class_aclcheck(relid, GetUserId(), ACL_INSERT | ACL_UPDATE) != ACLCHECK_OK)
+		return false;
+	rel = try_relation_open(relid, AccessShareLock);
+	if (rel == NULL)
+		return false;
+	if ((rel->rd_rel->relkind == RELKIND_RELATION ||
+		 rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE) &&
+		attnum <= RelationGetNumberOfAttributes(rel) &&
+		!TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attisdropped &&
+		(!is_range ||
+		 getBaseType(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid) == rngtypid))
+	{
+		cols = ig_registry_guarded_columns(rel);
+		foreach(lc, cols)
+		{
+			IgGuardedColumn *gc = (IgGuardedColumn *) lfirst(lc);
+
+			if (gc->attnum != attnum || gc->is_range != is_range)
+				continue;
+			if (is_range ? (policy != NULL && gc->policy != NULL &&
+							strcmp(policy, gc->policy) == 0) :
+				(gc->min == lo && gc->max == hi))
+				ok = true;
+		}
+	}
+	relation_close(rel, AccessShareLock);
+	return ok;
 }
 
 PG_FUNCTION_INFO_V1(ig_saturate);
@@ -213,11 +256,18 @@ ig_saturate(PG_FUNCTION_ARGS)
 	SaturateCache *cache = (SaturateCache *) fcinfo->flinfo->fn_extra;
 	bool		upper;
 
+	if (lo > hi)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lower bound " INT64_FORMAT " is greater than upper bound " INT64_FORMAT,
+						lo, hi),
+				 errhint("_saturate() takes the bounds of a counter guard: min_value <= max_value.")));
 	if (!ig_enabled || !ig_rewrite || (v >= lo && v <= hi))
 		PG_RETURN_INT64(v);
 	upper = v > hi;
 
-	if (cache == NULL || cache->relid != relid || cache->attnum != attnum)
+	if (cache == NULL || cache->relid != relid || cache->attnum != attnum ||
+		cache->lo != lo || cache->hi != hi)
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 		char	   *name = get_attname(relid, attnum, true);
@@ -225,7 +275,10 @@ ig_saturate(PG_FUNCTION_ARGS)
 		cache = palloc0(sizeof(SaturateCache));
 		cache->relid = relid;
 		cache->attnum = attnum;
-		cache->may_record = may_record_for(relid);
+		cache->lo = lo;
+		cache->hi = hi;
+		cache->may_record = may_record_for(relid, attnum, false, lo, hi,
+										   NULL, InvalidOid);
 		cache->column = name ? name : psprintf("%d", attnum);
 		cache->detail_min = ig_counter_detail(cache->column, "min", lo);
 		cache->detail_max = ig_counter_detail(cache->column, "max", hi);
@@ -296,18 +349,27 @@ PG_FUNCTION_INFO_V1(saturating_mul);
 Datum
 saturating_add(PG_FUNCTION_ARGS)
 {
+	/* NULL in, NULL out, as the server's operators (NULL bounds are the type's) */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
 	return saturating_result(fcinfo, sat_add(int_arg(fcinfo, 0), int_arg(fcinfo, 1)));
 }
 
 Datum
 saturating_sub(PG_FUNCTION_ARGS)
 {
+	/* NULL in, NULL out, as the server's operators (NULL bounds are the type's) */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
 	return saturating_result(fcinfo, sat_sub(int_arg(fcinfo, 0), int_arg(fcinfo, 1)));
 }
 
 Datum
 saturating_mul(PG_FUNCTION_ARGS)
 {
+	/* NULL in, NULL out, as the server's operators (NULL bounds are the type's) */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
 	return saturating_result(fcinfo, sat_mul(int_arg(fcinfo, 0), int_arg(fcinfo, 1)));
 }
 
@@ -417,7 +479,9 @@ ig_range_clamped(PG_FUNCTION_ARGS)
 
 		/* the rewritten form of a guarded column records the event */
 		if (guarded && ig_enabled && ig_rewrite &&
-			may_record_for(PG_GETARG_OID(4)))
+			!PG_ARGISNULL(4) && !PG_ARGISNULL(5) &&
+			may_record_for(PG_GETARG_OID(4), PG_GETARG_INT16(5), true, 0, 0,
+						   ig_range_policy_names[policy], rngtypid))
 		{
 			Oid			relid = PG_GETARG_OID(4);
 			AttrNumber	attnum = PG_GETARG_INT16(5);

@@ -265,7 +265,9 @@ drain_job(Oid dbid)
 	Oid			owner;
 	volatile int64 written = 0;
 	volatile bool installed = false;
+	IgSetAside aside;
 
+	memset(&aside, 0, sizeof(aside));
 	job_dbid = dbid;
 	before_shmem_exit(job_exit, (Datum) 0);
 	PG_TRY();
@@ -300,7 +302,8 @@ drain_job(Oid dbid)
 				rows[i].schema_name = ig_empty_to_null(k->schema_name);
 				rows[i].table_name = ig_empty_to_null(k->table_name);
 				rows[i].relid = OidIsValid(k->relid) ? k->relid :
-					ig_queue_bind_relid(k->schema_name, k->table_name);
+					ig_queue_bind_relid(k->schema_name, k->table_name,
+										jobs[i].bind_horizon);
 				/* a guard's target is never NULL; a captured error may have none */
 				rows[i].target = k->relid != InvalidOid ? k->target :
 					ig_empty_to_null(k->target);
@@ -311,7 +314,7 @@ drain_job(Oid dbid)
 				rows[i].application_name = ig_empty_to_null(k->application_name);
 				rows[i].detail = jobs[i].detail;
 			}
-			written = ig_audit_insert(owner, rows, n);
+			written = ig_audit_insert(owner, rows, n, &aside);
 			ig_audit_apply_retention(owner);
 		}
 		PopActiveSnapshot();
@@ -327,7 +330,8 @@ drain_job(Oid dbid)
 		else
 			ig_queue_discard(dbid);
 		pgstat_report_activity(STATE_IDLE, NULL);
-		ig_queue_report_flush(dbid, installed, written);
+		ig_queue_report_flush(dbid, installed, written, aside.count,
+							  aside.error);
 	}
 	PG_CATCH();
 	{
