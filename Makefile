@@ -37,9 +37,8 @@ DATA = sql/pg_integrity_guard--1.0.sql sql/pg_integrity_guard--1.0--1.1.sql \
 # stays the single source of the SQL, and test/tap/005_fresh_vs_upgraded.pl
 # proves that a fresh install and 1.0 updated along the chain give the same
 # catalog.  DATA_built is PGXS's DATA for generated files: `make` builds it,
-# `make install` installs it with DATA, `make clean` removes it (from the
-# build directory too when pg_buildext builds out of tree).  Not committed
-# (.gitignore).
+# `make install` installs it with DATA, `make clean` removes it.  Not
+# committed (.gitignore).
 IG_SCRIPT_CHAIN = sql/pg_integrity_guard--1.0.sql sql/pg_integrity_guard--1.0--1.1.sql \
 	sql/pg_integrity_guard--1.1--1.2.sql sql/pg_integrity_guard--1.2--1.3.sql
 DATA_built = sql/pg_integrity_guard--1.3.sql

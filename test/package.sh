@@ -12,7 +12,8 @@ OUT=${1:-/tmp/pg_integrity_guard-deb}
 ensure_packages dpkg-dev debhelper postgresql-server-dev-all || exit 1
 work=$(mktemp -d /tmp/pg_integrity_guard_pkg.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-src="$work/pg-integrity-guard-$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$TOP/pg_integrity_guard.control")"
+version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$TOP/pg_integrity_guard.control")
+src="$work/pg-integrity-guard-$version"
 mkdir "$src"
 # the files git knows (committed or not), without build products; a copy
 # of the tree without .git (test/matrix.sh's chroots) is taken as it is
@@ -41,8 +42,10 @@ for deb in $debs; do
     files=$(dpkg-deb -c "$deb")
     check "$(basename "$deb") holds the library" \
         'grep -q "/usr/lib/postgresql/$v/lib/pg_integrity_guard.so" <<<"$files"'
-    check "$(basename "$deb") holds the control file and every extension script" \
-        '(for f in pg_integrity_guard.control $(cd "$TOP/sql" && ls pg_integrity_guard--*.sql); do
+    # every script in sql/, and the full script of default_version, which
+    # the Makefile generates (CREATE EXTENSION runs it alone)
+    check "$(basename "$deb") holds the control file and every extension script, pg_integrity_guard--$version.sql among them" \
+        '(for f in pg_integrity_guard.control pg_integrity_guard--$version.sql $(cd "$TOP/sql" && ls pg_integrity_guard--*.sql); do
              grep -q "/usr/share/postgresql/$v/extension/$f\$" <<<"$files" || exit 1; done)'
     check "$(basename "$deb") depends on postgresql-$v" \
         'dpkg-deb -f "$deb" Depends | grep -q "postgresql-$v"'
