@@ -109,6 +109,30 @@ AS $$
     AND current_setting('log_min_messages') IN ('log', 'fatal', 'panic')
 $$;
 
+-- Readers never fail because of stored rows: occurrences that add up past
+-- bigint (each row may hold up to its maximum) show the maximum.
+CREATE OR REPLACE FUNCTION integrity_guard.summary(since timestamptz DEFAULT NULL)
+RETURNS TABLE (schema_name name, table_name name, event_type text, target text,
+               incidents bigint, occurrences bigint,
+               first_seen timestamptz, last_seen timestamptz)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT a.schema_name, a.table_name, a.event_type, a.target,
+         count(*), least(sum(a.occurrences), 9223372036854775807)::bigint, min(a.first_seen), max(a.last_seen)
+  FROM (SELECT b.schema_name,
+               integrity_guard._table_label(b.table_name, b.detail->>'statement') AS table_name,
+               b.event_type,
+               coalesce(b.target, 'SQLSTATE ' || (b.detail->>'sqlstate')) AS target,
+               b.occurrences, b.first_seen, b.last_seen
+        FROM (SELECT * FROM integrity_guard.audit_log
+              UNION ALL
+              SELECT * FROM integrity_guard._pending()) b
+        WHERE $1 IS NULL OR b.last_seen >= $1) a
+  GROUP BY a.schema_name, a.table_name, a.event_type, a.target
+  ORDER BY sum(a.occurrences) DESC, a.schema_name, a.table_name, a.event_type, a.target
+$$;
+
 -- == hostile roles: check() reports guards, and what it cannot inspect as such (issue 22) ==
 -- The audit's own triggers (audit_log_bind, audit_log_keys_apart) are not
 -- guards; a guard whose table the caller may read but whose arguments it

@@ -213,7 +213,7 @@ ig_incident_record_relid(IgEventType type, Oid relid, const char *target,
 		 (last_entry->key.detail != NULL &&
 		  strcmp(last_entry->key.detail, detail_json) == 0)))
 	{
-		last_entry->occurrences += occurrences;
+		last_entry->occurrences = ig_add_sat(last_entry->occurrences, occurrences);
 		last_entry->last_seen = GetCurrentTimestamp();
 		return;
 	}
@@ -252,7 +252,7 @@ ig_incident_record_relid(IgEventType type, Oid relid, const char *target,
 		entry->occurrences = 0;
 		entry->first_seen = now;
 	}
-	entry->occurrences += occurrences;
+	entry->occurrences = ig_add_sat(entry->occurrences, occurrences);
 	entry->last_seen = now;
 	last_entry = entry;
 }

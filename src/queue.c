@@ -526,7 +526,7 @@ counts_add(IgCounts *counts, int64 n, TimestampTz first_seen,
 		   TimestampTz last_seen, TransactionId horizon)
 {
 	SpinLockAcquire(&counts->mutex);
-	counts->occurrences += n;
+	counts->occurrences = ig_add_sat(counts->occurrences, n);
 	counts->bind_horizon = horizon_min(counts->bind_horizon, horizon);
 	if (first_seen < counts->first_seen)
 		counts->first_seen = first_seen;
@@ -681,7 +681,7 @@ stats_add(const IgEventKey *ev, int64 n, TimestampTz first_seen,
 	if (entry != NULL)
 	{
 		SpinLockAcquire(&entry->counts.mutex);
-		entry->counts.occurrences += n;
+		entry->counts.occurrences = ig_add_sat(entry->counts.occurrences, n);
 		entry->usage += n;
 		if (first_seen < entry->counts.first_seen)
 			entry->counts.first_seen = first_seen;
@@ -1572,6 +1572,29 @@ stats_visible(bool all, const IgStatsKey *k, TransactionId horizon)
 }
 
 /*
+ * A name of a counter as text.  Another database's names are in that
+ * database's encoding: a byte sequence invalid in this one would break the
+ * reader's client, so such a name shows its non-ASCII bytes as '?'.
+ */
+static Datum
+stats_text(const char *s, Oid dbid, bool *isnull)
+{
+	char	   *copy;
+	char	   *p;
+
+	*isnull = (s[0] == '\0');
+	if (*isnull)
+		return (Datum) 0;
+	if (dbid == MyDatabaseId || pg_verifymbstr(s, strlen(s), true))
+		return CStringGetTextDatum(s);
+	copy = pstrdup(s);
+	for (p = copy; *p; p++)
+		if (IS_HIGHBIT_SET(*p))
+			*p = '?';
+	return CStringGetTextDatum(copy);
+}
+
+/*
  * integrity_guard._stats() (incident.c): the cumulative counters the caller
  * may see, into the caller's materialized result.
  */
@@ -1627,10 +1650,10 @@ ig_queue_stats_rows(FunctionCallInfo fcinfo)
 			continue;
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = ObjectIdGetDatum(k->dbid);
-		values[1] = ig_text_or_null(ig_empty_to_null(k->schema_name), &nulls[1]);
-		values[2] = ig_text_or_null(ig_empty_to_null(k->table_name), &nulls[2]);
-		values[3] = ig_text_or_null(ig_empty_to_null(k->event_type), &nulls[3]);
-		values[4] = ig_text_or_null(ig_empty_to_null(k->target), &nulls[4]);
+		values[1] = stats_text(k->schema_name, k->dbid, &nulls[1]);
+		values[2] = stats_text(k->table_name, k->dbid, &nulls[2]);
+		values[3] = stats_text(k->event_type, k->dbid, &nulls[3]);
+		values[4] = stats_text(k->target, k->dbid, &nulls[4]);
 		values[5] = Int64GetDatum(copies[i].counts.occurrences);
 		values[6] = TimestampTzGetDatum(copies[i].counts.first_seen);
 		values[7] = TimestampTzGetDatum(copies[i].counts.last_seen);

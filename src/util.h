@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "commands/event_trigger.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 
@@ -22,6 +23,17 @@
 
 #define IG_EXTENSION_NAME	"pg_integrity_guard"
 #define IG_SCHEMA_NAME		"integrity_guard"
+
+/* a + b for event counts, stuck at the int64 limits instead of wrapping */
+static inline int64
+ig_add_sat(int64 a, int64 b)
+{
+	int64		r;
+
+	if (!pg_add_s64_overflow(a, b, &r))
+		return r;
+	return b > 0 ? PG_INT64_MAX : PG_INT64_MIN;
+}
 
 extern void ig_copy_bounded(char *dst, size_t size, const char *src);
 

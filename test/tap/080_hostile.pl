@@ -19,8 +19,12 @@ integrity_guard.flush_interval = '10min'
 $node->start;
 
 $node->safe_psql('postgres', 'CREATE DATABASE app');
+# a fresh install: check() reports nothing critical (the audit's own
+# triggers are no guards)
+is($node->safe_psql('app', q{CREATE EXTENSION pg_integrity_guard;
+                             SELECT count(*) FROM integrity_guard.check() WHERE status = 'critical'}),
+    '0', 'check() on a fresh install reports no critical row');
 $node->safe_psql('app', q{
-    CREATE EXTENSION pg_integrity_guard;
     CREATE ROLE alice LOGIN;
     CREATE ROLE bob LOGIN;
     CREATE ROLE mallory LOGIN;
