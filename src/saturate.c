@@ -44,15 +44,7 @@
 #include "util.h"
 
 /* int64 arithmetic that sticks at the int64 limits instead of failing. */
-static inline int64
-sat_add(int64 a, int64 b)
-{
-	int64		r;
-
-	if (!pg_add_s64_overflow(a, b, &r))
-		return r;
-	return b > 0 ? PG_INT64_MAX : PG_INT64_MIN;
-}
+#define sat_add ig_add_sat
 
 static inline int64
 sat_sub(int64 a, int64 b)
