@@ -20,7 +20,8 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 GRANT EXECUTE ON FUNCTION h_try(text) TO PUBLIC;
 CREATE VIEW h_incidents AS
-  SELECT event_type, table_name, target, occurrences FROM integrity_guard.audit_log;
+  SELECT event_type, table_name, target, occurrences FROM integrity_guard.audit_log
+  WHERE schema_name IN ('h_a', 'h_m');
 
 -- 1. NULL arguments of a function PUBLIC may execute: a clear error, never
 -- a crash (the next statement runs in the same backend)
@@ -91,7 +92,7 @@ SET ROLE regress_h_mallory;
 SELECT integrity_guard.consent_children('h_m.mc', 'h_a.a');
 SELECT child, parent, owner FROM integrity_guard.children_consent ORDER BY 1;
 SET ROLE regress_h_super;
-SELECT h_try('DELETE FROM h_a.a WHERE id = 2');
+SELECT left(h_try('DELETE FROM h_a.a WHERE id = 2'), 5) AS sqlstate;  -- the message differs by major
 SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_h_mallory';
 DROP TRIGGER escalate ON h_m.mc;
 DELETE FROM h_a.a WHERE id = 2;
