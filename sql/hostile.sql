@@ -162,8 +162,11 @@ SELECT integrity_guard.guard_counter('h_m.c', ARRAY['n'], max_value => 10, min_v
 SELECT integrity_guard._saturate(100, 0, 5, 'h_m.c'::regclass, 2::smallint);   -- made-up bounds
 SELECT integrity_guard._saturate(100, 0, 10, 'h_m.own'::regclass, 2::smallint); -- no guard there
 SELECT integrity_guard._saturate(100, 0, 10, 'h_a.a'::regclass, 1::smallint);   -- not writable
-SELECT integrity_guard._range_guarded(5, 1, '[)', 'clamp_upper', 'h_m.c'::regclass,
-                                      3::smallint, NULL::int4range);           -- no range guard, wrong type
+SELECT h_try($$SELECT integrity_guard._range_guarded(5, 1, '[)', 'clamp_upper', 'h_m.c'::regclass,
+                                      3::smallint, NULL::int4range)$$);        -- no guard serves it
+SELECT integrity_guard._range_guarded('2026-01-02'::timestamptz, '2026-01-01', '[)', 'clamp_upper',
+                                      'h_m.c'::regclass, 3::smallint, NULL::tstzrange) IS NOT NULL AS built;
+                                                                               -- no range guard on r
 SELECT integrity_guard._saturate(100, 0, 10, 'h_m.c'::regclass, 2::smallint);  -- what the guard records
 RESET ROLE;
 SELECT integrity_guard.flush() >= 0 AS flushed;

@@ -62,8 +62,8 @@ typedef struct RangeConfig
 	bool		repl_nulls[2];
 } RangeConfig;
 
-static bool
-is_bound_type(Oid typid)
+bool
+ig_range_bound_type(Oid typid)
 {
 	return typid == TIMESTAMPTZOID || typid == TIMESTAMPOID || typid == DATEOID;
 }
@@ -97,7 +97,7 @@ range_parse(IgArgs *args)
 					 errdetail("Both bounds name column \"%s\".", cfg->lower_name)));
 		cfg->typid = TupleDescAttr(tupdesc, cfg->lower_attnum - 1)->atttypid;
 		upper_typid = TupleDescAttr(tupdesc, cfg->upper_attnum - 1)->atttypid;
-		if (!is_bound_type(cfg->typid) || upper_typid != cfg->typid)
+		if (!ig_range_bound_type(cfg->typid) || upper_typid != cfg->typid)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("columns \"%s\" (%s) and \"%s\" (%s) of relation \"%s\" cannot bound a time range",
@@ -122,7 +122,7 @@ range_parse(IgArgs *args)
 		cfg->typid = TupleDescAttr(tupdesc, cfg->lower_attnum - 1)->atttypid;
 		subtype = type_is_range(cfg->typid) ?
 			get_range_subtype(cfg->typid) : InvalidOid;
-		if (!is_bound_type(subtype))
+		if (!ig_range_bound_type(subtype))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column \"%s\" of relation \"%s\" is of type %s, not a time range",
@@ -318,8 +318,8 @@ range_check_retype(Relation rel, Trigger *tg, List *retypes)
 	}
 	if (column == NULL)
 		return;
-	if (cfg->pair ? (is_bound_type(lower_type) && lower_type == upper_type) :
-		(type_is_range(lower_type) && is_bound_type(get_range_subtype(lower_type))))
+	if (cfg->pair ? (ig_range_bound_type(lower_type) && lower_type == upper_type) :
+		(type_is_range(lower_type) && ig_range_bound_type(get_range_subtype(lower_type))))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -27,4 +27,7 @@ extern const IgGuardKind ig_range_kind;
 
 extern IgRangePolicy ig_range_policy(const char *name);
 
+/* The bound types a range guard serves: timestamptz, timestamp, date. */
+extern bool ig_range_bound_type(Oid typid);
+
 #endif							/* IG_RANGE_H */

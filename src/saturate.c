@@ -392,6 +392,43 @@ parse_bounds_flags(const char *s, bool *lower_inc, bool *upper_inc)
 	*upper_inc = s[1] == ']';
 }
 
+/* may_record_for() of a range column, once per call site and column */
+typedef struct RangeRecordCache
+{
+	Oid			relid;
+	AttrNumber	attnum;
+	IgRangePolicy policy;
+	Oid			rngtypid;
+	bool		may_record;
+} RangeRecordCache;
+
+static bool
+range_may_record(FunctionCallInfo fcinfo, Oid relid, AttrNumber attnum,
+				 IgRangePolicy policy, Oid rngtypid)
+{
+	RangeRecordCache *cache = (RangeRecordCache *) fcinfo->flinfo->fn_extra;
+
+	if (cache == NULL)
+	{
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+									   sizeof(RangeRecordCache));
+		cache->relid = InvalidOid;
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	if (cache->relid != relid || cache->attnum != attnum ||
+		cache->policy != policy || cache->rngtypid != rngtypid)
+	{
+		cache->may_record = may_record_for(relid, attnum, true, 0, 0,
+										   ig_range_policy_names[policy],
+										   rngtypid);
+		cache->relid = relid;
+		cache->attnum = attnum;
+		cache->policy = policy;
+		cache->rngtypid = rngtypid;
+	}
+	return cache->may_record;
+}
+
 PG_FUNCTION_INFO_V1(ig_range_clamped);
 
 Datum
@@ -415,6 +452,13 @@ ig_range_clamped(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("could not determine the range type to construct")));
 	typcache = lookup_type_cache(rngtypid, TYPECACHE_RANGE_INFO);
+
+	/* the rewrite builds the guarded form only for what a range guard serves */
+	if (guarded && !ig_range_bound_type(typcache->rngelemtype->type_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s is not a range a range guard serves", format_type_be(rngtypid)),
+				 errhint("Range guards serve ranges over timestamptz, timestamp or date.")));
 
 	if (nargs >= 3 && !PG_ARGISNULL(2))
 		parse_bounds_flags(text_to_cstring(PG_GETARG_TEXT_PP(2)),
@@ -472,8 +516,8 @@ ig_range_clamped(PG_FUNCTION_ARGS)
 		/* the rewritten form of a guarded column records the event */
 		if (guarded && ig_enabled && ig_rewrite &&
 			!PG_ARGISNULL(4) && !PG_ARGISNULL(5) &&
-			may_record_for(PG_GETARG_OID(4), PG_GETARG_INT16(5), true, 0, 0,
-						   ig_range_policy_names[policy], rngtypid))
+			range_may_record(fcinfo, PG_GETARG_OID(4), PG_GETARG_INT16(5),
+							 policy, rngtypid))
 		{
 			Oid			relid = PG_GETARG_OID(4);
 			AttrNumber	attnum = PG_GETARG_INT16(5);
