@@ -94,6 +94,10 @@ SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('wrong_view', ARRAY['c
 SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('grp', ARRAY['times_seen'])$$);
 ALTER TABLE grp ADD COLUMN num_comments int NOT NULL DEFAULT 0 CHECK (num_comments >= 0);
 SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('grp', ARRAY['num_comments', 'nope'], min_value => 0)$$);
+-- a typo at attach gets the closest column as its hint (a rename hint
+-- only once a guard fires on a column that is gone)
+SELECT integrity_guard.guard_counter('grp', ARRAY['time_seen']);
+SELECT integrity_guard.guard_counter('grp', ARRAY['zzzzzz']);
 SELECT integrity_guard.guard_counter('grp', ARRAY['num_comments'], min_value => 0);
 SELECT columns FROM integrity_guard.guards WHERE table_name = 'grp'::regclass;
 UPDATE grp SET num_comments = num_comments - 1, times_seen = times_seen + 1 WHERE id = 5;

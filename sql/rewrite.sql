@@ -154,6 +154,9 @@ SELECT integrity_guard.saturating_add(2147483647, 1) AS add_int4,
        integrity_guard.saturating_sub(5, 10, 0, NULL) AS floor_only;
 SELECT sqlstate_of($$SELECT integrity_guard.saturating_add(1, 2, 10, 5)$$);
 SELECT sqlstate_of($$SELECT integrity_guard.saturating_add(1::smallint, 2::smallint, 40000, 50000)$$);
+-- a bound only partly outside the type is refused too (not clamped to it)
+SELECT sqlstate_of($$SELECT integrity_guard.saturating_add(5::smallint, 10::smallint, 0, 100000)$$);
+SELECT integrity_guard.saturating_add(5::smallint, 10::smallint, 0, NULL) AS type_bound_by_null;
 SELECT integrity_guard.tstzrange_clamped('2024-01-02 00:00+00', '2024-01-01 00:00+00', '[]') AS clamp_upper,
        integrity_guard.tsrange_clamped('2024-01-02', '2024-01-01', '[)', 'clamp_lower') AS clamp_lower,
        integrity_guard.daterange_clamped('2024-01-05', '2024-01-01', '[]', 'swap') AS swapped,

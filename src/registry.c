@@ -54,6 +54,7 @@
 #include "utils/relcache.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
+#include "utils/varlena.h"
 
 #include "registry.h"
 #include "settings.h"
@@ -495,6 +496,8 @@ ig_column_attnum(IgArgs *args, const char *column)
 {
 	TupleDesc	tupdesc = RelationGetDescr(args->rel);
 	const char *caseless = NULL;
+	const char *nearest = NULL;
+	int			nearest_dist = Max(2, (int) strlen(column) / 3) + 1;
 	int			i;
 
 	for (i = 0; i < tupdesc->natts; i++)
@@ -517,6 +520,21 @@ ig_column_attnum(IgArgs *args, const char *column)
 		}
 		if (pg_strcasecmp(NameStr(att->attname), column) == 0)
 			caseless = NameStr(att->attname);
+		else if (att->attnum > 0)
+		{
+			/* a typo at attach: the closest name, as the server suggests one */
+			int			d = varstr_levenshtein_less_equal(column, strlen(column),
+														  NameStr(att->attname),
+														  strlen(NameStr(att->attname)),
+														  1, 1, 1, nearest_dist - 1,
+														  true);
+
+			if (d < nearest_dist)
+			{
+				nearest_dist = d;
+				nearest = NameStr(att->attname);
+			}
+		}
 	}
 
 	ereport(ERROR,
@@ -527,7 +545,12 @@ ig_column_attnum(IgArgs *args, const char *column)
 			 caseless ?
 			 errhint("Column names are matched exactly; did you mean \"%s\"?",
 					 caseless) :
-			 errhint("If the column was renamed or dropped, unguard the table and attach the guard again.")));
+			 args->trigger != NULL ?
+			 errhint("If the column was renamed or dropped, unguard the table and attach the guard again.") :
+			 nearest ?
+			 errhint("Perhaps you meant column \"%s\".", nearest) :
+			 errhint("Name a column of table \"%s\".",
+					 RelationGetRelationName(args->rel))));
 	return InvalidAttrNumber;	/* keep compiler quiet */
 }
 

@@ -305,13 +305,16 @@ saturating_result(FunctionCallInfo fcinfo, int64 exact)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("lower bound " INT64_FORMAT " is greater than upper bound " INT64_FORMAT,
 							min, max)));
-		lo = Max(lo, min);
-		hi = Min(hi, max);
-		if (lo > hi)
+		/* a bound the result type cannot hold is refused, not clamped */
+		if (min < lo || max > hi)
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("bounds [" INT64_FORMAT ", " INT64_FORMAT "] are outside the range of type %s",
-							min, max, format_type_be(rettype))));
+							min, max, format_type_be(rettype)),
+					 errhint("Give bounds within [" INT64_FORMAT ", " INT64_FORMAT "], or NULL for the type's own.",
+							 lo, hi)));
+		lo = min;
+		hi = max;
 	}
 	exact = clamp64(exact, lo, hi);
 	if (rettype == INT2OID)
