@@ -113,9 +113,11 @@ CREATE TABLE sentry_projectkey (id int PRIMARY KEY, project_id int REFERENCES se
 INSERT INTO sentry_projectkey VALUES (1, 42);
 \echo '-- without any reader, the background worker writes them within flush_interval (1 s)'
 SELECT pg_sleep(1.5);
-SELECT event_type, table_name, target, occurrences, detail->>'key' AS key, detail->>'sqlstate' AS sqlstate
-  FROM integrity_guard.audit_log
- WHERE event_type IN ('duplicate_key', 'foreign_key_violation') ORDER BY id;
+\echo '-- (key values live apart, in audit_keys, readable as the server shows its own error DETAIL)'
+SELECT a.event_type, a.table_name, a.target, a.occurrences, k.key_values->>'key' AS key,
+       a.detail->>'sqlstate' AS sqlstate
+  FROM integrity_guard.audit_log a LEFT JOIN integrity_guard.audit_keys k ON k.id = a.id
+ WHERE a.event_type IN ('duplicate_key', 'foreign_key_violation') ORDER BY a.id;
 
 \echo
 \echo '=== 5. A bulk statement is one incident, not 100,000'

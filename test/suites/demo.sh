@@ -20,6 +20,8 @@ for guard in guard_counter guard_range guard_children guard_duplicates; do
     check "a PASS verdict for $guard, with what it absorbed and recorded" \
         'grep -qE "^PASS $guard +absorbed: .+; recorded: [1-9][0-9]* events in [1-9][0-9]* audit rows$" <<<"$out"'
 done
+check "the audited duplicate shows its key values (issue 25 point 7)" \
+    'grep -qE "^ duplicate_key +\| sentry_conference .*\| \(conference_id, app\)=\(7, web\) +\|" <<<"$out"'
 check "the last line is the final PASS" '[ "$(tail -n 1 <<<"$out")" = "PASS: all 4 guards absorbed their failure and recorded it" ]'
 
 out=$(cd "$private" && env -u PGHOST -u PGPORT PGOPTIONS="-c integrity_guard.enabled=off" bash "$TOP/test/demo.sh" 2>&1)
