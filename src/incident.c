@@ -289,6 +289,9 @@ push_pending(void)
 		ig_copy_bounded(key.table_name, NAMEDATALEN, entry->table_name);
 		ig_copy_bounded(key.target, IG_TARGET_LEN, entry->key.target);
 		ig_copy_bounded(key.application_name, NAMEDATALEN, appname);
+		/* each repair (its action, its counts) is an incident of its own */
+		key.detail_hash = (entry->key.type == IG_EVENT_ORPHANS_FIXED ||
+						   entry->key.type == IG_EVENT_DUPLICATES_MERGED);
 		ig_queue_push(&key, entry->key.detail, entry->occurrences,
 						 entry->first_seen, entry->last_seen);
 	}

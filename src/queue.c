@@ -717,10 +717,13 @@ ig_queue_push(const IgEventKey *key, const char *detail, int64 n,
 	 */
 	horizon = OidIsValid(key->relid) ? FrozenTransactionId : TransactionXmin;
 	stats_add(key, n, first_seen, last_seen, horizon);
-	/* without a table, only the statement tells incidents apart */
+	/*
+	 * Without a table, only the statement tells incidents apart; a caller
+	 * that sets detail_hash asks for one incident per distinct detail.
+	 */
 	k = *key;
 	k.detail_hash = 0;
-	if (k.table_name[0] == '\0')
+	if (k.table_name[0] == '\0' || key->detail_hash != 0)
 		k.detail_hash = hash_bytes((const unsigned char *) d, strlen(d));
 	(void) queue_add(&k, d, n, first_seen, last_seen, horizon);
 }

@@ -42,7 +42,7 @@ typedef struct IgEventKey
 	char		table_name[NAMEDATALEN];
 	char		target[IG_TARGET_LEN];
 	char		application_name[NAMEDATALEN];
-	uint32		detail_hash;	/* incidents without a table: their detail's */
+	uint32		detail_hash;	/* set by the caller: one incident per detail */
 } IgEventKey;
 
 /* What a shared entry counts; the spinlock protects the rest. */
