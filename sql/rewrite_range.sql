@@ -68,4 +68,17 @@ SELECT octet_length(trigger_name) <= 63 AS fits, columns FROM integrity_guard.gu
 SELECT integrity_guard._trigger_name('integrity_guard_range', ARRAY[repeat('日', 30)]) AS cjk,
        integrity_guard._trigger_name('integrity_guard_range', ARRAY[repeat('x', 60)]) AS ascii;
 
+-- on_inverted=error through the rewrite: the guard's own message, naming the
+-- table, the column and (for a role that may read them) the values (issue 25
+-- point 14); with the guards off, the server's own error
+CREATE TABLE err14 (id int, during tstzrange);
+SELECT integrity_guard.guard_range('err14', 'during', 'error');
+\set VERBOSITY default
+INSERT INTO err14 VALUES (1, tstzrange('2026-01-02', '2026-01-01'));
+UPDATE err14 SET during = tstzrange('2026-01-02', '2026-01-01');
+SET integrity_guard.enabled = off;
+INSERT INTO err14 VALUES (1, tstzrange('2026-01-02', '2026-01-01'));
+RESET integrity_guard.enabled;
+\set VERBOSITY terse
+
 ALTER DATABASE :"db" RESET session_preload_libraries;

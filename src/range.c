@@ -186,7 +186,7 @@ bounds_inverted(Oid typid, Datum lower, Datum upper)
  * row-level security in force, and SELECT on the table or on both columns.
  */
 static bool
-may_show_bounds(Relation rel, RangeConfig *cfg)
+may_show_bounds(Relation rel, AttrNumber lower_attnum, AttrNumber upper_attnum)
 {
 	Oid			relid = RelationGetRelid(rel);
 	Oid			userid = GetUserId();
@@ -195,8 +195,8 @@ may_show_bounds(Relation rel, RangeConfig *cfg)
 		return false;
 	if (pg_class_aclcheck(relid, userid, ACL_SELECT) == ACLCHECK_OK)
 		return true;
-	return pg_attribute_aclcheck(relid, cfg->lower_attnum, userid, ACL_SELECT) == ACLCHECK_OK &&
-		pg_attribute_aclcheck(relid, cfg->upper_attnum, userid, ACL_SELECT) == ACLCHECK_OK;
+	return pg_attribute_aclcheck(relid, lower_attnum, userid, ACL_SELECT) == ACLCHECK_OK &&
+		pg_attribute_aclcheck(relid, upper_attnum, userid, ACL_SELECT) == ACLCHECK_OK;
 }
 
 static char *
@@ -207,6 +207,49 @@ bound_text(Oid typid, Datum value)
 
 	getTypeOutputInfo(typid, &outfunc, &isvarlena);
 	return OidOutputFunctionCall(outfunc, value);
+}
+
+/*
+ * The documented error of on_inverted=error, for the trigger (a pair of
+ * columns) and for the rewrite of a range constructor (one range column:
+ * lower_attnum == upper_attnum).  Values only for a role that could read
+ * them, as the server's own DETAIL.
+ */
+void
+ig_range_inverted_error(Relation rel, AttrNumber lower_attnum,
+						AttrNumber upper_attnum, Oid bound_typid,
+						Datum lower, Datum upper)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	const char *lower_name = NameStr(TupleDescAttr(tupdesc, lower_attnum - 1)->attname);
+	const char *upper_name = NameStr(TupleDescAttr(tupdesc, upper_attnum - 1)->attname);
+	bool		show = may_show_bounds(rel, lower_attnum, upper_attnum);
+
+	if (lower_attnum == upper_attnum)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("range lower bound must be less than or equal to range upper bound"),
+				 show ?
+				 errdetail("In table \"%s\", column \"%s\" would get lower bound %s after upper bound %s.",
+						   RelationGetRelationName(rel), lower_name,
+						   bound_text(bound_typid, lower),
+						   bound_text(bound_typid, upper)) :
+				 errdetail("In table \"%s\", column \"%s\" would get a lower bound after its upper bound.",
+						   RelationGetRelationName(rel), lower_name),
+				 errhint("Write an upper bound at or after the lower bound, or attach the guard with on_inverted=clamp_upper, clamp_lower or swap."),
+				 errtablecol(rel, lower_attnum)));
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("range lower bound must be less than or equal to range upper bound"),
+			 show ?
+			 errdetail("In table \"%s\", column \"%s\" = %s is after column \"%s\" = %s.",
+					   RelationGetRelationName(rel),
+					   lower_name, bound_text(bound_typid, lower),
+					   upper_name, bound_text(bound_typid, upper)) :
+			 errdetail("In table \"%s\", column \"%s\" is after column \"%s\".",
+					   RelationGetRelationName(rel), lower_name, upper_name),
+			 errhint("Write an upper bound at or after the lower bound, or attach the guard with on_inverted=clamp_upper, clamp_lower or swap."),
+			 errtable(rel)));
 }
 
 PG_FUNCTION_INFO_V1(clamp_range);
@@ -255,20 +298,8 @@ clamp_range(PG_FUNCTION_ARGS)
 			cfg->repl_values[1] = lower;
 			break;
 		case IG_RANGE_ERROR:
-			/* values only for a role that could read them (as the server's DETAIL) */
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("range lower bound must be less than or equal to range upper bound"),
-					 may_show_bounds(td->tg_relation, cfg) ?
-					 errdetail("In table \"%s\", column \"%s\" = %s is after column \"%s\" = %s.",
-							   RelationGetRelationName(td->tg_relation),
-							   cfg->lower_name, bound_text(cfg->typid, lower),
-							   cfg->upper_name, bound_text(cfg->typid, upper)) :
-					 errdetail("In table \"%s\", column \"%s\" is after column \"%s\".",
-							   RelationGetRelationName(td->tg_relation),
-							   cfg->lower_name, cfg->upper_name),
-					 errhint("Write an upper bound at or after the lower bound, or attach the guard with on_inverted=clamp_upper, clamp_lower or swap."),
-					 errtable(td->tg_relation)));
+			ig_range_inverted_error(td->tg_relation, cfg->lower_attnum,
+									cfg->upper_attnum, cfg->typid, lower, upper);
 			break;
 	}
 

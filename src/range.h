@@ -30,4 +30,9 @@ extern IgRangePolicy ig_range_policy(const char *name);
 /* The bound types a range guard serves: timestamptz, timestamp, date. */
 extern bool ig_range_bound_type(Oid typid);
 
+/* on_inverted=error's message; lower_attnum == upper_attnum: a range column */
+extern void ig_range_inverted_error(Relation rel, AttrNumber lower_attnum,
+									AttrNumber upper_attnum, Oid bound_typid,
+									Datum lower, Datum upper);
+
 #endif							/* IG_RANGE_H */

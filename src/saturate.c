@@ -432,6 +432,26 @@ range_may_record(FunctionCallInfo fcinfo, Oid relid, AttrNumber attnum,
 	return cache->may_record;
 }
 
+/* The guard's error for its column, if relid and attnum name one. */
+static void
+range_guard_error(Oid relid, AttrNumber attnum, Oid bound_typid,
+				  Datum lower, Datum upper)
+{
+	Relation	rel;
+
+	/* a table the role writes, as the rewrite's statements do */
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)) ||
+		pg_class_aclcheck(relid, GetUserId(), ACL_INSERT | ACL_UPDATE) != ACLCHECK_OK)
+		return;
+	rel = try_relation_open(relid, AccessShareLock);
+	if (rel == NULL)
+		return;
+	if (attnum > 0 && attnum <= RelationGetNumberOfAttributes(rel) &&
+		!TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attisdropped)
+		ig_range_inverted_error(rel, attnum, attnum, bound_typid, lower, upper);
+	relation_close(rel, AccessShareLock);
+}
+
 PG_FUNCTION_INFO_V1(ig_range_clamped);
 
 Datum
@@ -507,6 +527,12 @@ ig_range_clamped(PG_FUNCTION_ARGS)
 				upper.val = l;
 				break;
 			case IG_RANGE_ERROR:
+				/* the guard's own on_inverted=error, naming table and column */
+				if (guarded && ig_enabled && ig_rewrite &&
+					!PG_ARGISNULL(4) && !PG_ARGISNULL(5))
+					range_guard_error(PG_GETARG_OID(4), PG_GETARG_INT16(5),
+									  typcache->rngelemtype->type_id,
+									  lower.val, upper.val);
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_EXCEPTION),
 						 errmsg("range lower bound must be less than or equal to range upper bound")));
