@@ -141,19 +141,22 @@ SELECT (SELECT array_agg(id ORDER BY id) FROM p_parent) AS parents,
 CREATE TABLE events (id int PRIMARY KEY) PARTITION BY RANGE (id);
 CREATE TABLE events_1 PARTITION OF events FOR VALUES FROM (0) TO (100);
 CREATE TABLE events_2 PARTITION OF events FOR VALUES FROM (100) TO (200);
-CREATE TABLE attachments (id int, event_id int REFERENCES events) PARTITION BY HASH (id);
+CREATE TABLE attachments (id int PRIMARY KEY, event_id int REFERENCES events) PARTITION BY HASH (id);
 CREATE TABLE attachments_0 PARTITION OF attachments FOR VALUES WITH (MODULUS 2, REMAINDER 0);
 CREATE TABLE attachments_1 PARTITION OF attachments FOR VALUES WITH (MODULUS 2, REMAINDER 1);
-CREATE TABLE notes (id int, event_id int);
+CREATE TABLE notes (id int, att_id int);
 INSERT INTO events VALUES (1), (2), (150), (151);
 INSERT INTO attachments VALUES (1, 1), (2, 2), (3, 150), (4, 151);
-INSERT INTO notes VALUES (1, 150), (2, 151);
+INSERT INTO notes VALUES (1, 3), (2, 4);
 SELECT integrity_guard.guard_children('events');
 DELETE FROM events WHERE id IN (1, 150);
 SELECT id, event_id FROM attachments ORDER BY id;
 -- a partitioned parent with only undeclared references: row by row too, so
 -- that a DELETE issued on a partition is guarded (issue 12.9)
-SELECT integrity_guard.guard_children('attachments', ARRAY['notes(event_id) = (event_id)']);
+-- (a reference needs a unique key of the parent, as a foreign key does:
+-- two attachments may share an event_id, issue 25 point 12)
+SELECT sqlstate_of($$SELECT integrity_guard.guard_children('attachments', ARRAY['notes(att_id) = (event_id)'])$$);
+SELECT integrity_guard.guard_children('attachments', ARRAY['notes(att_id) = (id)']);
 SELECT trigger_name, columns FROM integrity_guard.guards WHERE table_name = 'attachments'::regclass;
 SELECT tgname, tgtype & 1 = 1 AS for_row, tgoldtable FROM pg_trigger
  WHERE tgrelid IN ('events'::regclass, 'attachments'::regclass) AND tgname LIKE 'IG%' ORDER BY 1, 2;

@@ -363,8 +363,9 @@ $$;
 -- agreed: it owns the parent too, or it has a row here (consent_children(),
 -- or guard_children() run by a role that may act as the child's owner).
 -- Everyone may read the consents (they name tables, as pg_class does);
--- the row-level policies let only a role with the privileges of a child's
--- owner give or withdraw that child's consent.  Tables are kept by OID
+-- only consent_children() writes them, as the extension's owner, after
+-- checking that its caller may act as the child's owner: no other role
+-- holds a privilege that could lock the table.  Tables are kept by OID
 -- (regclass: dumped by name); a dropped table takes its consents along
 -- (_audit_follow_ddl), and a consent holds only while its owner still owns
 -- the child.
@@ -379,21 +380,7 @@ COMMENT ON TABLE integrity_guard.children_consent IS
   'Child tables whose owner lets guard_children() on the parent change them (as that owner)';
 SELECT pg_catalog.pg_extension_config_dump('integrity_guard.children_consent', '');
 REVOKE ALL ON integrity_guard.children_consent FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON integrity_guard.children_consent TO PUBLIC;
-ALTER TABLE integrity_guard.children_consent ENABLE ROW LEVEL SECURITY;
-CREATE POLICY children_consent_read ON integrity_guard.children_consent FOR SELECT
-  USING (true);
-CREATE POLICY children_consent_give ON integrity_guard.children_consent FOR INSERT
-  WITH CHECK (owner::oid = (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = child)
-              AND pg_catalog.pg_has_role(owner, 'USAGE'));
-CREATE POLICY children_consent_change ON integrity_guard.children_consent FOR UPDATE
-  USING (pg_catalog.pg_has_role(owner, 'USAGE')
-         OR pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = child), 'USAGE'))
-  WITH CHECK (owner::oid = (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = child)
-              AND pg_catalog.pg_has_role(owner, 'USAGE'));
-CREATE POLICY children_consent_withdraw ON integrity_guard.children_consent FOR DELETE
-  USING (pg_catalog.pg_has_role(owner, 'USAGE')
-         OR pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = child), 'USAGE'));
+GRANT SELECT ON integrity_guard.children_consent TO PUBLIC;
 
 -- A consent given or withdrawn drops the parent's cached guard configuration.
 CREATE FUNCTION integrity_guard._consent_changed()
@@ -412,40 +399,8 @@ CREATE TRIGGER children_consent_changed AFTER INSERT OR UPDATE OR DELETE
 CREATE FUNCTION integrity_guard.consent_children(child regclass, parent regclass,
                                                  allow boolean DEFAULT true)
 RETURNS boolean
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    child_owner oid;
-BEGIN
-    IF child IS NULL OR parent IS NULL OR allow IS NULL THEN
-        RAISE EXCEPTION 'child, parent and allow must not be NULL'
-              USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT c.relowner INTO child_owner FROM pg_class c
-     WHERE c.oid = child AND c.relkind IN ('r', 'p');
-    IF child_owner IS NULL THEN
-        RAISE EXCEPTION 'relation with OID % is not a table', child::oid
-              USING ERRCODE = 'wrong_object_type';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = parent AND c.relkind IN ('r', 'p')) THEN
-        RAISE EXCEPTION 'relation with OID % is not a table', parent::oid
-              USING ERRCODE = 'wrong_object_type';
-    END IF;
-    IF NOT pg_has_role(child_owner, 'USAGE') THEN
-        RAISE EXCEPTION 'only the owner of table % may consent to changes of its rows', child
-              USING ERRCODE = 'insufficient_privilege',
-                    HINT = format('Run it as %I or a member of it.', child_owner::regrole::text);
-    END IF;
-    DELETE FROM integrity_guard.children_consent k
-     WHERE k.parent = consent_children.parent AND k.child = consent_children.child;
-    IF allow THEN
-        INSERT INTO integrity_guard.children_consent (parent, child, owner)
-        VALUES (consent_children.parent, consent_children.child, child_owner::regrole);
-    END IF;
-    RETURN allow;
-END
-$$;
+AS 'MODULE_PATHNAME', 'ig_consent_children'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION integrity_guard.consent_children(regclass, regclass, boolean) IS
   'The owner of child lets guard_children() on parent change its rows (as the owner), or withdraws that';
 

@@ -113,7 +113,7 @@ typedef struct ChildRef
 	Oid			parent_types[INDEX_MAX_KEYS];
 	char	   *row_sql;		/* per parent row, $n = parent key */
 	char	   *set_sql;		/* over the transition table, or NULL */
-	char	   *probe_row_sql;	/* children_left: count per parent row */
+	char	   *probe_row_sql;	/* a declared FK's children_left: any child */
 	char	   *probe_set_sql;	/* ... over the transition table */
 	RolePlan   *plans;			/* saved on first use, per acting role */
 	char	   *target;			/* audit target, "schema.child(cols)" */
@@ -189,6 +189,20 @@ key_equality_operator(Oid parent_type, Oid child_type,
 	return InvalidOid;			/* keep compiler quiet */
 }
 
+/* A relation's owner; InvalidOid if it is gone. */
+static Oid
+get_rel_owner_or_invalid(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		return InvalidOid;
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
 /*
  * Whether the child's owner consented to this parent's guard acting on its
  * table: a row (parent, child, owner) in integrity_guard.children_consent
@@ -238,6 +252,48 @@ child_owner_consents(Oid parent, Oid child, Oid owner)
 	systable_endscan(scan);
 	UnregisterSnapshot(snapshot);
 	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Whether a unique index of the parent (valid, immediate, not partial, no
+ * expressions) has exactly these key columns, in any order: what the
+ * server demands of the columns a foreign key references.
+ */
+static bool
+parent_columns_unique(Relation parent, AttrNumber *attnums, int nkeys)
+{
+	List	   *indexes = RelationGetIndexList(parent);
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ind = index->rd_index;
+		int			i,
+					k;
+
+		if (ind->indisunique && ind->indimmediate && ind->indisvalid &&
+			ind->indnkeyatts == nkeys &&
+			heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL) &&
+			heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL))
+		{
+			found = true;
+			for (i = 0; i < nkeys && found; i++)
+			{
+				bool		match = false;
+
+				for (k = 0; k < nkeys; k++)
+					match |= (ind->indkey.values[k] == attnums[i]);
+				found = match;
+			}
+		}
+		index_close(index, AccessShareLock);
+		if (found)
+			break;
+	}
+	list_free(indexes);
 	return found;
 }
 
@@ -528,11 +584,11 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 		ref->set_sql = buf.data;
 	}
 
-	ref->probe_row_sql = psprintf("SELECT pg_catalog.count(*) FROM %s%s x WHERE %s",
+	ref->probe_row_sql = psprintf("SELECT 1 FROM %s%s x WHERE %s LIMIT 1",
 								  only, child_name, row_where.data);
 	ref->probe_set_sql = NULL;
 	if (args->trigger && args->trigger->tgoldtable)
-		ref->probe_set_sql = psprintf("SELECT pg_catalog.count(*) FROM %s%s x WHERE EXISTS (SELECT 1 FROM %s o WHERE %s)",
+		ref->probe_set_sql = psprintf("SELECT 1 FROM %s%s x WHERE EXISTS (SELECT 1 FROM %s o WHERE %s) LIMIT 1",
 									  only, child_name,
 									  quote_identifier(args->trigger->tgoldtable),
 									  set_where.data);
@@ -556,7 +612,10 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 	appendStringInfoChar(&buf, '{');
 	ig_append_json_string(&buf, "action", delete_action ? "delete" : "set_null", true);
 	appendStringInfo(&buf, ", \"declared\": %s", ref->declared ? "true" : "false");
-	ig_append_json_string(&buf, "reason", "the child table's owner has not consented", false);
+	ig_append_json_string(&buf, "reason", ref->declared ?
+						  "the child table's owner has not consented: its foreign key check decides" :
+						  "the child table's owner has not consented: its rows were not read",
+						  false);
 	appendStringInfoChar(&buf, '}');
 	ref->left_detail = buf.data;
 
@@ -690,6 +749,14 @@ parse_reference(IgArgs *args, const char *spec, ChildRef *ref,
 
 	fk = find_declared_fk(args->rel, child_relid, child_attnums,
 						  parent_attnums, nkeys);
+	if (fk == NULL && parent_cols != NIL && args->trigger == NULL &&
+		!parent_columns_unique(args->rel, parent_attnums, nkeys))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FOREIGN_KEY),
+				 errmsg("there is no unique constraint matching the columns of reference \"%s\" in table \"%s\"",
+						spec, RelationGetRelationName(args->rel)),
+				 errdetail("Two parent rows may hold the same value; deleting one would clear children that the other still serves."),
+				 errhint("Reference the primary key or the columns of a unique constraint, as a foreign key must.")));
 	build_reference(args, ref, cfg, child, child_attnums,
 					parent_attnums, nkeys, fk);
 	table_close(child, NoLock);
@@ -1001,21 +1068,20 @@ run_reference(TriggerData *td, ChildrenConfig *cfg, ChildRef *ref,
 	}
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 
+	if (rc != (probe || ref->notnull_col ? SPI_OK_SELECT :
+			   cfg->delete_action ? SPI_OK_DELETE : SPI_OK_UPDATE))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("guard \"%s\" on table \"%s\" could not act on table \"%s\"",
+						cfg->tgname, RelationGetRelationName(td->tg_relation),
+						get_rel_name(ref->child_relid)),
+				 errdetail("Its statement \"%s\" was rewritten (SPI result %d).", sql, rc),
+				 errhint("A rule on table \"%s\" most likely rewrote it, as it would the server's own foreign key actions: drop the rule, or withdraw the consent (integrity_guard.consent_children(..., allow => false)).",
+						 get_rel_name(ref->child_relid))));
 	if (probe)
-	{
-		bool		isnull;
-		Datum		n;
-
-		if (rc != SPI_OK_SELECT || processed != 1)
-			elog(ERROR, "unexpected SPI result %d for \"%s\"", rc, sql);
-		n = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-						  &isnull);
-		return isnull ? 0 : (uint64) DatumGetInt64(n);
-	}
+		return processed;		/* the LIMIT 1: whether a child remains */
 	if (ref->notnull_col)
 	{
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "unexpected SPI result %d for \"%s\"", rc, sql);
 		if (processed > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
@@ -1026,8 +1092,6 @@ run_reference(TriggerData *td, ChildrenConfig *cfg, ChildRef *ref,
 					 errhint("Attach the guard again with action => 'delete' (integrity_guard.unguard(), then integrity_guard.guard_children()), or drop the NOT NULL constraint.")));
 		return 0;
 	}
-	if (rc != SPI_OK_UPDATE && rc != SPI_OK_DELETE)
-		elog(ERROR, "unexpected SPI result %d for \"%s\"", rc, sql);
 	return processed;
 }
 
@@ -1199,15 +1263,28 @@ nullify_children(PG_FUNCTION_ARGS)
 							   td->tg_relation, ref->target, ref->detail,
 							   (int64) changed);
 		}
+		else if (ref->declared)
+		{
+			/*
+			 * No consent: the server's check decides.  Whether a child
+			 * remains is what that check (the same query, as the same
+			 * owner) tells the deleting role anyway; nothing more is read.
+			 */
+			if (run_reference(td, cfg, ref, set_based, true, values, nulls) > 0)
+				ig_incident_record(IG_EVENT_CHILDREN_LEFT, td->tg_relation,
+								   ref->target, ref->left_detail, 1);
+		}
 		else
 		{
-			/* no consent: the server decides; count what it is left */
-			changed = run_reference(td, cfg, ref, set_based, true,
-									values, nulls);
-			if (changed > 0)
-				ig_incident_record(IG_EVENT_CHILDREN_LEFT, td->tg_relation,
-								   ref->target, ref->left_detail,
-								   (int64) changed);
+			/*
+			 * An undeclared reference nobody agreed to: the child is not
+			 * read at all (a count would tell its contents to whoever reads
+			 * the parent's incidents); the parent rows it may have served
+			 * are counted.
+			 */
+			ig_incident_record(IG_EVENT_CHILDREN_LEFT, td->tg_relation,
+							   ref->target, ref->left_detail,
+							   set_based ? (int64) tuplestore_tuple_count(td->tg_oldtable) : 1);
 		}
 	}
 
@@ -1376,6 +1453,92 @@ ig_consent_changed(PG_FUNCTION_ARGS)
 			CacheInvalidateRelcacheByRelid(DatumGetObjectId(parent));
 	}
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * integrity_guard.consent_children(child regclass, parent regclass,
+ *									allow boolean) returns boolean
+ *
+ * The only writer of integrity_guard.children_consent.  PUBLIC may call it:
+ * every argument is checked, and the caller must have the privileges of the
+ * child's owner.  The row is written as the table's owner (the extension's),
+ * so that no other role holds a privilege on the table that could lock it.
+ */
+PG_FUNCTION_INFO_V1(ig_consent_children);
+
+static void
+consent_table_check(Oid relid, const char *what)
+{
+	char		relkind = get_rel_relkind(relid);
+
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s with OID %u is not a table", what, relid)));
+}
+
+Datum
+ig_consent_children(PG_FUNCTION_ARGS)
+{
+	Oid			child;
+	Oid			parent;
+	bool		allow;
+	Oid			child_owner;
+	Oid			nsp;
+	Oid			consent_relid;
+	Oid			save_userid;
+	int			save_sec_context;
+	Oid			argtypes[3] = {OIDOID, OIDOID, OIDOID};
+	Datum		values[3];
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("child, parent and allow must not be NULL")));
+	child = PG_GETARG_OID(0);
+	parent = PG_GETARG_OID(1);
+	allow = PG_GETARG_BOOL(2);
+	consent_table_check(child, "child relation");
+	consent_table_check(parent, "parent relation");
+	child_owner = get_rel_owner_or_invalid(child);
+	if (!has_privs_of_role(GetUserId(), child_owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the owner of table \"%s\" may consent to changes of its rows",
+						get_rel_name(child)),
+				 errhint("Run it as %s or a member of it.",
+						 GetUserNameFromId(child_owner, false))));
+
+	nsp = get_namespace_oid(IG_SCHEMA_NAME, false);
+	consent_relid = get_relname_relid("children_consent", nsp);
+	if (!OidIsValid(consent_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("integrity_guard.children_consent does not exist"),
+				 errhint("Update the extension: ALTER EXTENSION pg_integrity_guard UPDATE.")));
+
+	values[0] = ObjectIdGetDatum(parent);
+	values[1] = ObjectIdGetDatum(child);
+	values[2] = ObjectIdGetDatum(child_owner);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(get_rel_owner_or_invalid(consent_relid),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("DELETE FROM integrity_guard.children_consent"
+							  " WHERE parent OPERATOR(pg_catalog.=) $1::pg_catalog.regclass"
+							  " AND child OPERATOR(pg_catalog.=) $2::pg_catalog.regclass",
+							  2, argtypes, values, NULL, false, 0) != SPI_OK_DELETE ||
+		(allow &&
+		 SPI_execute_with_args("INSERT INTO integrity_guard.children_consent (parent, child, owner)"
+							   " VALUES ($1::pg_catalog.regclass, $2::pg_catalog.regclass,"
+							   " $3::pg_catalog.regrole)",
+							   3, argtypes, values, NULL, false, 0) != SPI_OK_INSERT))
+		elog(ERROR, "could not write integrity_guard.children_consent");
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	PG_RETURN_BOOL(allow);
 }
 
 /*
