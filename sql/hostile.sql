@@ -164,6 +164,32 @@ SELECT integrity_guard.flush() >= 0 AS flushed;
 SELECT event_type, table_name, target, occurrences FROM h_incidents
 WHERE event_type = 'children_left' AND target = 'h_m.soft(q_id)';
 
+-- SET CONSTRAINTS naming a key never fails because of the guard's
+-- companion: not for a decoy constraint another role gave its name, nor
+-- for a caller without USAGE on the parent's schema
+RESET ROLE;
+CREATE SCHEMA h_shared;
+GRANT USAGE, CREATE ON SCHEMA h_shared TO PUBLIC;
+SET ROLE regress_h_alice;
+CREATE TABLE h_shared.sp (id int PRIMARY KEY);
+CREATE TABLE h_a.sc (pid int CONSTRAINT h_sc_fk REFERENCES h_shared.sp DEFERRABLE INITIALLY IMMEDIATE);
+CREATE TABLE h_a.sc2 (pid int REFERENCES h_shared.sp DEFERRABLE INITIALLY DEFERRED);
+SELECT integrity_guard.guard_children('h_shared.sp') IS NOT NULL AS attached;
+SET ROLE regress_h_mallory;
+CREATE TABLE h_shared.junk (x int CONSTRAINT "IG_integrity_guard_children_deferred" CHECK (x > 0));
+SET ROLE regress_h_alice;
+BEGIN;
+SET CONSTRAINTS h_a.h_sc_fk DEFERRED;
+COMMIT;
+RESET ROLE;
+DROP TABLE h_shared.junk;
+REVOKE USAGE, CREATE ON SCHEMA h_shared FROM PUBLIC;
+SET ROLE regress_h_alice;
+BEGIN;
+SET CONSTRAINTS h_a.h_sc_fk IMMEDIATE;
+COMMIT;
+RESET ROLE;
+
 -- 6. the rewrite's recording functions record only what a guard attached
 -- to that column could have recorded
 SET ROLE regress_h_mallory;
@@ -203,7 +229,7 @@ WHERE check_name = 'guards' ORDER BY 2, 3;
 RESET ROLE;
 
 SET client_min_messages = warning;
-DROP SCHEMA h_a, h_m, h_hidden CASCADE;
+DROP SCHEMA h_a, h_m, h_hidden, h_shared CASCADE;
 DROP VIEW h_incidents;
 DROP FUNCTION h_try(text);
 DELETE FROM integrity_guard.audit_log;

@@ -497,6 +497,14 @@ BEGIN
 END
 $$;
 
+-- Captured errors bind by name (ig_queue_bind_relid); a dropped, renamed or
+-- moved relation's old name binds to nothing afterwards.
+CREATE FUNCTION integrity_guard._unbind_names(schema_name text, table_name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'ig_unbind_names'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION integrity_guard._unbind_names(text, text) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION integrity_guard._audit_follow_ddl()
 RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -515,5 +523,10 @@ BEGIN
                              WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0)
         OR c.child::oid IN (SELECT d.objid FROM pg_event_trigger_dropped_objects() d
                             WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0);
+    -- captured errors and counters still known by a dropped table's name
+    -- bind to nothing from now on, whatever takes the name later
+    PERFORM integrity_guard._unbind_names(d.schema_name, d.object_name)
+       FROM pg_event_trigger_dropped_objects() d
+      WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0;
 END
 $$;

@@ -35,6 +35,7 @@
 #include "utils/syscache.h"
 
 #include "audit_table.h"
+#include "queue.h"
 #include "settings.h"
 #include "util.h"
 
@@ -396,6 +397,23 @@ ig_audit_writing(PG_FUNCTION_ARGS)
 }
 
 /*
+ * integrity_guard._unbind_names(schema_name text, table_name text): the
+ * sql_drop event trigger's call for each dropped relation (see
+ * ig_queue_unbind_names).  Revoked from PUBLIC.
+ */
+PG_FUNCTION_INFO_V1(ig_unbind_names);
+
+Datum
+ig_unbind_names(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_VOID();
+	ig_queue_unbind_names(MyDatabaseId, text_to_cstring(PG_GETARG_TEXT_PP(0)),
+						  text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	PG_RETURN_VOID();
+}
+
+/*
  * integrity_guard._audit_follow_rename(): the ddl_command_end event trigger
  * for ALTER TABLE and ALTER SCHEMA.  Only a rename or SET SCHEMA changes the
  * names stored with incidents; every other ALTER returns here, touching no
@@ -415,6 +433,32 @@ ig_audit_follow_rename(PG_FUNCTION_ARGS)
 		!(IsA(trigdata->parsetree, RenameStmt) ||
 		  IsA(trigdata->parsetree, AlterObjectSchemaStmt)))
 		PG_RETURN_VOID();
+
+	/*
+	 * Captured errors still known by the old name bind to nothing now
+	 * (ig_queue_unbind_names); the schema a relation left is not known
+	 * here when its name was unqualified, so any schema's.
+	 */
+	if (IsA(trigdata->parsetree, RenameStmt))
+	{
+		RenameStmt *stmt = (RenameStmt *) trigdata->parsetree;
+
+		if (stmt->renameType == OBJECT_SCHEMA)
+			ig_queue_unbind_names(MyDatabaseId, stmt->subname, NULL);
+		else if (stmt->relation != NULL && stmt->renameType != OBJECT_COLUMN &&
+				 stmt->renameType != OBJECT_TABCONSTRAINT &&
+				 stmt->renameType != OBJECT_TRIGGER &&
+				 stmt->renameType != OBJECT_POLICY &&
+				 stmt->renameType != OBJECT_RULE)
+			ig_queue_unbind_names(MyDatabaseId, NULL, stmt->relation->relname);
+	}
+	else
+	{
+		AlterObjectSchemaStmt *stmt = (AlterObjectSchemaStmt *) trigdata->parsetree;
+
+		if (stmt->relation != NULL)
+			ig_queue_unbind_names(MyDatabaseId, NULL, stmt->relation->relname);
+	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

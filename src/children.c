@@ -55,6 +55,7 @@
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -1303,6 +1304,27 @@ nullify_children(PG_FUNCTION_ARGS)
  */
 #define COMPANION_NAME "IG_integrity_guard_children_deferred"
 
+/* Whether every constraint named COMPANION_NAME in nsp is deferrable. */
+static bool
+companion_name_deferrable(Relation conrel, Oid nsp)
+{
+	ScanKeyData skey[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		ok = true;
+
+	ScanKeyInit(&skey[0], Anum_pg_constraint_conname,
+				BTEqualStrategyNumber, F_NAMEEQ, CStringGetDatum(COMPANION_NAME));
+	ScanKeyInit(&skey[1], Anum_pg_constraint_connamespace,
+				BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(nsp));
+	scan = systable_beginscan(conrel, ConstraintNameNspIndexId, true,
+							  NULL, 2, skey);
+	while (ok && HeapTupleIsValid(tup = systable_getnext(scan)))
+		ok = ((Form_pg_constraint) GETSTRUCT(tup))->condeferrable;
+	systable_endscan(scan);
+	return ok;
+}
+
 static List *
 companions_of_named_keys(List *constraints)
 {
@@ -1310,6 +1332,7 @@ companions_of_named_keys(List *constraints)
 	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
 	List	   *parents = NIL;
 	List	   *result = NIL;
+	List	   *done = NIL;
 	ListCell   *lc;
 
 	foreach(lc, constraints)
@@ -1374,12 +1397,24 @@ companions_of_named_keys(List *constraints)
 		scan = systable_beginscan(tgrel, TriggerRelidNameIndexId, true,
 								  NULL, 2, skey);
 		if (HeapTupleIsValid(tup = systable_getnext(scan)) &&
-			((Form_pg_trigger) GETSTRUCT(tup))->tgdeferrable)
+			((Form_pg_trigger) GETSTRUCT(tup))->tgdeferrable &&
+			((Form_pg_trigger) GETSTRUCT(tup))->tgenabled != TRIGGER_DISABLED)
 		{
-			char	   *nspname = get_namespace_name(get_rel_namespace(parent));
+			Oid			nsp = get_rel_namespace(parent);
+			char	   *nspname = get_namespace_name(nsp);
 
-			if (nspname != NULL)
+			/*
+			 * Never make the statement fail where the server would run it:
+			 * the caller resolves the added name, so it needs USAGE on the
+			 * schema, and every constraint of that name there must be
+			 * deferrable (another role may have taken the name).
+			 */
+			if (nspname != NULL &&
+				!list_member_oid(done, nsp) &&
+				ig_namespace_aclcheck(nsp, GetUserId(), ACL_USAGE) == ACLCHECK_OK &&
+				companion_name_deferrable(conrel, nsp))
 				result = lappend(result, makeRangeVar(nspname, COMPANION_NAME, -1));
+			done = lappend_oid(done, nsp);
 		}
 		systable_endscan(scan);
 	}

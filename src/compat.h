@@ -54,6 +54,18 @@
 #endif
 
 /*
+ * 16 replaced the per-catalog ACL checks (pg_namespace_aclcheck) with
+ * object_aclcheck().
+ */
+#if PG_VERSION_NUM >= 160000
+#define ig_namespace_aclcheck(nsp, role, mode) \
+	object_aclcheck(NamespaceRelationId, (nsp), (role), (mode))
+#else
+#define ig_namespace_aclcheck(nsp, role, mode) \
+	pg_namespace_aclcheck((nsp), (role), (mode))
+#endif
+
+/*
  * 18: RelationGetPrimaryKeyIndex() can return a deferrable primary key when
  * asked to (15 to 17 never do), and index_beginscan() takes an
  * instrumentation struct (none here).

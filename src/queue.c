@@ -1107,6 +1107,49 @@ ig_queue_bind_relid(const char *schema_name, const char *table_name,
 }
 
 /*
+ * A relation of this database was dropped or renamed, or a schema renamed:
+ * queued incidents still known by that name (captured errors not yet bound
+ * to a relid) bind to nothing from now on, whatever later takes the name,
+ * even if its catalog rows get frozen (those who see all still see them),
+ * and the counters kept under that name go.  NULL matches any schema or
+ * table name.
+ */
+void
+ig_queue_unbind_names(Oid dbid, const char *schema_name, const char *table_name)
+{
+	HASH_SEQ_STATUS status;
+	IgQueueEntry *q;
+	IgStatsEntry *st;
+
+	if (ig_shared == NULL)
+		return;
+#define IG_NAMES_MATCH(k) \
+	((k).dbid == dbid && !OidIsValid((k).relid) && (k).table_name[0] != '\0' && \
+	 (schema_name == NULL || strcmp((k).schema_name, schema_name) == 0) && \
+	 (table_name == NULL || strcmp((k).table_name, table_name) == 0))
+
+	LWLockAcquire(ig_shared->queue_lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, ig_queue);
+	while ((q = hash_seq_search(&status)) != NULL)
+		if (IG_NAMES_MATCH(q->key))
+		{
+			SpinLockAcquire(&q->counts.mutex);
+			q->counts.bind_horizon = InvalidTransactionId;
+			SpinLockRelease(&q->counts.mutex);
+		}
+	LWLockRelease(ig_shared->queue_lock);
+
+	/* the counters go, so that a table that takes the name starts afresh */
+	LWLockAcquire(ig_shared->stats_lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, ig_stats);
+	while ((st = hash_seq_search(&status)) != NULL)
+		if (IG_NAMES_MATCH(st->key))
+			hash_search(ig_stats, &st->key, HASH_REMOVE, NULL);
+	LWLockRelease(ig_shared->stats_lock);
+#undef IG_NAMES_MATCH
+}
+
+/*
  * The launcher's view (worker.c)
  */
 

@@ -130,6 +130,8 @@ extern void ig_queue_report_flush(Oid dbid, bool has_extension,
 extern void ig_queue_report_failure(Oid dbid, const char *message);
 extern Oid	ig_queue_bind_relid(const char *schema_name, const char *table_name,
 								TransactionId horizon);
+extern void ig_queue_unbind_names(Oid dbid, const char *schema_name,
+								  const char *table_name);
 
 /* the launcher */
 extern int	ig_queue_databases(IgQueueDb *dbs, int max);

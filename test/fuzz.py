@@ -961,7 +961,8 @@ def int_oracle(cat, call, out):
             if mn is not None and mx is not None and mn > mx:
                 return expect_error("22023", "min_value > max_value")
             elo, ehi = max(lo, mn if mn is not None else lo), min(hi, mx if mx is not None else hi)
-            if elo > ehi:
+            # a bound the result type cannot hold is refused (README, saturating_add)
+            if (mn is not None and mn < lo) or (mx is not None and mx > hi):
                 return expect_error("22003", "bounds outside the range of type %s" % rt)
             return expect_value(clamp(op(a, b), elo, ehi))
         if a is None or b is None:
@@ -1168,6 +1169,8 @@ class Guard:
               AND NOT has_any_column_privilege('mallory', c.oid, 'INSERT,UPDATE')
               AND c.oid NOT IN ('integrity_guard.audit_log'::regclass, 'integrity_guard.audit_keys'::regclass,
                                 'integrity_guard.audit_log_id_seq'::regclass)
+              -- consent_children() writes mallory's own consents: checked with the audit
+              AND c.oid IS DISTINCT FROM to_regclass('integrity_guard.children_consent')
             ORDER BY 2""")
         self.names = {o: n for o, n, _ in self.protected}
         cats = admin.q("SELECT oid, relname FROM pg_class WHERE relname = ANY(%s) "
@@ -1545,9 +1548,33 @@ FROM {source} a {where}
 """
 
 
+CONSENT_OTHERS = r"""
+SELECT coalesce(md5(string_agg(format('%s %s %s', c.parent::oid, c.child::oid, c.owner::oid), E'\n'
+                               ORDER BY 1)), '')
+FROM integrity_guard.children_consent c WHERE c.owner::text <> 'mallory'
+"""
+CONSENT_FOREIGN = r"""
+SELECT format('%s -> %s', c.child, c.parent) FROM integrity_guard.children_consent c
+WHERE c.owner::text = 'mallory'
+  AND (SELECT r.relowner::regrole::text FROM pg_class r WHERE r.oid = c.child) IS DISTINCT FROM 'mallory'
+"""
+
+
+def consent_state(admin):
+    """children_consent (1.3): the digest of other roles' consents, which mallory must never change."""
+    if admin.q("SELECT to_regclass('integrity_guard.children_consent') IS NULL")[0][0]:
+        return ""
+    return admin.q(CONSENT_OTHERS)[0][0]
+
+
 def audit_check(fz, admin, db, base_max, base_digest, pass_label):
-    """Rows added since base_max (written, and still queued) must be mallory's about what mallory can write."""
+    """Rows added since base_max (written, and still queued) must be mallory's about what mallory can write;
+    consents: mallory's only for tables mallory owns, and nobody else's changed."""
     problems = []
+    if consent_state(admin) != "":
+        for (what,) in admin.q(CONSENT_FOREIGN):
+            problems.append((pass_label, "%s children_consent: a consent in mallory's name for %s, "
+                             "a table mallory does not own" % (db, what), ""))
     written = admin.q(AUDIT_ROWS.format(source="integrity_guard.audit_log", where="WHERE a.id > %d" % base_max))
     pending = admin.q(AUDIT_ROWS.format(source="integrity_guard._pending()", where=""))
     for rows, where in ((written, "audit_log"), (pending, "queued")):
@@ -1576,9 +1603,10 @@ def audit_check(fz, admin, db, base_max, base_digest, pass_label):
     digest = admin.q("SELECT md5(coalesce(string_agg(a::text || coalesce(k.key_values::text, ''), E'\\n' "
                      "ORDER BY a.id), '')) FROM integrity_guard.audit_log a "
                      "LEFT JOIN integrity_guard.audit_keys k ON k.id = a.id WHERE a.id <= %s", (base_max,))[0][0]
+    digest += consent_state(admin)
     if digest != base_digest:
-        problems.append((pass_label, "%s: audit rows recorded before the fuzz pass (id <= %d) changed or "
-                         "were deleted" % (db, base_max), ""))
+        problems.append((pass_label, "%s: audit rows recorded before the fuzz pass (id <= %d), or other "
+                         "roles' consents, changed or were deleted" % (db, base_max), ""))
     return problems
 
 
@@ -1587,7 +1615,7 @@ def audit_base(admin):
     dg = admin.q("SELECT md5(coalesce(string_agg(a::text || coalesce(k.key_values::text, ''), E'\\n' "
                  "ORDER BY a.id), '')) FROM integrity_guard.audit_log a "
                  "LEFT JOIN integrity_guard.audit_keys k ON k.id = a.id WHERE a.id <= %s", (mx,))[0][0]
-    return mx, dg
+    return mx, dg + consent_state(admin)
 
 
 # --------------------------------------------------------------------------

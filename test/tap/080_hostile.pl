@@ -138,6 +138,20 @@ is(as_role('mallory', q{SELECT sum(occurrences) FROM integrity_guard.stats
                         WHERE table_name = 'accounts' AND event_type = 'duplicate_key'}),
     '1', 'and its counter, not bob\'s');
 
+# a dropped table's name retires its captured errors and counters, even
+# when the catalog rows of a table that takes the name are frozen
+as_role('alice', q{CREATE TABLE shared.acct (id int CONSTRAINT acct_pkey PRIMARY KEY);
+                   INSERT INTO shared.acct VALUES (42);});
+for (1 .. 2) { $node->psql('app', 'SET ROLE alice; INSERT INTO shared.acct VALUES (42)'); }
+flush();
+as_role('alice', 'DROP TABLE shared.acct');
+as_role('mallory', 'CREATE TABLE shared.acct (id int)');
+$node->safe_psql('app', 'VACUUM FREEZE pg_class; VACUUM FREEZE pg_namespace;');
+is(as_role('mallory', q{SELECT count(*) FROM integrity_guard.stats WHERE table_name = 'acct'}),
+    '0', 'frozen or not, the new table inherits no counter of the dropped one');
+is(as_role('mallory', q{SELECT count(*) FROM integrity_guard.events() WHERE table_name = 'acct'}),
+    '0', 'nor its incidents');
+
 is($node->safe_psql('app', 'SELECT pg_postmaster_start_time()'), $started,
     'the server never restarted');
 $node->stop;
