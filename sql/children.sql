@@ -163,6 +163,21 @@ SELECT tgname, tgtype & 1 = 1 AS for_row, tgoldtable FROM pg_trigger
 DELETE FROM attachments WHERE event_id = 151;
 SELECT * FROM notes ORDER BY id;
 
+-- an inheritance child is guarded row by row (no transition table: the
+-- server allows none on an inheritance child; issue 25 point 11)
+CREATE TABLE inh_base (id int PRIMARY KEY);
+CREATE TABLE inh_kid (id int PRIMARY KEY) INHERITS (inh_base);
+CREATE TABLE inh_ref (id int, kid_id int REFERENCES inh_kid);
+INSERT INTO inh_kid VALUES (1), (2);
+INSERT INTO inh_ref VALUES (1, 1), (2, 2);
+SELECT integrity_guard.guard_children('inh_kid');
+SELECT tgname, tgtype & 1 = 1 AS for_row, tgoldtable FROM pg_trigger
+ WHERE tgrelid = 'inh_kid'::regclass AND tgname LIKE 'IG%';
+DELETE FROM inh_kid WHERE id = 1;
+DELETE FROM inh_base WHERE id = 2;   -- through the parent: the child's row trigger fires
+SELECT * FROM inh_ref ORDER BY id;
+DROP TABLE inh_ref, inh_kid, inh_base;
+
 -- hostile identifiers and other schemas
 CREATE SCHEMA "Kid Schema";
 CREATE TABLE "Parent ""P""" (id int PRIMARY KEY);

@@ -462,8 +462,11 @@ BEGIN
 
     -- Names sort before the server's "RI_ConstraintTrigger_..." so that the
     -- guard acts before the foreign key checks of the same row.
-    IF kind_of_rel = 'p' THEN
-        -- no row trigger with a transition table on a partitioned table
+    -- no row trigger with a transition table on a partitioned table, nor on
+    -- an inheritance child (the guard then goes row by row)
+    IF kind_of_rel = 'p'
+       OR EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                  WHERE i.inhrelid = parent AND NOT c.relispartition) THEN
         trigger_name := integrity_guard._attach(parent, 'children', 'IG_integrity_guard_children',
                                                 'nullify_children', args, 'AFTER DELETE', 'ROW');
     ELSE
