@@ -1640,6 +1640,23 @@ stats_text(const char *s, Oid dbid, bool *isnull)
 	return CStringGetTextDatum(copy);
 }
 
+/* Order of counters by their labels (not their relid). */
+static int
+stats_label_cmp(const void *a, const void *b)
+{
+	const IgStatsKey *x = &((const IgStatsEntry *) a)->key;
+	const IgStatsKey *y = &((const IgStatsEntry *) b)->key;
+	int			r;
+
+	if (x->dbid != y->dbid)
+		return x->dbid < y->dbid ? -1 : 1;
+	if ((r = strcmp(x->schema_name, y->schema_name)) != 0 ||
+		(r = strcmp(x->table_name, y->table_name)) != 0 ||
+		(r = strcmp(x->event_type, y->event_type)) != 0)
+		return r;
+	return strcmp(x->target, y->target);
+}
+
 /*
  * integrity_guard._stats() (incident.c): the cumulative counters the caller
  * may see, into the caller's materialized result.
@@ -1686,14 +1703,38 @@ ig_queue_stats_rows(FunctionCallInfo fcinfo)
 	reset = ig_shared->stats_reset;
 	SpinLockRelease(&ig_shared->mutex);
 
+	/*
+	 * One row per label set (database, schema, table, event, target): the
+	 * counters of a guard's relation and of an error known by name, or of
+	 * a table dropped and created again, add up where the reader may see
+	 * both, so that a monitoring scrape never gets two series alike.
+	 */
+	{
+		int			m = 0;
+
+		for (i = 0; i < n; i++)
+			if (stats_visible(all, &copies[i].key, copies[i].counts.bind_horizon))
+				copies[m++] = copies[i];
+		n = m;
+	}
+	if (n > 1)
+		qsort(copies, n, sizeof(IgStatsEntry), stats_label_cmp);
 	for (i = 0; i < n; i++)
 	{
 		IgStatsKey *k = &copies[i].key;
 		Datum		values[9];
 		bool		nulls[9];
 
-		if (!stats_visible(all, k, copies[i].counts.bind_horizon))
-			continue;
+		while (i + 1 < n && stats_label_cmp(&copies[i], &copies[i + 1]) == 0)
+		{
+			IgCounts   *next = &copies[i + 1].counts;
+
+			next->occurrences = ig_add_sat(next->occurrences,
+										   copies[i].counts.occurrences);
+			next->first_seen = Min(next->first_seen, copies[i].counts.first_seen);
+			next->last_seen = Max(next->last_seen, copies[i].counts.last_seen);
+			k = &copies[++i].key;
+		}
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = ObjectIdGetDatum(k->dbid);
 		values[1] = stats_text(k->schema_name, k->dbid, &nulls[1]);

@@ -152,6 +152,21 @@ is(as_role('mallory', q{SELECT count(*) FROM integrity_guard.stats WHERE table_n
 is(as_role('mallory', q{SELECT count(*) FROM integrity_guard.events() WHERE table_name = 'acct'}),
     '0', 'nor its incidents');
 
+# a guarded table dropped and created again: its counters carry each
+# relation's OID, and stats still shows one row per label set (two alike
+# would fail a Prometheus scrape)
+for (1 .. 2)
+{
+    as_role('alice', q{DROP TABLE IF EXISTS ctr;
+                       CREATE TABLE ctr (id int PRIMARY KEY, n int);
+                       SELECT integrity_guard.guard_counter('ctr', ARRAY['n']);
+                       INSERT INTO ctr VALUES (1, 2147483647);
+                       UPDATE ctr SET n = n + 1;});
+}
+is($node->safe_psql('app', q{SELECT count(*) || ':' || sum(occurrences) FROM integrity_guard.stats
+                              WHERE table_name = 'ctr'}),
+    '1:2', 'one stats row per label set, its counts added up');
+
 is($node->safe_psql('app', 'SELECT pg_postmaster_start_time()'), $started,
     'the server never restarted');
 $node->stop;
