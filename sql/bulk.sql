@@ -1,7 +1,7 @@
 -- 200,000 saturations in one statement: one incident
 SELECT integrity_guard.purge('0') >= 0 AS purged;
 CREATE TABLE bulk (id int, times_seen bigint, started timestamptz, ended timestamptz);
-SELECT integrity_guard.guard_counter('bulk', ARRAY['times_seen']);
+SELECT integrity_guard.guard_counter('bulk', ARRAY['times_seen'], max_value => 2147483647);
 SELECT integrity_guard.guard_range('bulk', 'started', 'ended');
 INSERT INTO bulk
 SELECT g, 2147483647 - (g % 3), '2024-01-01'::timestamptz + g * interval '1 minute', NULL

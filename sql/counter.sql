@@ -17,7 +17,7 @@ END $$;
 -- Sentry's Group with a bigint counter held to 32 bits
 CREATE TABLE grp (id int PRIMARY KEY, times_seen bigint NOT NULL DEFAULT 0
                   CHECK (times_seen >= 0));
-SELECT integrity_guard.guard_counter('grp', ARRAY['times_seen']);
+SELECT integrity_guard.guard_counter('grp', ARRAY['times_seen'], max_value => 2147483647, min_value => -2147483648);
 INSERT INTO grp VALUES (1, 2147483646), (2, 2147483647), (3, 2147483648),
                        (4, 9000000000000000000), (5, 0);
 SELECT * FROM grp ORDER BY id;
@@ -27,7 +27,7 @@ UPDATE grp SET times_seen = times_seen + 1 WHERE id = 1;
 SELECT * FROM grp ORDER BY id;
 -- at and past the lower bound (CHECK would reject negatives; use another table)
 CREATE TABLE signed (id int, v bigint);
-SELECT integrity_guard.guard_counter('signed', ARRAY['v']);
+SELECT integrity_guard.guard_counter('signed', ARRAY['v'], max_value => 2147483647, min_value => -2147483648);
 INSERT INTO signed VALUES (1, -2147483648), (2, -2147483649),
                           (3, -9223372036854775808), (4, NULL), (5, 42);
 SELECT * FROM signed ORDER BY id;
@@ -39,7 +39,7 @@ SELECT v IS NULL AS still_null FROM signed WHERE id = 5;
 CREATE TABLE kinds (id int, s smallint, i int, b bigint, n numeric, d smallint);
 SELECT integrity_guard._check_args('saturate_counter', 'kinds', ARRAY['d']);
 CREATE TRIGGER kinds_guard BEFORE INSERT OR UPDATE ON kinds FOR EACH ROW
-  EXECUTE FUNCTION integrity_guard.saturate_counter('s:0:100', 'i::1000', 'b:-5:', 'n', 'd');
+  EXECUTE FUNCTION integrity_guard.saturate_counter('s:0:100', 'i::1000', 'b:-5:', 'n:-2147483648:2147483647', 'd');
 INSERT INTO kinds VALUES
   (1, 100, 1000, -5, 2147483647, 32767),
   (2, 101, 1001, -6, 2147483648, -32768),
@@ -85,7 +85,7 @@ SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('kinds', ARRAY['s'], m
 SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('wrong', ARRAY['cnt', 'cnt'])$$);
 SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('wrong', ARRAY[]::text[])$$);
 SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('wrong', NULL)$$);
-SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('wrong', ARRAY['cnt'], max_value => NULL)$$);
+SELECT sqlstate_of($$SELECT integrity_guard.guard_counter(NULL, ARRAY['cnt'])$$);
 SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('wrong', ARRAY['cnt', NULL])$$);
 CREATE VIEW wrong_view AS SELECT * FROM wrong;
 SELECT sqlstate_of($$SELECT integrity_guard.guard_counter('wrong_view', ARRAY['cnt'])$$);
@@ -104,7 +104,7 @@ UPDATE grp SET num_comments = num_comments - 1, times_seen = times_seen + 1 WHER
 SELECT * FROM grp WHERE id = 5;
 ALTER TABLE grp DROP COLUMN num_comments;
 SELECT integrity_guard.unguard('grp', 'counter');
-SELECT integrity_guard.guard_counter('grp', ARRAY['times_seen']);
+SELECT integrity_guard.guard_counter('grp', ARRAY['times_seen'], max_value => 2147483647, min_value => -2147483648);
 -- nothing was attached by the failures above
 SELECT count(*) FROM integrity_guard.guards WHERE table_name = 'wrong'::regclass;
 
@@ -156,7 +156,7 @@ CREATE TABLE hits_1 PARTITION OF hits FOR VALUES IN (1);
 CREATE TABLE hits_2 (junk int, cnt bigint, bucket int);
 ALTER TABLE hits_2 DROP COLUMN junk;
 ALTER TABLE hits ATTACH PARTITION hits_2 FOR VALUES IN (2);
-SELECT integrity_guard.guard_counter('hits', ARRAY['cnt']);
+SELECT integrity_guard.guard_counter('hits', ARRAY['cnt'], max_value => 2147483647, min_value => -2147483648);
 INSERT INTO hits VALUES (1, 5000000000), (2, 5000000000), (2, 7);
 UPDATE hits SET cnt = cnt + 3000000000 WHERE cnt = 7;
 SELECT tableoid::regclass, * FROM hits ORDER BY 1, 3;
@@ -170,10 +170,10 @@ SELECT table_name, kind, columns FROM integrity_guard.guards
 -- inheritance: the parent's guard does not reach children (a NOTICE says so)
 CREATE TABLE base (n bigint);
 CREATE TABLE derived () INHERITS (base);
-SELECT integrity_guard.guard_counter('base', ARRAY['n']);
+SELECT integrity_guard.guard_counter('base', ARRAY['n'], max_value => 2147483647, min_value => -2147483648);
 INSERT INTO base VALUES (3000000000);
 INSERT INTO derived VALUES (3000000000);
-SELECT integrity_guard.guard_counter('derived', ARRAY['n']);
+SELECT integrity_guard.guard_counter('derived', ARRAY['n'], max_value => 2147483647, min_value => -2147483648);
 INSERT INTO derived VALUES (3000000000);
 SELECT tableoid::regclass, n FROM base ORDER BY 1, 2;
 -- an update through the parent reaches the child row through its own guard

@@ -7,7 +7,7 @@ CREATE TABLE "Odd Schema"."Mixed ""Case""; DROP TABLE grp; --" (
     "it's" timestamptz,
     "x""y" timestamptz
 );
-SELECT integrity_guard.guard_counter('"Odd Schema"."Mixed ""Case""; DROP TABLE grp; --"', ARRAY['Times Seen']);
+SELECT integrity_guard.guard_counter('"Odd Schema"."Mixed ""Case""; DROP TABLE grp; --"', ARRAY['Times Seen'], max_value => 2147483647);
 SELECT integrity_guard.guard_range('"Odd Schema"."Mixed ""Case""; DROP TABLE grp; --"', 'it''s', 'x"y', 'swap');
 INSERT INTO "Odd Schema"."Mixed ""Case""; DROP TABLE grp; --" VALUES (5000000000, '2024-02-01', '2024-01-01');
 SELECT * FROM "Odd Schema"."Mixed ""Case""; DROP TABLE grp; --";

@@ -191,3 +191,51 @@ DROP TRIGGER t ON raw_u;
 SELECT count(*) FROM raw_u;
 SELECT table_name, kind, options, trigger_name FROM integrity_guard.guards
  WHERE kind = 'unique' ORDER BY table_name::text;
+
+-- error precedence (issue 27): a duplicate that also breaks a CHECK, a NOT
+-- NULL or a row-level security WITH CHECK policy gets
+-- the error the server reports first, as on an unguarded twin (and, in skip
+-- mode, as INSERT ... ON CONFLICT DO NOTHING)
+CREATE TABLE prec (id int PRIMARY KEY, v int CHECK (v > 0), w int NOT NULL);
+CREATE TABLE prec_twin (LIKE prec INCLUDING ALL);
+CREATE TABLE prec_skip (LIKE prec INCLUDING ALL);
+SELECT integrity_guard.guard_duplicates('prec');
+SELECT integrity_guard.guard_duplicates('prec_skip', 'skip');
+INSERT INTO prec VALUES (1, 1, 1), (2, 2, 2);
+INSERT INTO prec_twin VALUES (1, 1, 1), (2, 2, 2);
+INSERT INTO prec_skip VALUES (1, 1, 1), (2, 2, 2);
+SELECT t, error_of(format($$INSERT INTO %s VALUES (1, -1, 1)$$, t)),
+          error_of(format($$INSERT INTO %s VALUES (1, 1, NULL)$$, t)),
+          error_of(format($$UPDATE %s SET id = 1, v = -2 WHERE id = 2$$, t)),
+          error_of(format($$COPY %s FROM PROGRAM 'echo 1,-1,1' (FORMAT csv)$$, t))
+  FROM unnest(ARRAY['prec', 'prec_twin']) t;
+SELECT error_of($$INSERT INTO prec_skip VALUES (1, -1, 1)$$) AS skip,
+       error_of($$INSERT INTO prec_twin VALUES (1, -1, 1) ON CONFLICT DO NOTHING$$) AS on_conflict;
+-- a plain duplicate is still the guard's
+SELECT error_of($$INSERT INTO prec VALUES (1, 1, 1)$$);
+INSERT INTO prec_skip VALUES (1, 1, 1);
+SELECT count(*) FROM prec_skip;
+-- row-level security: a WITH CHECK policy the row breaks
+CREATE ROLE regress_prec_writer;
+CREATE TABLE prec_rls (id int PRIMARY KEY, owner name NOT NULL);
+CREATE TABLE prec_rls_twin (LIKE prec_rls INCLUDING ALL);
+SELECT integrity_guard.guard_duplicates('prec_rls');
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['prec_rls', 'prec_rls_twin'] LOOP
+        EXECUTE format('INSERT INTO %I VALUES (1, %L)', t, 'someone');
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY mine ON %I USING (true) WITH CHECK (owner = current_user)', t);
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE ON %I TO regress_prec_writer', t);
+    END LOOP;
+END $$;
+GRANT EXECUTE ON FUNCTION error_of(text) TO regress_prec_writer;
+SET ROLE regress_prec_writer;
+SELECT t, error_of(format($$INSERT INTO %s VALUES (1, 'someone')$$, t)),
+          error_of(format($$INSERT INTO %s VALUES (1, current_user)$$, t))
+  FROM unnest(ARRAY['prec_rls', 'prec_rls_twin']) t;
+RESET ROLE;
+DROP TABLE prec_rls, prec_rls_twin;
+REVOKE EXECUTE ON FUNCTION error_of(text) FROM regress_prec_writer;
+DROP ROLE regress_prec_writer;

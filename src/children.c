@@ -122,6 +122,13 @@ typedef struct ChildRef
 	char	   *left_detail;	/* of a children_left incident */
 } ChildRef;
 
+typedef enum RefSplit
+{
+	REF_OK,
+	REF_BAD,
+	REF_BAD_COLUMNS
+} RefSplit;
+
 typedef struct ChildrenConfig
 {
 	bool		delete_action;
@@ -162,10 +169,9 @@ children_config_reset(void *arg)
 
 static const char *const children_actions[] = {"set_null", "delete", NULL};
 
-/* The equality operator between a parent and a child key column. */
+/* The equality operator between a parent and a child key type, if any. */
 static Oid
-key_equality_operator(Oid parent_type, Oid child_type,
-					  const char *parent_col, const char *child_col)
+key_equality_lookup(Oid parent_type, Oid child_type)
 {
 	Oid			opr;
 	TypeCacheEntry *tce;
@@ -181,6 +187,18 @@ key_equality_operator(Oid parent_type, Oid child_type,
 		if (OidIsValid(tce->eq_opr))
 			return tce->eq_opr;
 	}
+	return InvalidOid;
+}
+
+/* The same, or an error naming the columns. */
+static Oid
+key_equality_operator(Oid parent_type, Oid child_type,
+					  const char *parent_col, const char *child_col)
+{
+	Oid			opr = key_equality_lookup(parent_type, child_type);
+
+	if (OidIsValid(opr))
+		return opr;
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_FUNCTION),
 			 errmsg("no equality operator between parent column \"%s\" (%s) and child column \"%s\" (%s)",
@@ -321,22 +339,6 @@ parent_primary_key(IgArgs *args, AttrNumber *attnums)
 	return n;
 }
 
-/* Split "a, "B c"" into column names, with identifier rules. */
-static List *
-parse_column_list(IgArgs *args, const char *spec, const char *text)
-{
-	char	   *copy = pstrdup(text);
-	List	   *names;
-
-	if (!SplitIdentifierString(copy, ',', &names) || names == NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid column list in reference \"%s\" for nullify_children()",
-						spec),
-				 errhint("Write references as '[schema.]child(col[, col])' or '[schema.]child(col) = (parent_col)'.")));
-	return names;
-}
-
 static void
 bad_reference(const char *spec)
 {
@@ -346,9 +348,9 @@ bad_reference(const char *spec)
 			 errhint("Write references as '[schema.]child(col[, col])' or '[schema.]child(col) = (parent_col)'.")));
 }
 
-/* Find the text between the parentheses that start at *p; advance *p. */
+/* The text between the parentheses that start at *p (NULL if none); advance *p. */
 static char *
-take_parenthesized(const char *spec, const char **p)
+take_parenthesized(const char **p)
 {
 	const char *start;
 	bool		quoted = false;
@@ -356,7 +358,7 @@ take_parenthesized(const char *spec, const char **p)
 	while (**p == ' ')
 		(*p)++;
 	if (**p != '(')
-		bad_reference(spec);
+		return NULL;
 	start = ++(*p);
 	for (; **p != '\0'; (*p)++)
 	{
@@ -370,8 +372,106 @@ take_parenthesized(const char *spec, const char **p)
 			return inner;
 		}
 	}
-	bad_reference(spec);
-	return NULL;				/* keep compiler quiet */
+	return NULL;
+}
+
+/* Split "a, "B c"" into column names, with identifier rules; NIL if invalid. */
+static List *
+split_column_list(const char *text)
+{
+	char	   *copy = pstrdup(text);
+	List	   *names;
+
+	if (!SplitIdentifierString(copy, ',', &names))
+		return NIL;
+	return names;
+}
+
+/*
+ * Split a reference argument, '[schema.]child(cols)' or
+ * '[schema.]child(cols) = (parent_cols)', without resolving any name.
+ * *parent_cols is NIL when the parent's primary key is meant.
+ */
+static RefSplit
+split_reference(const char *spec, char **relname, List **child_cols,
+				List **parent_cols)
+{
+	const char *p = spec;
+	const char *paren = NULL;
+	bool		quoted = false;
+	char	   *cols;
+
+	*parent_cols = NIL;
+	for (; *p != '\0'; p++)
+	{
+		if (*p == '"')
+			quoted = !quoted;
+		else if (*p == '(' && !quoted)
+		{
+			paren = p;
+			break;
+		}
+	}
+	if (paren == NULL || paren == spec)
+		return REF_BAD;
+	*relname = pnstrdup(spec, paren - spec);
+	if ((cols = take_parenthesized(&p)) == NULL)
+		return REF_BAD;
+	if ((*child_cols = split_column_list(cols)) == NIL)
+		return REF_BAD_COLUMNS;
+	while (*p == ' ')
+		p++;
+	if (*p == '=')
+	{
+		p++;
+		if ((cols = take_parenthesized(&p)) == NULL)
+			return REF_BAD;
+		if ((*parent_cols = split_column_list(cols)) == NIL)
+			return REF_BAD_COLUMNS;
+		while (*p == ' ')
+			p++;
+	}
+	return *p == '\0' ? REF_OK : REF_BAD;
+}
+
+/* The reference argument for these names, each quoted as needed. */
+static char *
+join_reference(const char *relname, List *child_cols, List *parent_cols)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "%s(", relname);
+	foreach(lc, child_cols)
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 quote_identifier(lfirst(lc)));
+	appendStringInfoChar(&buf, ')');
+	if (parent_cols != NIL)
+	{
+		appendStringInfoString(&buf, " = (");
+		foreach(lc, parent_cols)
+			appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+							 quote_identifier(lfirst(lc)));
+		appendStringInfoChar(&buf, ')');
+	}
+	return buf.data;
+}
+
+/*
+ * The child table a reference names: an unqualified child is in the
+ * parent's schema, never resolved through a search_path, which differs
+ * between the attaching and deleting roles.
+ */
+static RangeVar *
+reference_rangevar(Relation parent, const char *relname)
+{
+	List	   *names = ig_stringToQualifiedNameList(relname);
+
+	if (list_length(names) == 1)
+		names = lcons(makeString(get_namespace_name(RelationGetNamespace(parent))),
+					  names);
+	return makeRangeVarFromNameList(names);
 }
 
 /* Find the FK constraint from child(cols) to the parent's (pcols), if any. */
@@ -628,14 +728,9 @@ static void
 parse_reference(IgArgs *args, const char *spec, ChildRef *ref,
 				ChildrenConfig *cfg)
 {
-	const char *p = spec;
-	const char *paren = NULL;
-	bool		quoted = false;
 	char	   *relname;
-	char	   *cols;
 	List	   *child_cols;
-	List	   *parent_cols = NIL;
-	List	   *names;
+	List	   *parent_cols;
 	RangeVar   *rv;
 	Oid			child_relid;
 	Relation	child;
@@ -646,43 +741,21 @@ parse_reference(IgArgs *args, const char *spec, ChildRef *ref,
 	ListCell   *lc;
 	HeapTuple	fk;
 
-	for (; *p != '\0'; p++)
+	switch (split_reference(spec, &relname, &child_cols, &parent_cols))
 	{
-		if (*p == '"')
-			quoted = !quoted;
-		else if (*p == '(' && !quoted)
-		{
-			paren = p;
+		case REF_OK:
 			break;
-		}
+		case REF_BAD_COLUMNS:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid column list in reference \"%s\" for nullify_children()",
+							spec),
+					 errhint("Write references as '[schema.]child(col[, col])' or '[schema.]child(col) = (parent_col)'.")));
+			break;
+		case REF_BAD:
+			bad_reference(spec);
 	}
-	if (paren == NULL || paren == spec)
-		bad_reference(spec);
-
-	relname = pnstrdup(spec, paren - spec);
-	cols = take_parenthesized(spec, &p);
-	child_cols = parse_column_list(args, spec, cols);
-	while (*p == ' ')
-		p++;
-	if (*p == '=')
-	{
-		p++;
-		parent_cols = parse_column_list(args, spec, take_parenthesized(spec, &p));
-		while (*p == ' ')
-			p++;
-	}
-	if (*p != '\0')
-		bad_reference(spec);
-
-	/*
-	 * An unqualified child is in the parent's schema: never resolved through
-	 * a search_path, which differs between the attaching and deleting roles.
-	 */
-	names = ig_stringToQualifiedNameList(relname);
-	if (list_length(names) == 1)
-		names = lcons(makeString(get_namespace_name(RelationGetNamespace(args->rel))),
-					  names);
-	rv = makeRangeVarFromNameList(names);
+	rv = reference_rangevar(args->rel, relname);
 
 	/*
 	 * At fire time the deleting role may lack USAGE on the child's schema
@@ -1595,7 +1668,218 @@ ig_children_immediate(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(children_has_immediate(cfg));
 }
 
+/* Replace 'from' by 'to' in a list of names; true if it was there. */
+static bool
+rename_in(List *names, const char *from, const char *to)
+{
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, names)
+		if (strcmp(lfirst(lc), from) == 0)
+		{
+			lfirst(lc) = pstrdup(to);
+			found = true;
+		}
+	return found;
+}
+
+/* The position of a name in a list (it is there). */
+static int
+list_position_str(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+		if (strcmp(lfirst(lc), name) == 0)
+			return foreach_current_index(lc);
+	return 0;
+}
+
+static bool
+name_in(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+		if (strcmp(lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * How a children guard follows a change (registry.c, "Guards follow the
+ * schema").  Its references name the child table, the child's columns and
+ * the parent's columns:
+ * - a renamed column on either side, a renamed or moved child: the
+ *   reference names the new names (a child schema-qualified once moved);
+ * - the parent moved to another schema: a child named without its schema
+ *   is named with the schema it stays in;
+ * - a dropped column on either side, a dropped child: the reference goes,
+ *   and the guard with its last one (without any it would act on every
+ *   declared foreign key instead).
+ * A guard without references reads the declared foreign keys at fire time
+ * and has nothing to follow.
+ */
+static void
+children_follow(IgArgs *args, Trigger *tg, const IgSchemaChange *change,
+				IgFollow *out)
+{
+	bool		own = change->relid == RelationGetRelid(args->rel);
+	List	   *specs = NIL;
+	const char *what = NULL;
+	int			i;
+
+	for (i = 0; i < args->ncolumns; i++)
+	{
+		const char *spec = args->columns[i];
+		char	   *relname;
+		List	   *ccols;
+		List	   *pcols;
+		RangeVar   *rv;
+		Oid			nsp;
+		Oid			child;
+		bool		is_child;
+		bool		qualified;
+
+		if (split_reference(spec, &relname, &ccols, &pcols) != REF_OK)
+		{
+			specs = lappend(specs, (char *) spec);
+			continue;
+		}
+		qualified = list_length(ig_stringToQualifiedNameList(relname)) > 1;
+		rv = reference_rangevar(args->rel, relname);
+		nsp = get_namespace_oid(rv->schemaname, true);
+		child = OidIsValid(nsp) ? get_relname_relid(rv->relname, nsp) : InvalidOid;
+		is_child = OidIsValid(child) && child == change->relid;
+
+		switch (change->kind)
+		{
+			case IG_COLUMN_RENAMED:
+				{
+					bool		renamed = false;
+
+					if (own && rename_in(pcols, change->column, change->newname))
+						renamed = true;
+					if (is_child && rename_in(ccols, change->column, change->newname))
+						renamed = true;
+					if (renamed)
+					{
+						spec = join_reference(relname, ccols, pcols);
+						what = psprintf("follows column \"%s\" to its new name \"%s\"",
+										change->column, change->newname);
+					}
+				}
+				break;
+			case IG_COLUMN_DROPPED:
+				if ((own && name_in(pcols, change->column)) ||
+					(is_child && name_in(ccols, change->column)))
+				{
+					what = psprintf("no longer follows reference \"%s\": column \"%s\" was dropped",
+									spec, change->column);
+					spec = NULL;
+				}
+				break;
+			case IG_TABLE_RENAMED:
+				if (is_child)
+				{
+					spec = join_reference(quote_qualified_identifier(rv->schemaname,
+																	 change->newname),
+										  ccols, pcols);
+					what = psprintf("follows child table \"%s\" to its new name \"%s\"",
+									rv->relname, change->newname);
+				}
+				break;
+			case IG_TABLE_MOVED:
+				if (is_child)
+				{
+					spec = join_reference(quote_qualified_identifier(change->newschema,
+																	 rv->relname),
+										  ccols, pcols);
+					what = psprintf("follows child table \"%s\" to schema \"%s\"",
+									rv->relname, change->newschema);
+				}
+				else if (own && !qualified)
+				{
+					spec = join_reference(quote_qualified_identifier(rv->schemaname,
+																	 rv->relname),
+										  ccols, pcols);
+					what = psprintf("names its children with their schema, \"%s\", which they stay in",
+									rv->schemaname);
+				}
+				break;
+			case IG_TABLE_DROPPED:
+				if (!OidIsValid(child) &&
+					strcmp(rv->schemaname, change->schema) == 0 &&
+					strcmp(rv->relname, change->table) == 0)
+				{
+					what = psprintf("no longer follows reference \"%s\": the child table was dropped",
+									spec);
+					spec = NULL;
+				}
+				break;
+			case IG_COLUMN_RETYPED:
+				{
+					/* the pair's other column, as it is now */
+					const char *other = NULL;
+					Oid			other_type = InvalidOid;
+					bool		child_side = is_child && name_in(ccols, change->column);
+					bool		parent_side = own && name_in(pcols, change->column);
+
+					if (child_side)
+					{
+						Oid			parent = RelationGetRelid(args->rel);
+						int			pos = list_position_str(ccols, change->column);
+						AttrNumber	pk[INDEX_MAX_KEYS];
+						AttrNumber	attnum = InvalidAttrNumber;
+
+						if (pcols != NIL)
+							attnum = get_attnum(parent, list_nth(pcols, pos));
+						else if (OidIsValid(ig_RelationGetPrimaryKeyIndex(args->rel)) &&
+								 pos < parent_primary_key(args, pk))
+							attnum = pk[pos];
+						if (attnum != InvalidAttrNumber)
+						{
+							other = get_attname(parent, attnum, false);
+							other_type = get_atttype(parent, attnum);
+						}
+					}
+					else if (parent_side)
+					{
+						other = list_nth(ccols, list_position_str(pcols, change->column));
+						other_type = get_atttype(child, get_attnum(child, other));
+					}
+					if (OidIsValid(other_type) &&
+						!OidIsValid(key_equality_lookup(child_side ? other_type : change->newtype,
+														child_side ? change->newtype : other_type)))
+					{
+						what = psprintf("no longer follows reference \"%s\": column \"%s\" as %s cannot be compared with column \"%s\"",
+										spec, change->column,
+										format_type_be(change->newtype), other);
+						spec = NULL;
+					}
+				}
+				break;
+			default:
+				break;			/* indexes: names stay */
+		}
+		if (spec != NULL)
+			specs = lappend(specs, (char *) spec);
+	}
+
+	if (what == NULL)
+		return;
+	out->what = what;
+	out->columns = specs;
+	out->action = specs == NIL ? IG_FOLLOW_REMOVE : IG_FOLLOW_REWRITE;
+	if (specs == NIL)
+		out->what = psprintf("was removed with its last reference: %s", what);
+}
+
 const IgGuardKind ig_children_kind = {
 	.function = "nullify_children",
+	.label = "children",
+	.follow = children_follow,
+	.follows_tables = true,
 	.parse = children_parse,
 };

@@ -60,9 +60,13 @@
 #if PG_VERSION_NUM >= 160000
 #define ig_namespace_aclcheck(nsp, role, mode) \
 	object_aclcheck(NamespaceRelationId, (nsp), (role), (mode))
+#define ig_class_ownercheck(relid, role) \
+	object_ownercheck(RelationRelationId, (relid), (role))
 #else
 #define ig_namespace_aclcheck(nsp, role, mode) \
 	pg_namespace_aclcheck((nsp), (role), (mode))
+#define ig_class_ownercheck(relid, role) \
+	pg_class_ownercheck((relid), (role))
 #endif
 
 /*

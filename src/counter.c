@@ -57,6 +57,23 @@
 #define IG_COUNTER_DEFAULT_MIN	((int64) PG_INT32_MIN)
 #define IG_COUNTER_DEFAULT_MAX	((int64) PG_INT32_MAX)
 
+/*
+ * Default bounds: the column type's own range, the bigint range for
+ * numeric.  Before 1.4 they were 32-bit, narrowed to a smallint column; the
+ * 1.3--1.4 script writes such bounds out on wider columns, and a library
+ * newer than the installed SQL keeps reading them the old way.
+ */
+static void
+counter_default_bounds(Oid typid, int64 *lo, int64 *hi)
+{
+	ig_int_type_bounds(typid, lo, hi);
+	if (!ig_extension_1_4())
+	{
+		*lo = Max(*lo, IG_COUNTER_DEFAULT_MIN);
+		*hi = Min(*hi, IG_COUNTER_DEFAULT_MAX);
+	}
+}
+
 typedef struct CounterColumn
 {
 	AttrNumber	attnum;
@@ -259,7 +276,9 @@ counter_parse(IgArgs *args)
 		bool		has_min,
 					has_max;
 		int64		type_lo,
-					type_hi;
+					type_hi,
+					default_min,
+					default_max;
 		Form_pg_attribute att;
 
 		parse_column_spec(args, args->columns[i], col, &has_min, &has_max);
@@ -285,12 +304,12 @@ counter_parse(IgArgs *args)
 					 errdetail("saturate_counter() guards smallint, integer, bigint and numeric columns (not domains over them)."),
 					 errhint("Guard a counter column, or change the column's type.")));
 
-		/* Default bounds are 32-bit, narrowed to the column's type. */
-		ig_int_type_bounds(col->typid, &type_lo, &type_hi);
+		counter_default_bounds(col->typid, &default_min, &default_max);
 		if (!has_min)
-			col->min = Max(IG_COUNTER_DEFAULT_MIN, type_lo);
+			col->min = default_min;
 		if (!has_max)
-			col->max = Min(IG_COUNTER_DEFAULT_MAX, type_hi);
+			col->max = default_max;
+		ig_int_type_bounds(col->typid, &type_lo, &type_hi);
 
 		if (col->min < type_lo || col->max > type_hi ||
 			col->min > type_hi || col->max < type_lo)
@@ -441,131 +460,139 @@ saturate_counter(PG_FUNCTION_ARGS)
 }
 
 /*
- * ALTER TABLE ... ALTER COLUMN ... TYPE on a guarded column (an event
- * trigger on ddl_command_start, before the table changes).  A counter guard
- * keeps the bounds it has now: when the new type would resolve them
- * differently (default bounds of a smallint column are 16-bit, of the
- * others 32-bit), or when the trigger is the never-firing marker and the
- * new type can hold values past the bounds, the guard is attached again
- * with the bounds written out, as a row trigger.  A new type that cannot
- * hold the bounds, or that the guard does not serve, refuses the ALTER.
+ * How a counter guard follows a change of one of its columns (registry.c,
+ * "Guards follow the schema"):
+ * - renamed: the argument names the new name, bounds kept;
+ * - retyped to another integer type or numeric: default bounds follow the
+ *   new type; explicit bounds the new type cannot hold are narrowed to it;
+ *   a never-firing marker becomes a row trigger when the new type can hold
+ *   values past the bounds;
+ * - retyped to anything else, or dropped: the column leaves the guard, and
+ *   the guard goes with its last column.
  */
 
-static Oid
-retype_of(List *retypes, const char *column)
+/* 'name', or 'name:min:max' with either bound empty for the default */
+static char *
+counter_spec(const char *name, bool has_min, int64 min, bool has_max, int64 max)
 {
-	ListCell   *lc;
-
-	foreach(lc, retypes)
-	{
-		IgRetype   *r = (IgRetype *) lfirst(lc);
-
-		if (strcmp(r->column, column) == 0)
-			return r->typid;
-	}
-	return InvalidOid;
+	if (!has_min && !has_max && strchr(name, ':') == NULL)
+		return pstrdup(name);
+	return psprintf("%s:%s:%s", name,
+					has_min ? psprintf(INT64_FORMAT, min) : "",
+					has_max ? psprintf(INT64_FORMAT, max) : "");
 }
 
 static void
-counter_reattach(Relation rel, Trigger *tg, List *specs)
+counter_follow(IgArgs *args, Trigger *tg, const IgSchemaChange *change,
+					  IgFollow *out)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * list_length(specs));
-	Datum		values[3];
-	Oid			types[3] = {REGCLASSOID, NAMEOID, TEXTARRAYOID};
-	ListCell   *lc;
-	int			n = 0;
-	char	   *relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-													 RelationGetRelationName(rel));
-
-	foreach(lc, specs)
-		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
-	values[0] = ObjectIdGetDatum(RelationGetRelid(rel));
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(tg->tgname));
-	values[2] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
-
-	SPI_connect();
-	if (SPI_execute(psprintf("DROP TRIGGER %s ON %s", quote_identifier(tg->tgname), relname),
-					false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not drop trigger \"%s\"", tg->tgname);
-	if (SPI_execute_with_args("SELECT " IG_SCHEMA_NAME "._attach($1, 'counter', $2, 'saturate_counter', $3)",
-							  3, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not attach the counter guard again");
-	if (tg->tgenabled != TRIGGER_FIRES_ON_ORIGIN)
-		SPI_execute(psprintf("ALTER TABLE %s %s TRIGGER %s", relname,
-							 tg->tgenabled == TRIGGER_DISABLED ? "DISABLE" :
-							 tg->tgenabled == TRIGGER_FIRES_ALWAYS ? "ENABLE ALWAYS" :
-							 "ENABLE REPLICA",
-							 quote_identifier(tg->tgname)), false, 0);
-	SPI_finish();
-}
-
-static void
-counter_check_retype(Relation rel, Trigger *tg, List *retypes)
-{
-	IgArgs		args;
-	CounterConfig *cfg;
 	List	   *specs = NIL;
+	const char *what = NULL;
 	bool		reattach = false;
 	int			i;
 
-	ig_split_args(&args, "saturate_counter", rel, tg->tgnargs, tg->tgargs);
-	cfg = ig_try_parse(counter_parse, &args);
-	if (cfg == NULL)
+	/* this table's own columns only */
+	if (change->relid != RelationGetRelid(args->rel) || change->column == NULL)
 		return;
-	for (i = 0; i < cfg->ncolumns; i++)
-	{
-		CounterColumn *col = &cfg->columns[i];
-		Oid			newtype = retype_of(retypes, col->name);
-		int64		lo,
-					hi,
-					new_min,
-					new_max;
 
-		if (!OidIsValid(newtype) || newtype == col->typid)
+	for (i = 0; i < args->ncolumns; i++)
+	{
+		CounterColumn col;
+		bool		has_min,
+					has_max;
+		int64		lo,
+					hi;
+		char	   *spec;
+		char	   *min_text;
+		char	   *max_text;
+
+		memset(&col, 0, sizeof(col));
+		if (!split_column_spec(args->columns[i], &col.name, &min_text, &max_text) ||
+			strcmp(col.name, change->column) != 0)
 		{
-			specs = lappend(specs, args.columns[i]);
+			specs = lappend(specs, args->columns[i]);
 			continue;
 		}
-		if (newtype != INT2OID && newtype != INT4OID &&
-			newtype != INT8OID && newtype != NUMERICOID)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot change the type of column \"%s\" of table \"%s\" to %s: it has a counter guard",
-							col->name, RelationGetRelationName(rel), format_type_be(newtype)),
-					 errdetail("saturate_counter() guards smallint, integer, bigint and numeric columns."),
-					 errhint("Remove the guard with integrity_guard.unguard('%s', 'counter') first.",
-							 RelationGetRelationName(rel))));
-		ig_int_type_bounds(newtype, &lo, &hi);
-		if (col->min < lo || col->max > hi)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("cannot change the type of column \"%s\" of table \"%s\" to %s: its counter guard's bounds [" INT64_FORMAT ", " INT64_FORMAT "] do not fit the new type",
-							col->name, RelationGetRelationName(rel), format_type_be(newtype),
-							col->min, col->max),
-					 errhint("Remove the guard with integrity_guard.unguard('%s', 'counter'), change the type, and attach it again with bounds within [" INT64_FORMAT ", " INT64_FORMAT "].",
-							 RelationGetRelationName(rel), lo, hi)));
-		new_min = col->explicit_min ? col->min : Max(IG_COUNTER_DEFAULT_MIN, lo);
-		new_max = col->explicit_max ? col->max : Min(IG_COUNTER_DEFAULT_MAX, hi);
-		if (new_min != col->min || new_max != col->max)
+		parse_column_spec(args, args->columns[i], &col, &has_min, &has_max);
+
+		if (change->kind == IG_COLUMN_RENAMED)
 		{
-			specs = lappend(specs, psprintf("%s:" INT64_FORMAT ":" INT64_FORMAT,
-											col->name, col->min, col->max));
-			reattach = true;
+			spec = counter_spec(change->newname, has_min, col.min, has_max, col.max);
+			if (ig_spec_is_option(spec))
+				what = psprintf("no longer guards column \"%s\": its new name reads as an option",
+								change->column);
+			else
+			{
+				specs = lappend(specs, spec);
+				what = psprintf("follows column \"%s\" to its new name \"%s\"",
+								change->column, change->newname);
+			}
+			continue;
+		}
+		if (change->kind == IG_COLUMN_DROPPED ||
+			(change->newtype != INT2OID && change->newtype != INT4OID &&
+			 change->newtype != INT8OID && change->newtype != NUMERICOID))
+		{
+			what = change->kind == IG_COLUMN_DROPPED ?
+				psprintf("no longer guards column \"%s\", which was dropped",
+						 change->column) :
+				psprintf("no longer guards column \"%s\": it guards smallint, integer, bigint and numeric columns, not %s",
+						 change->column, format_type_be(change->newtype));
+			continue;
+		}
+
+		/* another counter type: explicit bounds it cannot hold narrow */
+		ig_int_type_bounds(change->newtype, &lo, &hi);
+		if ((has_min && (col.min < lo || col.min > hi)) ||
+			(has_max && (col.max > hi || col.max < lo)))
+		{
+			int64		min = has_min ? Min(Max(col.min, lo), hi) : lo;
+			int64		max = has_max ? Max(Min(col.max, hi), lo) : hi;
+
+			what = psprintf("narrows the bounds of column \"%s\" to [" INT64_FORMAT ", " INT64_FORMAT "], what %s holds",
+							change->column, min, max, format_type_be(change->newtype));
+			col.min = min;
+			col.max = max;
+			has_min = has_max = true;
+			spec = counter_spec(col.name, true, min, true, max);
 		}
 		else
-			specs = lappend(specs, args.columns[i]);
-		/* the marker never fires: a type wider than the bounds needs the row trigger */
-		if (!TRIGGER_FOR_ROW(tg->tgtype) &&
-			(newtype == INT8OID || newtype == NUMERICOID || lo < col->min || hi > col->max))
-			reattach = true;
+			spec = args->columns[i];
+		specs = lappend(specs, spec);
+
+		/* the marker never fires: values past the bounds need the row trigger */
+		if (!TRIGGER_FOR_ROW(tg->tgtype))
+		{
+			int64		dlo,
+						dhi;
+
+			counter_default_bounds(change->newtype, &dlo, &dhi);
+			if (change->newtype == NUMERICOID ||
+				(has_min ? col.min : dlo) > lo || (has_max ? col.max : dhi) < hi)
+			{
+				reattach = true;
+				if (what == NULL)
+					what = psprintf("now fires for each row: column \"%s\" can hold values past its bounds as %s",
+									change->column, format_type_be(change->newtype));
+			}
+		}
 	}
-	if (reattach)
-		counter_reattach(rel, tg, specs);
+
+	if (what == NULL)
+		return;					/* not this guard's column, or nothing to do */
+	out->what = what;
+	out->columns = specs;
+	out->action = specs == NIL ? IG_FOLLOW_REMOVE :
+		reattach ? IG_FOLLOW_REATTACH : IG_FOLLOW_REWRITE;
+	if (out->action == IG_FOLLOW_REMOVE)
+		out->what = psprintf("was removed with its last column, \"%s\"",
+							 change->column);
 }
 
 const IgGuardKind ig_counter_kind = {
 	.function = "saturate_counter",
+	.label = "counter",
 	.parse = counter_parse,
 	.guarded_columns = counter_guarded_columns,
-	.check_retype = counter_check_retype,
+	.follow = counter_follow,
 };

@@ -102,6 +102,8 @@ ig_event_type_name(IgEventType type)
 			return "duplicates_merged";
 		case IG_EVENT_CHILDREN_LEFT:
 			return "children_left";
+		case IG_EVENT_GUARD_CHANGED:
+			return "guard_changed";
 	}
 	return "unknown";
 }
@@ -112,7 +114,7 @@ ig_event_type_from_name(const char *name, IgEventType *type)
 {
 	int			t;
 
-	for (t = IG_EVENT_COUNTER_SATURATED; t <= IG_EVENT_CHILDREN_LEFT; t++)
+	for (t = IG_EVENT_COUNTER_SATURATED; t <= IG_EVENT_GUARD_CHANGED; t++)
 		if (strcmp(name, ig_event_type_name((IgEventType) t)) == 0)
 		{
 			*type = (IgEventType) t;

@@ -30,7 +30,8 @@ typedef enum IgEventType
 	IG_EVENT_DUPLICATE_KEY,
 	IG_EVENT_ORPHANS_FIXED,
 	IG_EVENT_DUPLICATES_MERGED,
-	IG_EVENT_CHILDREN_LEFT		/* no consent: left to the server */
+	IG_EVENT_CHILDREN_LEFT,		/* no consent: left to the server */
+	IG_EVENT_GUARD_CHANGED		/* a guard followed a change of its table */
 } IgEventType;
 
 extern const char *ig_event_type_name(IgEventType type);

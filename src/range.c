@@ -313,54 +313,77 @@ clamp_range(PG_FUNCTION_ARGS)
 }
 
 /*
- * ALTER COLUMN ... TYPE of a column of a range guard:
- * refused unless the guard serves the new type as it served the old.
+ * How a range guard follows a change of one of its columns: a rename is
+ * followed; a new type it serves as it served the old keeps it; any other
+ * type, or a dropped column, removes the guard (it needs both bounds).
  */
 static void
-range_check_retype(Relation rel, Trigger *tg, List *retypes)
+range_follow(IgArgs *args, Trigger *tg, const IgSchemaChange *change,
+					IgFollow *out)
 {
-	IgArgs		args;
-	RangeConfig *cfg;
-	ListCell   *lc;
-	Oid			lower_type,
-				upper_type;
-	const char *column = NULL;
+	int			i;
+	int			hit = -1;
 
-	ig_split_args(&args, "clamp_range", rel, tg->tgnargs, tg->tgargs);
-	cfg = ig_try_parse(range_parse, &args);
-	if (cfg == NULL)
+	/* this table's own columns only */
+	if (change->relid != RelationGetRelid(args->rel) || change->column == NULL)
 		return;
-	lower_type = cfg->typid;
-	upper_type = cfg->typid;
-	foreach(lc, retypes)
+
+	for (i = 0; i < args->ncolumns; i++)
+		if (strcmp(args->columns[i], change->column) == 0)
+			hit = i;
+	if (hit < 0 || args->ncolumns > 2)
+		return;
+
+	if (change->kind == IG_COLUMN_RENAMED)
 	{
-		IgRetype   *r = (IgRetype *) lfirst(lc);
-
-		if (strcmp(r->column, cfg->lower_name) == 0)
+		if (!ig_spec_is_option(change->newname))
 		{
-			lower_type = r->typid;
-			column = cfg->lower_name;
+			for (i = 0; i < args->ncolumns; i++)
+				out->columns = lappend(out->columns,
+									   i == hit ? pstrdup(change->newname) : args->columns[i]);
+			out->action = IG_FOLLOW_REWRITE;
+			out->what = psprintf("follows column \"%s\" to its new name \"%s\"",
+								 change->column, change->newname);
+			return;
 		}
-		else if (cfg->pair && strcmp(r->column, cfg->upper_name) == 0)
-		{
-			upper_type = r->typid;
-			column = cfg->upper_name;
-		}
+		out->action = IG_FOLLOW_REMOVE;
+		out->what = psprintf("was removed: the new name of column \"%s\" reads as an option",
+							 change->column);
+		return;
 	}
-	if (column == NULL)
+	if (change->kind == IG_COLUMN_RETYPED)
+	{
+		if (args->ncolumns == 2)
+		{
+			/* the other bound's type after the same ALTER TABLE */
+			const char *other_name = args->columns[1 - hit];
+			AttrNumber	other_att = get_attnum(RelationGetRelid(args->rel), other_name);
+			Oid			other = other_att == InvalidAttrNumber ? InvalidOid :
+				TupleDescAttr(RelationGetDescr(args->rel), other_att - 1)->atttypid;
+			ListCell   *lc;
+
+			foreach(lc, change->statement)
+			{
+				const IgSchemaChange *sibling = lfirst(lc);
+
+				if (sibling->kind == IG_COLUMN_RETYPED &&
+					strcmp(sibling->column, other_name) == 0)
+					other = sibling->newtype;
+			}
+			if (ig_range_bound_type(change->newtype) && change->newtype == other)
+				return;
+		}
+		else if (type_is_range(change->newtype) &&
+				 ig_range_bound_type(get_range_subtype(change->newtype)))
+			return;
+		out->action = IG_FOLLOW_REMOVE;
+		out->what = psprintf("was removed: it serves no range over %s",
+							 format_type_be(change->newtype));
 		return;
-	if (cfg->pair ? (ig_range_bound_type(lower_type) && lower_type == upper_type) :
-		(type_is_range(lower_type) && ig_range_bound_type(get_range_subtype(lower_type))))
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("cannot change the type of column \"%s\" of table \"%s\": its range guard \"%s\" would not serve the new type",
-					column, RelationGetRelationName(rel), tg->tgname),
-			 errdetail(cfg->pair ?
-					   "The two bound columns of a range guard must both be timestamptz, both timestamp, or both date." :
-					   "A range column guard serves ranges over timestamptz, timestamp or date."),
-			 errhint("Remove the guard with integrity_guard.unguard('%s', '%s') first.",
-					 RelationGetRelationName(rel), tg->tgname)));
+	}
+	out->action = IG_FOLLOW_REMOVE;
+	out->what = psprintf("was removed: column \"%s\" was one of its bounds",
+						 change->column);
 }
 
 /*
@@ -384,7 +407,8 @@ ig_range_policy(const char *name)
 
 const IgGuardKind ig_range_kind = {
 	.function = "clamp_range",
+	.label = "range",
 	.parse = range_parse,
 	.guarded_columns = range_guarded_columns,
-	.check_retype = range_check_retype,
+	.follow = range_follow,
 };

@@ -64,12 +64,56 @@ typedef struct IgGuardedColumn
 	const char *policy;			/* range policy, by name */
 } IgGuardedColumn;
 
-/* A column's new type in ALTER TABLE ... ALTER COLUMN ... TYPE. */
-typedef struct IgRetype
+/*
+ * A change of a table that guards may name (doc/design.md, "Guards follow
+ * the schema"): one of its columns, or the table itself.  'column' is the
+ * column's name before the command.
+ */
+typedef enum IgChangeKind
 {
-	char	   *column;
-	Oid			typid;
-} IgRetype;
+	IG_COLUMN_RENAMED,			/* newname */
+	IG_COLUMN_RETYPED,			/* newtype */
+	IG_COLUMN_DROPPED,
+	IG_TABLE_RENAMED,			/* newname */
+	IG_TABLE_MOVED,				/* newschema */
+	IG_TABLE_DROPPED,			/* relid no longer exists */
+	IG_INDEX_RENAMED,			/* index: old name; newname */
+	IG_INDEX_DROPPED,			/* index: its name; relid: the index's */
+	IG_TABLE_ATTACHED,			/* as a partition of newname */
+	IG_TABLE_DETACHED			/* from newname */
+} IgChangeKind;
+
+typedef struct IgSchemaChange
+{
+	IgChangeKind kind;
+	Oid			relid;			/* the table changed */
+	const char *schema;			/* its schema, for IG_TABLE_DROPPED */
+	const char *table;			/* its name before the command */
+	const char *column;
+	const char *index;
+	const char *newname;
+	Oid			newtype;
+	const char *newschema;
+	List	   *statement;		/* every change of the same command */
+} IgSchemaChange;
+
+/* What a guard becomes after such a change. */
+typedef enum IgFollowAction
+{
+	IG_FOLLOW_NONE,				/* not concerned, or already right */
+	IG_FOLLOW_REWRITE,			/* new column arguments, same trigger */
+	IG_FOLLOW_REATTACH,			/* new arguments on a BEFORE ROW trigger */
+	IG_FOLLOW_REMOVE			/* the guard no longer applies */
+} IgFollowAction;
+
+typedef struct IgFollow
+{
+	IgFollowAction action;
+	List	   *columns;		/* column arguments (char *) after it */
+	List	   *options;		/* "key=value" arguments after it, */
+	bool		set_options;	/* when given */
+	const char *what;			/* what happened to the guard, for people */
+} IgFollow;
 
 typedef struct IgGuardKind
 {
@@ -77,8 +121,15 @@ typedef struct IgGuardKind
 	IgParseFunc parse;
 	/* IgGuardedColumns the assignment rewrite must protect, or NULL */
 	List	   *(*guarded_columns) (void *config);
-	/* refuse or follow ALTER COLUMN TYPE of a guarded column, or NULL */
-	void		(*check_retype) (Relation rel, Trigger *tg, List *retypes);
+	const char *label;			/* the guard's name in unguard() and guards */
+	/*
+	 * How a guard on args->rel follows a change of that table, or of another
+	 * table or an index it names; NULL: it names none.
+	 */
+	void		(*follow) (IgArgs *args, Trigger *tg,
+						   const IgSchemaChange *change, IgFollow *out);
+	bool		follows_tables; /* names other tables (children) */
+	bool		follows_indexes;	/* names indexes (unique) */
 } IgGuardKind;
 
 /* module life (pg_integrity_guard.c) */
@@ -115,6 +166,8 @@ extern AttrNumber ig_column_attnum(IgArgs *args, const char *column);
 extern void *ig_try_parse(IgParseFunc parse, IgArgs *args);
 extern void *ig_check_args_config(FunctionCallInfo fcinfo, const char *guard,
 								  Oid relid, ArrayType *argarray);
+extern bool ig_spec_is_option(const char *arg);
+extern bool ig_extension_1_4(void);
 
 /* the rewrite */
 extern const IgGuardKind *ig_guard_kind_of(Oid funcoid);

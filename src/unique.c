@@ -139,6 +139,8 @@ typedef struct WriteContext
 	List	   *arbiters;		/* NIL with an action: every unique index */
 	bool		by_ancestor;	/* arbiters are indexes of an ancestor */
 	struct RunLevel *level;
+	ResultRelInfo *rri;			/* the writing node's, and its EState */
+	EState	   *estate;
 } WriteContext;
 
 typedef struct RunLevel
@@ -377,6 +379,8 @@ current_write(Relation rel, TupleTableSlot *slot, WriteContext *wc)
 		wc->operation = mt->operation;
 		wc->action = ((ModifyTable *) mt->ps.plan)->onConflictAction;
 		wc->arbiters = rri->ri_onConflictArbiterIndexes;
+		wc->rri = rri;
+		wc->estate = level->queryDesc->estate;
 		if (slot_of(mt, rri, slot))
 			break;
 	}
@@ -961,6 +965,46 @@ recheck_pass(UniqueStatement *st, Relation heap)
 	ResetPerTupleExprContext(st->estate);
 }
 
+/*
+ * What the server checks before a unique index sees the row (ExecInsert,
+ * ExecUpdate): row-level security WITH CHECK policies, then NOT NULL and
+ * CHECK constraints, then (an insert) the partition constraint.  A row
+ * found a duplicate must first pass these, so that it gets the error the
+ * server would report first, as INSERT ... ON CONFLICT DO NOTHING does.
+ * Without the writing node (COPY), NOT NULL and CHECK on a ResultRelInfo
+ * of its own.  A table with stored generated columns is left out: they
+ * are computed only after the BEFORE triggers.
+ */
+static void
+server_checks_first(WriteContext *wc, Relation heap, TupleTableSlot *slot,
+					bool is_update)
+{
+	TupleConstr *constr = RelationGetDescr(heap)->constr;
+
+	if (constr != NULL && constr->has_generated_stored)
+		return;
+	if (wc->rri != NULL && RelationGetRelid(wc->rri->ri_RelationDesc) == RelationGetRelid(heap))
+	{
+		if (wc->rri->ri_WithCheckOptions != NIL)
+			ExecWithCheckOptions(is_update ? WCO_RLS_UPDATE_CHECK : WCO_RLS_INSERT_CHECK,
+								 wc->rri, slot, wc->estate);
+		if (constr != NULL)
+			ExecConstraints(wc->rri, slot, wc->estate);
+		if (!is_update && heap->rd_rel->relispartition)
+			(void) ExecPartitionCheck(wc->rri, slot, wc->estate, true);
+		return;
+	}
+	if (constr != NULL && (constr->has_not_null || constr->num_check > 0))
+	{
+		ResultRelInfo *rri = makeNode(ResultRelInfo);
+		EState	   *estate = CreateExecutorState();
+
+		InitResultRelInfo(rri, heap, 0, NULL, 0);
+		ExecConstraints(rri, slot, estate);
+		FreeExecutorState(estate);
+	}
+}
+
 PG_FUNCTION_INFO_V1(guard_unique);
 
 Datum
@@ -1079,6 +1123,7 @@ guard_unique(PG_FUNCTION_ARGS)
 			continue;
 
 		probe->budget = IG_PROBE_BUDGET;
+		server_checks_first(&wc, heap, st->newslot, is_update);
 		key = record_attempt(st, heap, i, values, isnull,
 							 skip ? "skip" : "raise", !skip);
 		if (skip)
@@ -1097,7 +1142,88 @@ guard_unique(PG_FUNCTION_ARGS)
 	return PointerGetDatum(tuple);
 }
 
+/* Does the table still have an index that answers to this name? */
+static bool
+table_has_index_named(Relation rel, const char *name)
+{
+	List	   *indexoids = RelationGetIndexList(rel);
+	ListCell   *lc;
+
+	foreach(lc, indexoids)
+		if (index_has_name(lfirst_oid(lc), name))
+			return true;
+	return false;
+}
+
+/*
+ * How a duplicates guard follows a change: a guard that watches named
+ * constraints follows a renamed one (RENAME CONSTRAINT, ALTER INDEX ...
+ * RENAME) and stops watching a dropped one; with none left it is removed,
+ * since without the option it would watch every unique index.  A guard
+ * without names reads the table's indexes at fire time and has nothing to
+ * follow.
+ */
+static void
+unique_follow(IgArgs *args, Trigger *tg, const IgSchemaChange *change,
+			  IgFollow *out)
+{
+	List	   *options = NIL;
+	const char *what = NULL;
+	int			nnamed = 0;
+	int			i;
+
+	if (change->kind != IG_INDEX_RENAMED && change->kind != IG_INDEX_DROPPED)
+		return;
+	if (change->kind == IG_INDEX_RENAMED &&
+		change->relid != RelationGetRelid(args->rel) &&
+		!list_member_oid(get_partition_ancestors(RelationGetRelid(args->rel)),
+						 change->relid))
+		return;
+
+	for (i = 0; i < args->noptions; i++)
+	{
+		IgOption   *opt = &args->options[i];
+		const char *option = psprintf("%s=%s", opt->key, opt->value);
+
+		if (strcmp(opt->key, "constraint") == 0 &&
+			strcmp(opt->value, change->index) == 0)
+		{
+			if (change->kind == IG_INDEX_RENAMED)
+			{
+				option = psprintf("constraint=%s", change->newname);
+				what = psprintf("follows constraint \"%s\" to its new name \"%s\"",
+								change->index, change->newname);
+			}
+			else if (!table_has_index_named(args->rel, opt->value))
+			{
+				what = psprintf("no longer watches constraint \"%s\", which was dropped",
+								change->index);
+				option = NULL;
+			}
+		}
+		if (option == NULL)
+			continue;
+		if (strcmp(opt->key, "constraint") == 0)
+			nnamed++;
+		options = lappend(options, (char *) option);
+	}
+
+	if (what == NULL)
+		return;
+	out->what = what;
+	out->columns = NIL;
+	out->options = options;
+	out->set_options = true;
+	out->action = nnamed == 0 ? IG_FOLLOW_REMOVE : IG_FOLLOW_REWRITE;
+	if (nnamed == 0)
+		out->what = psprintf("was removed with the last constraint it watched, \"%s\"",
+							 change->index);
+}
+
 const IgGuardKind ig_unique_kind = {
 	.function = "guard_unique",
+	.label = "unique",
+	.follow = unique_follow,
+	.follows_indexes = true,
 	.parse = unique_parse,
 };

@@ -71,6 +71,17 @@ database_exists(Oid dbid)
 	return exists;
 }
 
+static bool
+oid_member(const Oid *oids, int n, Oid oid)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (oids[i] == oid)
+			return true;
+	return false;
+}
+
 /*
  * One launcher round: reap finished jobs, then start jobs for databases
  * with queued incidents, at most max_flush_jobs running, round robin.
@@ -92,6 +103,17 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 	int			k;
 
 	ndbs = ig_queue_databases(dbs, IG_MAX_DATABASES);
+
+	/*
+	 * A dropped database is noticed here, from the shared catalog, before
+	 * any job tries to connect to it: its entries go, and no job starts.
+	 */
+	for (k = 0; k < ndbs; k++)
+		if (!database_exists(dbs[k].dbid))
+		{
+			check[ncheck++] = dbs[k].dbid;
+			dbs[k--] = dbs[--ndbs];
+		}
 
 	ig_queue_lock_slots(true);
 	/* reap: a job that exited without reporting failed (could not connect) */
@@ -115,7 +137,8 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 			if (nstalled < IG_MAX_DATABASES)
 				stalled[nstalled++] = slot->dbid;
 		}
-		if (slot->failures >= IG_CHECK_DROPPED_AFTER && ncheck < IG_MAX_DATABASES)
+		if (slot->failures >= IG_CHECK_DROPPED_AFTER && ncheck < IG_MAX_DATABASES &&
+			!oid_member(check, ncheck, slot->dbid))
 			check[ncheck++] = slot->dbid;
 	}
 	/* a full slot table makes room: idle databases give up their slot */

@@ -24,7 +24,8 @@ FLOORS=(
     "queue"                                 # shared-memory queue and statistics
     "audit_table"                           # writes into the audit table
     "worker"                                # launcher and flush jobs
-    "incident registry"                     # incident API; guard registry
+    "incident"                              # incident API
+    "registry"                              # guard registry
     "counter range children unique repair"  # the guards, the repair kit
     "saturate rewrite capture"              # the rewrite, error capture
     "pg_integrity_guard"                    # _PG_init: settings, hooks

@@ -228,6 +228,25 @@ ok($node->poll_query_until('app', qq{
     SELECT value::int = $lost_before + 4 FROM integrity_guard.status() WHERE name = 'events_not_written'}),
     'once it is dropped, they are discarded and counted in events_not_written');
 
+# -- a dropped database is noticed from the shared catalog: no flush job
+# tries to connect to it (issue 27: a test runner's dropped databases)
+make_db('gone');
+my $holder = $node->background_psql('gone');
+$holder->query_safe('BEGIN; LOCK TABLE integrity_guard.audit_log IN SHARE MODE');
+errors('gone', 3, 'gone');
+$lost_before = $node->safe_psql('app',
+    q{SELECT value FROM integrity_guard.status() WHERE name = 'events_not_written'});
+my $log_from = -s $node->logfile;
+$node->safe_psql('postgres', 'DROP DATABASE gone WITH (FORCE)');
+eval { $holder->quit };
+ok($node->poll_query_until('app', qq{
+    SELECT value::int = $lost_before + 3 FROM integrity_guard.status() WHERE name = 'events_not_written'}),
+    'a dropped database\'s queued incidents are discarded and counted');
+sleep 3;    # several launcher rounds
+my $log = slurp_file($node->logfile, $log_from);
+unlike($log, qr/database \d+ does not exist/,
+    'no flush job tries to connect to the dropped database');
+
 # -- the stats hash evicts the least-used entries (max_stats 100)
 $node->safe_psql('app', join('', map { "CREATE TABLE s$_ (id int PRIMARY KEY); INSERT INTO s$_ VALUES (1);\n" } 1 .. 120));
 $node->psql('app', 'INSERT INTO t VALUES (1)') for 1 .. 20;    # a well-used entry
