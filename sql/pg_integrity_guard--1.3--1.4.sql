@@ -9,7 +9,9 @@
 -- RENAME COLUMN, ALTER COLUMN ... TYPE, RENAME TO, SET SCHEMA, RENAME
 -- CONSTRAINT and ALTER INDEX ... RENAME are followed by the
 -- integrity_guard_retype event trigger (ddl_command_start, the library's
--- ig_guard_retype), now also for ALTER INDEX; a dropped column, table or
+-- ig_guard_retype), now also for ALTER INDEX and CREATE RULE "_RETURN" (a
+-- table turned into a view, PostgreSQL 15, loses its guards instead of
+-- making the server refuse); a dropped column, table or
 -- index here, from sql_drop, which reports each table that lost a column.
 -- Only what is really gone is removed.
 CREATE FUNCTION integrity_guard._guard_follow_drop(object_type text, objid oid, names text[])
@@ -29,7 +31,7 @@ CREATE EVENT TRIGGER integrity_guard_follow_end ON ddl_command_end
 
 DROP EVENT TRIGGER integrity_guard_retype;
 CREATE EVENT TRIGGER integrity_guard_retype ON ddl_command_start
-  WHEN TAG IN ('ALTER TABLE', 'ALTER INDEX')
+  WHEN TAG IN ('ALTER TABLE', 'ALTER INDEX', 'CREATE RULE')
   EXECUTE FUNCTION integrity_guard._guard_retype();
 
 -- A guard trigger's arguments replaced in place (its clones too), after its

@@ -119,13 +119,45 @@ ig_audit_owner(Oid *owner)
 }
 
 /*
- * Lock the audit table for writing: a flush job waits for the lock before
- * it takes incidents (lock_timeout makes a wait a counted failure).
+ * Lock what a flush job writes, before it takes incidents (lock_timeout
+ * makes a wait a counted failure): the audit tables and the id sequence.
+ * The job never waits for one of them while it holds another.  DROP
+ * EXTENSION locks them one by one, in its own order; a job that held the
+ * table while it waited for the sequence deadlocked with it.  So: wait for
+ * one, try the others; on a refusal let go of all and wait for that one.
  */
 void
 ig_audit_lock(void)
 {
-	LockRelationOid(audit_relid("audit_log"), RowExclusiveLock);
+	static const char *const names[] = {"audit_log", "audit_log_id_seq",
+	"audit_keys", "database_incarnation"};
+	Oid			rels[lengthof(names)];
+	int			n = 0;
+	int			wait_on = 0;
+	int			i;
+
+	for (i = 0; i < (int) lengthof(names); i++)
+		if (OidIsValid(rels[n] = audit_relid(names[i])))
+			n++;
+	if (n == 0)
+		return;
+	for (;;)
+	{
+		int			refused = -1;
+
+		LockRelationOid(rels[wait_on], RowExclusiveLock);
+		for (i = 0; i < n && refused < 0; i++)
+			if (i != wait_on && !ConditionalLockRelationOid(rels[i], RowExclusiveLock))
+				refused = i;
+		if (refused < 0)
+			return;
+		for (i = 0; i < refused; i++)
+			if (i != wait_on)
+				UnlockRelationOid(rels[i], RowExclusiveLock);
+		UnlockRelationOid(rels[wait_on], RowExclusiveLock);
+		wait_on = refused;
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 bool

@@ -88,6 +88,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "tcop/tcopprot.h"
@@ -108,7 +109,8 @@
 #include "util.h"
 
 #define IG_FILE				PGSTAT_STAT_PERMANENT_DIRECTORY "/pg_integrity_guard.stat"
-#define IG_FILE_MAGIC		0x49474133	/* "IGA3" */
+#define IG_FILE_MAGIC		0x49474134	/* "IGA4" */
+#define IG_FILE_MAGIC_V3	0x49474133	/* "IGA3", 1.3: read and converted */
 #define IG_FILE_MAGIC_V2	0x49474132	/* "IGA2", 1.2: read and converted */
 #define IG_MAX_BACKOFF_MS	60000
 #define IG_MAX_SAMPLES		3	/* details kept beside the first */
@@ -124,6 +126,9 @@ typedef struct IgQueueEntry
 	int			nsamples;		/* details in samples */
 	char		detail[IG_DETAIL_LEN];	/* the first JSON detail, or "" */
 	char		samples[IG_SAMPLES_LEN];	/* further ones, comma-separated */
+	TimestampTz next_first_seen;	/* the first event after the job took
+									 * it: the next window's first_seen
+									 * (0: none yet) */
 } IgQueueEntry;
 
 typedef struct IgStatsKey
@@ -535,6 +540,22 @@ counts_add(IgCounts *counts, int64 n, TimestampTz first_seen,
 	SpinLockRelease(&counts->mutex);
 }
 
+/*
+ * An event added to an entry a job has taken starts the next window: its
+ * time is that window's first_seen (queue_lock held, shared at least; the
+ * mark only changes under it held exclusively).
+ */
+static inline void
+note_after_take(IgQueueEntry *entry, TimestampTz first_seen)
+{
+	if (!TransactionIdIsValid(entry->job_xid))
+		return;
+	SpinLockAcquire(&entry->counts.mutex);
+	if (entry->next_first_seen == 0 || first_seen < entry->next_first_seen)
+		entry->next_first_seen = first_seen;
+	SpinLockRelease(&entry->counts.mutex);
+}
+
 /* Add to the queue; false when the queue refused it. */
 static bool
 queue_add(const IgEventKey *key, const char *detail, int64 n,
@@ -553,6 +574,7 @@ queue_add(const IgEventKey *key, const char *detail, int64 n,
 		 detail_known(entry, detail)))
 	{
 		counts_add(&entry->counts, n, first_seen, last_seen, horizon);
+		note_after_take(entry, first_seen);
 		LWLockRelease(ig_shared->queue_lock);
 		return true;
 	}
@@ -590,6 +612,7 @@ queue_add(const IgEventKey *key, const char *detail, int64 n,
 	else if (detail[0] != '\0')
 		sample_add(entry, detail);
 	counts_add(&entry->counts, n, first_seen, last_seen, horizon);
+	note_after_take(entry, first_seen);
 	LWLockRelease(ig_shared->queue_lock);
 	return true;
 }
@@ -816,6 +839,7 @@ ig_queue_take(Oid dbid, TransactionId xid, IgJobIncident **out)
 		entry->job_xid = xid;
 		SpinLockAcquire(&entry->counts.mutex);
 		entry->taken = entry->counts.occurrences;
+		entry->next_first_seen = 0;
 		rows[n].first_seen = entry->counts.first_seen;
 		rows[n].last_seen = entry->counts.last_seen;
 		rows[n].bind_horizon = entry->counts.bind_horizon;
@@ -860,16 +884,48 @@ ig_queue_settle(Oid dbid, TransactionId xid, bool committed)
 }
 
 /*
- * Resolve the marks of a database's entries: a committed job's entries
- * lose what it wrote once its xid precedes every snapshot's xmin, an
- * aborted one's are unmarked.  Needs a transaction (for the horizon).
+ * The oldest snapshot of another backend connected to this database, as
+ * its xmin; InvalidTransactionId when there is none.  Only such a snapshot
+ * can read this database's audit and still miss rows a committed job wrote
+ * (it saw the job in progress, so its xmin does not follow the job's xid).
+ * Other databases, transactions that hold an xid but no snapshot (idle in
+ * transaction at READ COMMITTED, a prepared transaction) and this backend
+ * do not count: none of them can read the pending copy.
+ */
+static TransactionId
+readers_horizon(void)
+{
+	TransactionId result = InvalidTransactionId;
+	uint32		i;
+
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
+	for (i = 0; i < ProcGlobal->allProcCount; i++)
+	{
+		PGPROC	   *proc = &ProcGlobal->allProcs[i];
+		TransactionId xmin = proc->xmin;
+
+		if (proc == MyProc || proc->databaseId != MyDatabaseId ||
+			!TransactionIdIsNormal(xmin))
+			continue;
+		if (!TransactionIdIsValid(result) || TransactionIdPrecedes(xmin, result))
+			result = xmin;
+	}
+	LWLockRelease(ProcArrayLock);
+	return result;
+}
+
+/*
+ * Resolve the marks of a database's entries, from a job connected to it: a
+ * committed job's entries lose what it wrote once no reader's snapshot can
+ * miss the rows (readers_horizon), an aborted one's are unmarked.  Needs a
+ * transaction.
  */
 void
 ig_queue_settle_stale(Oid dbid)
 {
 	HASH_SEQ_STATUS status;
 	IgQueueEntry *entry;
-	TransactionId horizon = GetOldestNonRemovableTransactionId(NULL);
+	TransactionId horizon = readers_horizon();
 
 	LWLockAcquire(ig_shared->queue_lock, LW_EXCLUSIVE);
 	hash_seq_init(&status, ig_queue);
@@ -886,13 +942,17 @@ ig_queue_settle_stale(Oid dbid)
 			entry->job_xid = InvalidTransactionId;
 			entry->taken = 0;
 		}
-		else if (TransactionIdPrecedes(xid, horizon))
+		else if (!TransactionIdIsValid(horizon) ||
+				 TransactionIdPrecedes(xid, horizon))
 		{
 			int64		left;
 
 			SpinLockAcquire(&entry->counts.mutex);
 			entry->counts.occurrences -= entry->taken;
 			left = entry->counts.occurrences;
+			if (entry->next_first_seen != 0)
+				entry->counts.first_seen = entry->next_first_seen;
+			entry->next_first_seen = 0;
 			SpinLockRelease(&entry->counts.mutex);
 			entry->job_xid = InvalidTransactionId;
 			entry->taken = 0;
@@ -929,7 +989,11 @@ queue_pending(IgQueueEntry **out, int *inflight)
 				(*inflight)++;
 			else if (!XidInMVCCSnapshot(xid, snap) &&
 					 TransactionIdDidCommit(xid))
+			{
 				copies[i].counts.occurrences -= copies[i].taken;
+				if (copies[i].next_first_seen != 0)
+					copies[i].counts.first_seen = copies[i].next_first_seen;
+			}
 		}
 		if (copies[i].counts.occurrences > 0)
 			copies[n++] = copies[i];
@@ -1046,6 +1110,47 @@ ig_queue_discard(Oid dbid)
 			queue_remove(entry);
 		}
 	LWLockRelease(ig_shared->queue_lock);
+}
+
+/*
+ * The databases that have statistics (at most 'max'), for the launcher to
+ * find dropped ones.
+ */
+int
+ig_queue_stats_databases(Oid *dbids, int max)
+{
+	HASH_SEQ_STATUS status;
+	IgStatsEntry *entry;
+	int			n = 0;
+	int			i;
+
+	LWLockAcquire(ig_shared->stats_lock, LW_SHARED);
+	hash_seq_init(&status, ig_stats);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		for (i = 0; i < n; i++)
+			if (dbids[i] == entry->key.dbid)
+				break;
+		if (i == n && n < max)
+			dbids[n++] = entry->key.dbid;
+	}
+	LWLockRelease(ig_shared->stats_lock);
+	return n;
+}
+
+/* A dropped database's statistics go: no scrape shows them again. */
+void
+ig_queue_stats_forget(Oid dbid)
+{
+	HASH_SEQ_STATUS status;
+	IgStatsEntry *entry;
+
+	LWLockAcquire(ig_shared->stats_lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, ig_stats);
+	while ((entry = hash_seq_search(&status)) != NULL)
+		if (entry->key.dbid == dbid)
+			hash_search(ig_stats, &entry->key, HASH_REMOVE, NULL);
+	LWLockRelease(ig_shared->stats_lock);
 }
 
 /*
@@ -1408,13 +1513,37 @@ read_stats_entry(FILE *file, bool v2, IgStatsEntry *s)
 	return true;
 }
 
+/* The queue entries of an "IGA3" file (1.3): without next_first_seen. */
+typedef struct IgQueueEntryV3
+{
+	IgEventKey	key;
+	IgCounts	counts;
+	TransactionId job_xid;
+	int64		taken;
+	int			nsamples;
+	char		detail[IG_DETAIL_LEN];
+	char		samples[IG_SAMPLES_LEN];
+} IgQueueEntryV3;
+
 static bool
-read_queue_entry(FILE *file, bool v2, IgQueueEntry *q)
+read_queue_entry(FILE *file, uint32 magic, IgQueueEntry *q)
 {
 	IgQueueEntryV2 old;
 
-	if (!v2)
+	if (magic == IG_FILE_MAGIC)
 		return fread(q, sizeof(*q), 1, file) == 1;
+	if (magic == IG_FILE_MAGIC_V3)
+	{
+		IgQueueEntryV3 v3;
+
+		if (fread(&v3, sizeof(v3), 1, file) != 1)
+			return false;
+		memset(q, 0, sizeof(*q));
+		memcpy(q, &v3, sizeof(v3));
+		q->next_first_seen = 0;
+		return true;
+	}
+	Assert(magic == IG_FILE_MAGIC_V2);
 	if (fread(&old, sizeof(old), 1, file) != 1)
 		return false;
 	memset(q, 0, sizeof(*q));
@@ -1455,6 +1584,9 @@ ig_load_file(void)
 	if (!(header.magic == IG_FILE_MAGIC &&
 		  header.queue_entry_size == sizeof(IgQueueEntry) &&
 		  header.stats_entry_size == sizeof(IgStatsEntry)) &&
+		!(header.magic == IG_FILE_MAGIC_V3 &&
+		  header.queue_entry_size == sizeof(IgQueueEntryV3) &&
+		  header.stats_entry_size == sizeof(IgStatsEntry)) &&
 		!(v2 &&
 		  header.queue_entry_size == sizeof(IgQueueEntryV2) &&
 		  header.stats_entry_size == sizeof(IgStatsEntryV2)))
@@ -1485,7 +1617,7 @@ ig_load_file(void)
 		IgQueueEntry *entry;
 		bool		found;
 
-		if (!read_queue_entry(file, v2, q))
+		if (!read_queue_entry(file, header.magic, q))
 			goto done;
 		if (hash_get_num_entries(ig_queue) >= ig_queue_size)
 		{
@@ -1607,7 +1739,9 @@ stats_visible(bool all, const IgStatsKey *k, TransactionId horizon)
 	Oid			relid;
 
 	if (all)
-		return true;
+		/* a dropped database's counters wait for the launcher to forget them */
+		return k->dbid == MyDatabaseId ||
+			SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(k->dbid));
 	if (k->dbid != MyDatabaseId)
 		return false;
 	relid = OidIsValid(k->relid) ? k->relid :

@@ -123,6 +123,8 @@ extern void ig_queue_push(const IgEventKey *key, const char *detail,
 extern int	ig_queue_take(Oid dbid, TransactionId xid, IgJobIncident **out);
 extern void ig_queue_settle(Oid dbid, TransactionId xid, bool committed);
 extern void ig_queue_settle_stale(Oid dbid);
+extern int	ig_queue_stats_databases(Oid *dbids, int max);
+extern void ig_queue_stats_forget(Oid dbid);
 extern void ig_queue_discard(Oid dbid);
 extern void ig_queue_report_flush(Oid dbid, bool has_extension,
 								  int64 written, int64 set_aside,

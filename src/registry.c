@@ -715,9 +715,41 @@ ig_try_parse(IgParseFunc parse, IgArgs *args)
  * sql_drop (_guard_follow_drop), which reports each table that lost it.
  */
 
-/* Does the relation have a guard that follows changes?  Read from pg_trigger. */
+/* Does a guard argument mention this name, in any letter case? */
 static bool
-has_following_guard(Oid relid)
+args_mention(bytea *raw, const char *name)
+{
+	const char *p = VARDATA_ANY(raw);
+	const char *end = p + VARSIZE_ANY_EXHDR(raw);
+	size_t		len = strlen(name);
+
+	for (; p + len <= end; p++)
+		if (pg_strncasecmp(p, name, len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The name a guard of the changed table must mention to be concerned by a
+ * change (NULL: any guard that follows changes is; a moved table's own
+ * children guard).
+ */
+static const char *
+change_name(const IgSchemaChange *change)
+{
+	if (change->column)
+		return change->column;
+	if (change->index)
+		return change->index;
+	return change->kind == IG_TABLE_MOVED ? NULL : change->table;
+}
+
+/*
+ * Does the relation have a guard that follows changes and mentions 'name'
+ * (NULL: any)?  Read from pg_trigger, without locking the relation.
+ */
+static bool
+has_following_guard(Oid relid, const char *name)
 {
 	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
 	ScanKeyData key;
@@ -732,8 +764,19 @@ has_following_guard(Oid relid)
 	{
 		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
 		const IgGuardKind *kind = ig_guard_kind_of(tg->tgfoid);
+		bool		isnull;
+		Datum		args;
 
-		found = kind != NULL && kind->follow != NULL;
+		if (kind == NULL || kind->follow == NULL)
+			continue;
+		if (name == NULL)
+		{
+			found = true;
+			continue;
+		}
+		args = heap_getattr(tup, Anum_pg_trigger_tgargs,
+							RelationGetDescr(tgrel), &isnull);
+		found = !isnull && args_mention(DatumGetByteaPP(args), name);
 	}
 	systable_endscan(scan);
 	table_close(tgrel, AccessShareLock);
@@ -741,26 +784,37 @@ has_following_guard(Oid relid)
 }
 
 /*
- * Every table with a guard that may name other tables.  A scan of
- * pg_trigger (no index leads by function), done for DDL only.
+ * Every other table with a guard that names what changed: a scan of
+ * pg_trigger (no index leads by function), done for DDL only.  The
+ * arguments are only searched for the changed name here, so that no table
+ * is opened (or locked) unless its guard may follow.
  */
 static List *
-relations_with_following_guards(IgChangeKind change)
+relations_with_following_guards(const IgSchemaChange *change)
 {
 	Relation	tgrel = table_open(TriggerRelationId, AccessShareLock);
 	SysScanDesc scan;
 	HeapTuple	tup;
 	List	   *result = NIL;
+	bool		index_change = change->kind == IG_INDEX_RENAMED ||
+		change->kind == IG_INDEX_DROPPED;
+	const char *name = change->column ? change->column :
+		index_change ? change->index : change->table;
 
 	scan = systable_beginscan(tgrel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
 		const IgGuardKind *kind = ig_guard_kind_of(tg->tgfoid);
+		bool		isnull;
+		Datum		args;
 
-		if (kind != NULL &&
-			(change == IG_INDEX_RENAMED || change == IG_INDEX_DROPPED ?
-			 kind->follows_indexes : kind->follows_tables))
+		if (kind == NULL || tg->tgnargs == 0 ||
+			!(index_change ? kind->follows_indexes : kind->follows_tables))
+			continue;
+		args = heap_getattr(tup, Anum_pg_trigger_tgargs,
+							RelationGetDescr(tgrel), &isnull);
+		if (!isnull && args_mention(DatumGetByteaPP(args), name))
 			result = list_append_unique_oid(result, tg->tgrelid);
 	}
 	systable_endscan(scan);
@@ -975,7 +1029,7 @@ follow_relation(Oid relid, const IgSchemaChange *change, bool dry_run)
 	Trigger    *triggers = NULL;
 	int			i;
 
-	if (!has_following_guard(relid))
+	if (!has_following_guard(relid, change_name(change)))
 		return false;
 	rel = try_relation_open(relid, dry_run ? AccessShareLock : NoLock);
 	if (rel == NULL)
@@ -1070,7 +1124,7 @@ follow_change(List *rels, IgSchemaChange *change)
 
 	foreach(lc, rels)
 		(void) follow_relation(lfirst_oid(lc), change, false);
-	others = relations_with_following_guards(change->kind);
+	others = relations_with_following_guards(change);
 	foreach(lc, others)
 	{
 		Oid			relid = lfirst_oid(lc);
@@ -1085,15 +1139,21 @@ follow_change(List *rels, IgSchemaChange *change)
 
 /*
  * The tables a command on 'rv' reaches (with its inheritors when 'recurse'
- * and rv->inh, as the server's recursion), each locked as the command will
- * lock it; NIL when the caller does not own the table (the command then
- * fails by itself) or it is not a table.
+ * and rv->inh, as the server's recursion); NIL when the caller does not own
+ * the table (the command then fails by itself) or it is not a table.  When
+ * one of them has a guard that names what changes, all are locked in 'lockmode' now,
+ * as the command will lock them; a table without guards is not locked
+ * ahead of the command.
  */
 static List *
-changed_relations(RangeVar *rv, bool recurse, const char **name)
+changed_relations(RangeVar *rv, bool recurse, LOCKMODE lockmode,
+				  List *changes, const char **name)
 {
 	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
 	char		relkind;
+	List	   *rels;
+	ListCell   *lc;
+	bool		guarded = false;
 
 	if (!OidIsValid(relid) || !ig_class_ownercheck(relid, GetUserId()))
 		return NIL;
@@ -1101,10 +1161,20 @@ changed_relations(RangeVar *rv, bool recurse, const char **name)
 	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
 		return NIL;
 	*name = get_rel_name(relid);
-	LockRelationOid(relid, AccessExclusiveLock);
-	return recurse && rv->inh ?
-		find_all_inheritors(relid, AccessExclusiveLock, NULL) :
+	rels = recurse && rv->inh ? find_all_inheritors(relid, NoLock, NULL) :
 		list_make1_oid(relid);
+	foreach(lc, rels)
+	{
+		ListCell   *cc;
+
+		foreach(cc, changes)
+			guarded = guarded ||
+				has_following_guard(lfirst_oid(lc), change_name(lfirst(cc)));
+	}
+	if (guarded)
+		foreach(lc, rels)
+			LockRelationOid(lfirst_oid(lc), lockmode);
+	return rels;
 }
 
 static IgSchemaChange *
@@ -1169,7 +1239,7 @@ follow_attach(RangeVar *parent_rv, RangeVar *part_rv)
 		get_rel_relkind(parentid) != RELKIND_PARTITIONED_TABLE ||
 		!ig_class_ownercheck(parentid, GetUserId()) ||
 		!ig_class_ownercheck(partid, GetUserId()) ||
-		!has_following_guard(partid))
+		!has_following_guard(partid, NULL))
 		return;
 	LockRelationOid(parentid, ShareUpdateExclusiveLock);
 	LockRelationOid(partid, AccessExclusiveLock);
@@ -1290,8 +1360,81 @@ ig_guard_follow_end(PG_FUNCTION_ARGS)
 }
 
 /*
+ * CREATE RULE "_RETURN" turns an empty table into a view (PostgreSQL 15;
+ * 16 removed it), which the server refuses for a table with triggers.  A
+ * table whose only triggers are guards becomes the view without them, as it
+ * would without the guards: a view has no rows to guard.
+ */
+static void
+follow_view_conversion(RuleStmt *stmt)
+{
+	Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	Relation	rel;
+	List	   *guards = NIL;
+	List	   *names = NIL;
+	bool		others = false;
+	int			i;
+	ListCell   *lc;
+	ListCell   *nc;
+
+	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION ||
+		!ig_class_ownercheck(relid, GetUserId()) ||
+		!has_following_guard(relid, NULL))
+		return;
+	rel = table_open(relid, AccessExclusiveLock);
+	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *tg = &rel->trigdesc->triggers[i];
+
+		if (ig_guard_kind_of(tg->tgfoid) != NULL && !tg->tgisclone)
+		{
+			guards = lappend_oid(guards, tg->tgoid);
+			names = lappend(names, psprintf("%s guard \"%s\"",
+											ig_guard_kind_of(tg->tgfoid)->label,
+											tg->tgname));
+		}
+		else
+			others = true;
+	}
+	if (!others)
+		forboth(lc, guards, nc, names)
+		{
+			ObjectAddress addr;
+
+			ereport(NOTICE,
+					(errmsg("%s on table \"%s\" was removed: the table becomes a view",
+							(char *) lfirst(nc), RelationGetRelationName(rel))));
+			ObjectAddressSet(addr, TriggerRelationId, lfirst_oid(lc));
+			performDeletion(&addr, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
+		}
+	CommandCounterIncrement();
+
+	/*
+	 * The server refuses the conversion while relhastriggers is set, which
+	 * DROP TRIGGER leaves to VACUUM to clear.  No trigger is left, and the
+	 * table is locked: clear it, as VACUUM would.
+	 */
+	if (!others && guards != NIL)
+	{
+		Relation	classrel = table_open(RelationRelationId, RowExclusiveLock);
+		HeapTuple	tup = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(relid));
+
+		if (HeapTupleIsValid(tup))
+		{
+			((Form_pg_class) GETSTRUCT(tup))->relhastriggers = false;
+			CatalogTupleUpdate(classrel, &tup->t_self, tup);
+			heap_freetuple(tup);
+		}
+		table_close(classrel, RowExclusiveLock);
+		CommandCounterIncrement();
+	}
+	table_close(rel, NoLock);
+}
+
+/*
  * integrity_guard._guard_retype(): the ddl_command_start event trigger for
- * ALTER TABLE: RENAME COLUMN, ALTER COLUMN ... TYPE, RENAME TO, SET SCHEMA.
+ * ALTER TABLE (RENAME COLUMN, ALTER COLUMN ... TYPE, RENAME TO, SET SCHEMA,
+ * ATTACH PARTITION), ALTER INDEX ... RENAME and CREATE RULE "_RETURN".
  */
 PG_FUNCTION_INFO_V1(ig_guard_retype);
 
@@ -1312,6 +1455,14 @@ ig_guard_retype(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	tree = trigdata->parsetree;
 
+	if (IsA(tree, RuleStmt))
+	{
+		RuleStmt   *rule = (RuleStmt *) tree;
+
+		if (rule->event == CMD_SELECT && strcmp(rule->rulename, "_RETURN") == 0)
+			follow_view_conversion(rule);
+		PG_RETURN_VOID();
+	}
 	if (IsA(tree, RenameStmt) &&
 		((RenameStmt *) tree)->renameType == OBJECT_COLUMN &&
 		((RenameStmt *) tree)->relationType == OBJECT_TABLE)
@@ -1402,7 +1553,11 @@ ig_guard_retype(PG_FUNCTION_ARGS)
 
 	if (changes == NIL)
 		PG_RETURN_VOID();
-	rels = changed_relations(rv, recurse, &table);
+	rels = changed_relations(rv, recurse,
+							 changes != NIL &&
+							 ((IgSchemaChange *) linitial(changes))->kind == IG_INDEX_RENAMED ?
+							 ShareRowExclusiveLock : AccessExclusiveLock,
+							 changes, &table);
 	if (rels == NIL)
 		PG_RETURN_VOID();
 	foreach(lc, changes)

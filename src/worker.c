@@ -210,6 +210,16 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 	}
 	ig_queue_unlock_slots();
 
+	/* now and then: statistics of databases dropped since */
+	if (round % 16 == 0)
+	{
+		Oid			stats_dbs[IG_MAX_DATABASES];
+		int			nstats = ig_queue_stats_databases(stats_dbs, IG_MAX_DATABASES);
+
+		for (i = 0; i < nstats; i++)
+			if (!database_exists(stats_dbs[i]))
+				ig_queue_stats_forget(stats_dbs[i]);
+	}
 	for (i = 0; i < nstalled; i++)
 		ig_queue_set_stalled(stalled[i], true);
 	for (i = 0; i < ndiscard; i++)
@@ -218,6 +228,7 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 		if (!database_exists(check[i]))
 		{
 			ig_queue_discard(check[i]);
+			ig_queue_stats_forget(check[i]);
 			ig_queue_lock_slots(true);
 			for (k = 0; k < IG_MAX_DATABASES; k++)
 				if (ig_queue_slot_at(k)->dbid == check[i] && handles[k] == NULL)

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # bash test/core.sh
 #
-# PostgreSQL's own regression and isolation suites as a peer test: run once
-# against a plain server and once against a server with pg_integrity_guard
+# PostgreSQL's own regression and isolation suites as a peer test, run three
+# times: against a plain server; against a server with pg_integrity_guard
 # preloaded, every error class captured, and the extension created in
-# template1 (so every test database has it).  The two runs must give the
-# same results, test by test and byte by byte.  Prints the differences (if
-# any) and a final "N passed, N failed": one check per suite and per test
-# whose outcome or output differs.
+# template1 (so every test database has it); and the same again with every
+# table the suites create guarded (an event trigger in template1 attaches
+# guard_duplicates and guard_counter on each integer column, at its type's
+# own range).  The second and third runs must give the plain run's
+# results, test by test and byte by byte, but for the differences listed in
+# test/core-differences.txt (the extension installed) and
+# test/core-guarded-differences.txt (every table guarded).  Prints the
+# differences (if any) and a final "N passed, N failed": one check per suite
+# and per test whose outcome or output differs, per compared run.
 #
 # The server source comes from `apt-get source postgresql-$PG_MAJOR` (a
 # deb-src entry for the machine's own mirror is added if missing), at the
@@ -87,8 +92,12 @@ run_suites() {
     shift
     start_cluster dir "max_prepared_transactions = 10" "$@" || return 1
     cluster_env "$dir"
-    if [ "$label" = with ]; then
+    if [ "$label" != without ]; then
         "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d template1 -c 'CREATE EXTENSION pg_integrity_guard' ||
+            return 1
+    fi
+    if [ "$label" = guarded ]; then
+        "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d template1 -f "$TOP/test/core-guard-everything.sql" ||
             return 1
     fi
     # pg_regress would make its databases from template0; these come from
@@ -132,9 +141,10 @@ outcomes() {
              s/^(not ok|ok) +[0-9]+ +[-+] +([a-z0-9_-]+) .*/\2 \1/p' "$1" | sort
 }
 
-# The REGEX test/core-differences.txt lists for test $1, if any.
+# The REGEX $DIFFS lists for test $1 (and for every test, "*"), if any.
 known_difference() {
-    awk -F '\t' -v t="$1" '!/^#/ && $1 == t { print $2; exit }' "$TOP/test/core-differences.txt"
+    awk -F '\t' -v t="$1" '!/^#/ && ($1 == t || $1 == "*") { r = r (r == "" ? "" : "|") $2 }
+        END { print r }' "$DIFFS"
 }
 
 # A test output without the lines matching $2, without row counts and with
@@ -143,65 +153,78 @@ normalize() {
     if [ -n "$2" ]; then grep -vE "$2" "$1"; else cat "$1"; fi | sed -E 's/ +/ /g; s/-+/-/g; s/^\([0-9]+ rows?\)$/(rows)/'
 }
 
+# compare RUN DIFFS: the plain run's results against those of RUN, but for
+# the differences DIFFS lists (lines matching a listed REGEX are left out of
+# both outputs).
+compare() {
+    local run=$1 suite a b n tolerated t known f name
+    DIFFS=$2
+    for suite in regress isolation; do
+        a=$(outcomes "$WORK/without/$suite.out")
+        b=$(outcomes "$WORK/$run/$suite.out")
+        n=$(printf '%s\n' "$a" | grep -c .)
+        if [ "$n" -eq 0 ]; then
+            log "core $suite: no test ran"
+            tail -n 20 "$WORK/without/$suite.out" >&2
+            FAILED=$((FAILED + 1))
+            continue
+        fi
+        log "core $suite ($run): failing without the extension: $(printf '%s\n' "$a" | grep -cvE ' (ok|ignored)$'), $run: $(printf '%s\n' "$b" | grep -cvE ' (ok|ignored)$')"
+        # tests whose outcome differs only because of a listed difference
+        tolerated=0
+        for t in $(diff <(printf '%s\n' "$a") <(printf '%s\n' "$b") | sed -nE 's/^[<>] ([^ ]+) .*/\1/p' | sort -u); do
+            known=$(known_difference "$t")
+            [ -n "$known" ] && cmp -s <(normalize "$WORK/without/$suite/results/$t.out" "$known") \
+                <(normalize "$WORK/$run/$suite/results/$t.out" "$known") &&
+                { a=$(printf '%s\n' "$a" | grep -v "^$t "); b=$(printf '%s\n' "$b" | grep -v "^$t "); tolerated=$((tolerated + 1)); }
+        done
+        if [ "$a" = "$b" ]; then
+            PASSED=$((PASSED + 1))
+            log "core $suite ($run): $n tests, the same outcome as without the extension ($tolerated as $(basename "$DIFFS") says)"
+        else
+            FAILED=$((FAILED + 1))
+            log "core $suite ($run): outcomes differ (< without, > $run)"
+            diff <(printf '%s\n' "$a") <(printf '%s\n' "$b") >&2
+        fi
+        # Output of every test, byte by byte, but for the listed differences.
+        for f in "$WORK/without/$suite/results/"*.out; do
+            name=$(basename "$f")
+            known=$(known_difference "${name%.out}")
+            if cmp -s "$f" "$WORK/$run/$suite/results/$name"; then
+                PASSED=$((PASSED + 1))
+            elif [ -n "$known" ] &&
+                cmp -s <(normalize "$f" "$known") <(normalize "$WORK/$run/$suite/results/$name" "$known"); then
+                PASSED=$((PASSED + 1))
+                log "core $suite ($run): $name differs only as $(basename "$DIFFS") says"
+            else
+                FAILED=$((FAILED + 1))
+                log "core $suite ($run): $name differs"
+                diff -u "$f" "$WORK/$run/$suite/results/$name" | head -n 40 >&2
+            fi
+        done
+    done
+}
+
 fetch_source || { echo "0 passed, 1 failed"; exit 1; }
 prepare_tests || { echo "0 passed, 1 failed"; exit 1; }
 run_suites without || { echo "0 passed, 1 failed"; exit 1; }
 run_suites with "shared_preload_libraries = 'pg_integrity_guard'" \
     "integrity_guard.capture_errors = '$(all_classes)'" || { echo "0 passed, 1 failed"; exit 1; }
 
+run_suites guarded "shared_preload_libraries = 'pg_integrity_guard'" \
+    "integrity_guard.capture_errors = '$(all_classes)'" || { echo "0 passed, 1 failed"; exit 1; }
+
 PASSED=0
 FAILED=0
-for suite in regress isolation; do
-    a=$(outcomes "$WORK/without/$suite.out")
-    b=$(outcomes "$WORK/with/$suite.out")
-    n=$(printf '%s\n' "$a" | grep -c .)
-    if [ "$n" -eq 0 ]; then
-        log "core $suite: no test ran"
-        tail -n 20 "$WORK/without/$suite.out" >&2
-        FAILED=$((FAILED + 1))
-        continue
-    fi
-    log "core $suite: failing without the extension: $(printf '%s\n' "$a" | grep -cvE ' (ok|ignored)$'), with: $(printf '%s\n' "$b" | grep -cvE ' (ok|ignored)$')"
-    # tests whose outcome differs only because of a listed difference
-    tolerated=0
-    for t in $(diff <(printf '%s\n' "$a") <(printf '%s\n' "$b") | sed -nE 's/^[<>] ([^ ]+) .*/\1/p' | sort -u); do
-        known=$(known_difference "$t")
-        [ -n "$known" ] && cmp -s <(normalize "$WORK/without/$suite/results/$t.out" "") \
-            <(normalize "$WORK/with/$suite/results/$t.out" "$known") &&
-            { a=$(printf '%s\n' "$a" | grep -v "^$t "); b=$(printf '%s\n' "$b" | grep -v "^$t "); tolerated=$((tolerated + 1)); }
-    done
-    if [ "$a" = "$b" ]; then
-        PASSED=$((PASSED + 1))
-        log "core $suite: $n tests, the same outcome with and without the extension ($tolerated as test/core-differences.txt says)"
-    else
-        FAILED=$((FAILED + 1))
-        log "core $suite: outcomes differ (< without, > with)"
-        diff <(printf '%s\n' "$a") <(printf '%s\n' "$b") >&2
-    fi
-    # Output of every test, byte by byte, but for the listed differences.
-    for f in "$WORK/without/$suite/results/"*.out; do
-        name=$(basename "$f")
-        known=$(known_difference "${name%.out}")
-        if cmp -s "$f" "$WORK/with/$suite/results/$name"; then
-            PASSED=$((PASSED + 1))
-        elif [ -n "$known" ] &&
-            cmp -s <(normalize "$f" "") <(normalize "$WORK/with/$suite/results/$name" "$known"); then
-            PASSED=$((PASSED + 1))
-            log "core $suite: $name differs only as test/core-differences.txt says ($known)"
-        else
-            FAILED=$((FAILED + 1))
-            log "core $suite: $name differs"
-            diff -u "$f" "$WORK/with/$suite/results/$name" | head -n 40 >&2
-        fi
-    done
-done
+compare with "$TOP/test/core-differences.txt"
+compare guarded "$TOP/test/core-guarded-differences.txt"
 if [ "$FAILED" -ne 0 ]; then
     # keep both runs' results for a look
     keep=/tmp/pg_integrity_guard_core_results
     rm -rf "$keep"
     mkdir -p "$keep"
-    cp -r "$WORK/without" "$WORK/with" "$keep/"
-    log "both runs' results are kept in $keep"
+    cp -r "$WORK/without" "$WORK/with" "$WORK/guarded" "$keep/"
+    log "the runs' results are kept in $keep"
 fi
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

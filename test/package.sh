@@ -9,7 +9,7 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OUT=${1:-/tmp/pg_integrity_guard-deb}
 
-ensure_packages dpkg-dev debhelper postgresql-server-dev-all || exit 1
+ensure_packages build-essential dpkg-dev debhelper postgresql-server-dev-all || exit 1
 work=$(mktemp -d /tmp/pg_integrity_guard_pkg.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$TOP/pg_integrity_guard.control")

@@ -40,10 +40,13 @@ done
 
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log_file=$dir/exporter.log
+# a copy the postgres user can read wherever the checkout is (a clone in
+# root's 0700 home directory included)
+install -o postgres -m 644 "$TOP/doc/postgres_exporter.yaml" "$dir/postgres_exporter.yaml"
 # as the monitoring role Debian's README recommends, over the socket
 runuser -u postgres -- env DATA_SOURCE_NAME="user=prometheus host=$PGHOST port=$PGPORT dbname=shop sslmode=disable" \
     "$EXPORTER" --web.listen-address="127.0.0.1:$port" \
-    --extend.query-path="$TOP/doc/postgres_exporter.yaml" --log.level=warn >"$log_file" 2>&1 &
+    --extend.query-path="$dir/postgres_exporter.yaml" --log.level=warn >"$log_file" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 

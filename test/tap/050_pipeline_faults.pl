@@ -246,6 +246,21 @@ sleep 3;    # several launcher rounds
 my $log = slurp_file($node->logfile, $log_from);
 unlike($log, qr/database \d+ does not exist/,
     'no flush job tries to connect to the dropped database');
+# its statistics go too (issue 23, point 6): no row with an empty database
+# name, and a database created again under the name never gives two rows
+# with the same labels
+ok($node->poll_query_until('app', q{
+    SELECT count(*) = 0 FROM integrity_guard.stats
+     WHERE database_name IS NULL OR database_name = '' OR database_name = 'gone'}),
+    'a dropped database\'s statistics are forgotten');
+make_db('gone');
+errors('gone', 3, 'gone');
+ok($node->poll_query_until('app', q{
+    SELECT count(*) > 0 FROM integrity_guard.stats WHERE database_name = 'gone'}),
+    'the database created again under the name counts anew');
+is($node->safe_psql('app', q{
+    SELECT count(*) - count(DISTINCT (database_name, schema_name, table_name, event_type, target))
+      FROM integrity_guard.stats}), '0', 'and no two statistics rows have the same labels');
 
 # -- the stats hash evicts the least-used entries (max_stats 100)
 $node->safe_psql('app', join('', map { "CREATE TABLE s$_ (id int PRIMARY KEY); INSERT INTO s$_ VALUES (1);\n" } 1 .. 120));
