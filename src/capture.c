@@ -21,9 +21,11 @@
 
 #include <ctype.h>
 
+#include "common/hashfn.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "tcop/tcopprot.h"
+#include "utils/backend_status.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/varlena.h"
@@ -316,6 +318,62 @@ capture_user_raised(ErrorData *edata, const IgCaptureItem *item)
 	ig_queue_push(&key, detail, 1, now, now);
 }
 
+/*
+ * What tells apart errors that name no table: the error (SQLSTATE and
+ * message) and the statement's shape.  The shape is the server's query
+ * identifier when it computes one (compute_query_id), else the statement
+ * text with its constants masked and its white space folded, so that a
+ * flood of statements that differ only in their values is one incident (a
+ * few of the texts stay as samples).  Fixed buffers only: this runs inside
+ * error reporting.  Never 0 (that asks ig_queue_push to hash the detail).
+ */
+static uint32
+statement_shape(const ErrorData *edata)
+{
+	char		buf[1024];
+	size_t		n = 0;
+	const char *p = debug_query_string ? debug_query_string : "";
+	uint64		queryid = pgstat_get_my_query_id();
+	uint32		h;
+
+	h = hash_bytes_uint32((uint32) edata->sqlerrcode);
+	if (edata->message)
+		h = hash_combine(h, hash_bytes((const unsigned char *) edata->message,
+									   strlen(edata->message)));
+	if (queryid != 0)
+		return hash_combine(h, hash_bytes_uint32((uint32) (queryid ^ (queryid >> 32)))) | 1;
+
+	while (*p != '\0' && n < sizeof(buf) - 2)
+	{
+		bool		word = n > 0 && (isalnum((unsigned char) buf[n - 1]) ||
+									 buf[n - 1] == '_');
+
+		if (*p == '\'')
+		{
+			/* a string constant, '' inside it included */
+			for (p++; *p != '\0'; p++)
+				if (*p == '\'' && *++p != '\'')
+					break;
+			buf[n++] = '?';
+		}
+		else if (isdigit((unsigned char) *p) && !word)
+		{
+			while (isalnum((unsigned char) *p) || *p == '.' || *p == '_')
+				p++;
+			buf[n++] = '?';
+		}
+		else if (isspace((unsigned char) *p))
+		{
+			while (isspace((unsigned char) *p))
+				p++;
+			buf[n++] = ' ';
+		}
+		else
+			buf[n++] = *p++;
+	}
+	return hash_combine(h, hash_bytes((const unsigned char *) buf, n)) | 1;
+}
+
 static void
 capture(ErrorData *edata, const IgCaptureItem *item)
 {
@@ -372,8 +430,11 @@ capture(ErrorData *edata, const IgCaptureItem *item)
 		}
 	}
 	else
+	{
 		ig_json_member(detail, IG_DETAIL_LEN, &pos, "statement",
 					   debug_query_string, 256);
+		key.detail_hash = statement_shape(edata);
+	}
 	detail[pos++] = '}';
 	detail[pos] = '\0';
 

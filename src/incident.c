@@ -291,9 +291,17 @@ push_pending(void)
 		ig_copy_bounded(key.table_name, NAMEDATALEN, entry->table_name);
 		ig_copy_bounded(key.target, IG_TARGET_LEN, entry->key.target);
 		ig_copy_bounded(key.application_name, NAMEDATALEN, appname);
-		/* each repair (its action, its counts) is an incident of its own */
-		key.detail_hash = (entry->key.type == IG_EVENT_ORPHANS_FIXED ||
-						   entry->key.type == IG_EVENT_DUPLICATES_MERGED);
+		/*
+		 * each repair (its action, its counts) and each schema change a
+		 * guard followed is an incident of its own
+		 */
+		key.detail_hash = 0;
+		if ((entry->key.type == IG_EVENT_ORPHANS_FIXED ||
+			 entry->key.type == IG_EVENT_DUPLICATES_MERGED ||
+			 entry->key.type == IG_EVENT_GUARD_CHANGED) &&
+			entry->key.detail != NULL)
+			key.detail_hash = hash_bytes((const unsigned char *) entry->key.detail,
+										 strlen(entry->key.detail)) | 1;
 		ig_queue_push(&key, entry->key.detail, entry->occurrences,
 						 entry->first_seen, entry->last_seen);
 	}

@@ -741,12 +741,12 @@ ig_queue_push(const IgEventKey *key, const char *detail, int64 n,
 	horizon = OidIsValid(key->relid) ? FrozenTransactionId : TransactionXmin;
 	stats_add(key, n, first_seen, last_seen, horizon);
 	/*
-	 * Without a table, only the statement tells incidents apart; a caller
-	 * that sets detail_hash asks for one incident per distinct detail.
+	 * A caller sets detail_hash to what tells its incidents apart (each
+	 * repair, a statement's shape); without it, an incident that names no
+	 * table is told apart by its whole detail.
 	 */
 	k = *key;
-	k.detail_hash = 0;
-	if (k.table_name[0] == '\0' || key->detail_hash != 0)
+	if (k.detail_hash == 0 && k.table_name[0] == '\0')
 		k.detail_hash = hash_bytes((const unsigned char *) d, strlen(d));
 	(void) queue_add(&k, d, n, first_seen, last_seen, horizon);
 }
@@ -1136,6 +1136,15 @@ ig_queue_stats_databases(Oid *dbids, int max)
 	}
 	LWLockRelease(ig_shared->stats_lock);
 	return n;
+}
+
+/* Events lost outside the queue (a job's, at an immediate stop): counted. */
+void
+ig_queue_count_lost(Oid dbid, int64 n)
+{
+	LWLockAcquire(ig_shared->queue_lock, LW_EXCLUSIVE);
+	owner_count_drop(dbid, InvalidOid, n, true);
+	LWLockRelease(ig_shared->queue_lock);
 }
 
 /* A dropped database's statistics go: no scrape shows them again. */

@@ -125,6 +125,7 @@ extern void ig_queue_settle(Oid dbid, TransactionId xid, bool committed);
 extern void ig_queue_settle_stale(Oid dbid);
 extern int	ig_queue_stats_databases(Oid *dbids, int max);
 extern void ig_queue_stats_forget(Oid dbid);
+extern void ig_queue_count_lost(Oid dbid, int64 n);
 extern void ig_queue_discard(Oid dbid);
 extern void ig_queue_report_flush(Oid dbid, bool has_extension,
 								  int64 written, int64 set_aside,

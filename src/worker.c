@@ -19,12 +19,15 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
@@ -39,6 +42,8 @@
 #include "settings.h"
 #include "util.h"
 #include "worker.h"
+
+static void count_lost_jobs(void);
 
 #define IG_NO_EXTENSION_RECHECK_MS	60000
 #define IG_CHECK_DROPPED_AFTER	3	/* failures before asking if it exists */
@@ -252,6 +257,7 @@ ig_launcher_main(Datum arg)
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
 	ig_queue_set_launcher(MyProcPid, MyLatch);
+	count_lost_jobs();
 
 	while (!ShutdownRequestPending)
 	{
@@ -278,6 +284,106 @@ ig_launcher_main(Datum arg)
 static Oid job_dbid = InvalidOid;
 static TransactionId job_xid = InvalidTransactionId;
 
+/*
+ * What a job holds while it writes, in a file of its own (pg_stat/), so
+ * that an immediate stop or a crash, which lose the shared queue, cannot
+ * lose them without a trace: the launcher, after start-up, counts the
+ * events of a job whose transaction did not commit as not written
+ * (status(): events_not_written).  A job that ends, well or not, removes
+ * it.
+ */
+#define IG_JOB_FILE_PREFIX	"pg_stat/pg_integrity_guard.job."
+
+typedef struct IgJobFile
+{
+	uint32		magic;
+	Oid			dbid;
+	TransactionId xid;
+	int64		events;
+} IgJobFile;
+
+#define IG_JOB_FILE_MAGIC	0x49474a31	/* "IGJ1" */
+
+static void
+job_file_path(char *path, size_t size, Oid dbid)
+{
+	snprintf(path, size, IG_JOB_FILE_PREFIX "%u", dbid);
+}
+
+static void
+job_file_write(Oid dbid, TransactionId xid, int64 events)
+{
+	char		path[MAXPGPATH];
+	IgJobFile	f;
+	FILE	   *file;
+
+	job_file_path(path, sizeof(path), dbid);
+	f.magic = IG_JOB_FILE_MAGIC;
+	f.dbid = dbid;
+	f.xid = xid;
+	f.events = events;
+	file = AllocateFile(path, PG_BINARY_W);
+	if (file == NULL)
+		return;					/* only the trace is missing */
+	(void) fwrite(&f, sizeof(f), 1, file);
+	FreeFile(file);
+}
+
+static void
+job_file_remove(Oid dbid)
+{
+	char		path[MAXPGPATH];
+
+	job_file_path(path, sizeof(path), dbid);
+	(void) unlink(path);
+}
+
+/* After start-up: count what jobs held when the server stopped at once. */
+static void
+count_lost_jobs(void)
+{
+	DIR		   *dir = AllocateDir("pg_stat");
+	struct dirent *de;
+
+	if (dir == NULL)
+		return;
+	while ((de = ReadDir(dir, "pg_stat")) != NULL)
+	{
+		char		path[MAXPGPATH];
+		IgJobFile	f;
+		FILE	   *file;
+		bool		ok;
+
+		if (strncmp(de->d_name, "pg_integrity_guard.job.",
+					strlen("pg_integrity_guard.job.")) != 0)
+			continue;
+		snprintf(path, sizeof(path), "pg_stat/%s", de->d_name);
+		file = AllocateFile(path, PG_BINARY_R);
+		if (file == NULL)
+			continue;
+		ok = fread(&f, sizeof(f), 1, file) == 1 && f.magic == IG_JOB_FILE_MAGIC;
+		FreeFile(file);
+		if (ok && TransactionIdIsNormal(f.xid) && f.events > 0)
+		{
+			bool		committed;
+
+			StartTransactionCommand();
+			committed = TransactionIdDidCommit(f.xid);
+			CommitTransactionCommand();
+			if (!committed)
+			{
+				ig_queue_count_lost(f.dbid, f.events);
+				ereport(LOG,
+						(errmsg("pg_integrity_guard: " INT64_FORMAT " incidents a flush job was writing when the server stopped were not written",
+								f.events),
+						 errdetail("They are counted in integrity_guard.status() as events_not_written.")));
+			}
+		}
+		(void) unlink(path);
+	}
+	FreeDir(dir);
+}
+
 /* A job killed with incidents in hand: unmark them for the next job. */
 static void
 job_exit(int code, Datum arg)
@@ -285,6 +391,7 @@ job_exit(int code, Datum arg)
 	if (TransactionIdIsValid(job_xid))
 		ig_queue_settle(job_dbid, job_xid, false);
 	job_xid = InvalidTransactionId;
+	job_file_remove(job_dbid);
 }
 
 /*
@@ -328,6 +435,14 @@ drain_job(Oid dbid)
 			job_xid = GetTopTransactionId();
 			n = ig_queue_take(dbid, job_xid, &jobs);
 			rows = palloc(sizeof(IgIncident) * Max(n, 1));
+			{
+				int64		events = 0;
+
+				for (i = 0; i < n; i++)
+					events = ig_add_sat(events, jobs[i].occurrences);
+				if (events > 0)
+					job_file_write(dbid, job_xid, events);
+			}
 			for (i = 0; i < n; i++)
 			{
 				IgEventKey *k = &jobs[i].key;
@@ -355,6 +470,7 @@ drain_job(Oid dbid)
 		CommitTransactionCommand();
 		/* written: the marks settle once no snapshot can miss the rows */
 		job_xid = InvalidTransactionId;
+		job_file_remove(dbid);
 		if (installed)
 		{
 			StartTransactionCommand();
@@ -377,6 +493,7 @@ drain_job(Oid dbid)
 		AbortCurrentTransaction();
 		ig_queue_settle(dbid, job_xid, false);
 		job_xid = InvalidTransactionId;
+		job_file_remove(dbid);
 		ereport(LOG,
 				(errmsg("pg_integrity_guard could not write queued incidents: %s",
 						edata->message),

@@ -46,10 +46,11 @@ $idle->query_safe('SELECT txid_current()');
 $node->safe_psql('app', q{
     BEGIN; CREATE TABLE scratch (n int); PREPARE TRANSACTION 'forgotten'});
 
-# 600 distinct captured errors (each statement text its own incident), in
-# bursts below the queue's size, then repeats of 3 counter incidents
+# 600 distinct captured errors (each statement of its own shape: the
+# column alias differs), in bursts below the queue's size, then repeats of
+# 3 counter incidents
 for my $burst (0 .. 5) {
-    $node->psql('app', join('', map { "SELECT 2147483647 + " . ($burst * 100 + $_) . ";\n" } 1 .. 100),
+    $node->psql('app', join('', map { "SELECT 2147483647 + 1 AS c" . ($burst * 100 + $_) . ";\n" } 1 .. 100),
         on_error_stop => 0);
     sleep 1;
 }
@@ -69,6 +70,24 @@ is(status('queue_dropped'), '0', 'nothing was dropped');
 ok($node->poll_query_until('app', q{
     SELECT value::int = 0 FROM integrity_guard.status() WHERE name = 'queue_used'}),
     'the queue empties: written entries free their place');
+
+# errors that name no table are told apart by their statement's shape
+# (issue 23, point 3): 2,000 statements that differ only in a constant are
+# one incident per flush window, with a few texts as samples
+$node->psql('app', join('', map { "SELECT 2147483647::int + $_;\n" } 1 .. 2000),
+    on_error_stop => 0);
+ok($node->poll_query_until('app', q{
+    SELECT coalesce(sum(occurrences), 0) = 2000 FROM integrity_guard.audit_log
+     WHERE detail->>'statement' LIKE 'SELECT 2147483647::int + %'}),
+    '2,000 statements of one shape are all counted');
+cmp_ok($node->safe_psql('app', q{
+    SELECT count(*) FROM integrity_guard.audit_log
+     WHERE detail->>'statement' LIKE 'SELECT 2147483647::int + %'}), '<', 50,
+    'in fewer than 50 rows');
+is($node->safe_psql('app', q{
+    SELECT count(*) FROM integrity_guard.audit_log
+     WHERE detail->>'statement' LIKE 'SELECT 2147483647 + 1 AS c%'}), '600',
+    'while statements of different shapes stay apart');
 
 # a continuous storm of one incident over several flush windows (issue 23,
 # point 7): each window's row carries its own first event
@@ -104,15 +123,15 @@ is($node->safe_psql('app', q{
 my $reader = $node->background_psql('app');
 $reader->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
 $reader->query_safe('SELECT count(*) FROM integrity_guard.audit_log');
-$node->psql('app', join('', map { "SELECT 2147483647 + 7000 + $_;\n" } 1 .. 20),
+$node->psql('app', join('', map { "SELECT 2147483647 + 7000 AS r$_;\n" } 1 .. 20),
     on_error_stop => 0);
 ok($node->poll_query_until('app', q{
     SELECT count(*) = 20 FROM integrity_guard.audit_log
-     WHERE detail->>'statement' LIKE 'SELECT 2147483647 + 7000 + %'}),
+     WHERE detail->>'statement' LIKE 'SELECT 2147483647 + 7000 AS r%'}),
     'the new incidents are written');
 is($reader->query_safe(q{
     SELECT count(*) FROM integrity_guard.events()
-     WHERE detail->>'statement' LIKE 'SELECT 2147483647 + 7000 + %'}), '20',
+     WHERE detail->>'statement' LIKE 'SELECT 2147483647 + 7000 AS r%'}), '20',
     'an older snapshot of this database still sees each of them once (pending copy kept)');
 cmp_ok(status('queue_used'), '>', 0, 'and its entries wait for it');
 $reader->query_safe('COMMIT');
@@ -124,5 +143,30 @@ $elsewhere->quit;
 $idle->quit;
 $reader->quit;
 $node->safe_psql('app', q{ROLLBACK PREPARED 'forgotten'});
+
+# an immediate stop while a job writes (issue 23, point 5): the shared
+# queue is lost, but what the job held is counted as not written
+$node->safe_psql('app', q{
+    CREATE FUNCTION public.slow_audit() RETURNS trigger LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM pg_sleep(60); RETURN NEW; END $$;
+    CREATE TRIGGER slow BEFORE INSERT ON integrity_guard.audit_log
+      FOR EACH ROW EXECUTE FUNCTION public.slow_audit()});
+my $gate = $node->background_psql('app');
+$gate->query_safe('BEGIN; LOCK TABLE integrity_guard.audit_log IN SHARE MODE');
+$node->psql('app', join('', map { "SELECT 2147483647 + 1 AS z$_;\n" } 1 .. 40), on_error_stop => 0);
+$gate->query_safe('COMMIT');
+$gate->quit;
+ok($node->poll_query_until('app', q{
+    SELECT count(*) = 1 FROM pg_stat_activity
+     WHERE backend_type = 'pg_integrity_guard flush' AND wait_event = 'PgSleep'}),
+    'a job is writing (held in a slow trigger)');
+$node->stop('immediate');
+$node->start;
+ok($node->poll_query_until('app', q{
+    SELECT value::int = 40 FROM integrity_guard.status() WHERE name = 'events_not_written'}),
+    'after an immediate stop, the events the job held are counted as not written');
+ok($node->log_contains('40 incidents a flush job was writing when the server stopped were not written'),
+    'and the server log says so');
+$node->safe_psql('app', 'DROP TRIGGER slow ON integrity_guard.audit_log');
 $node->stop;
 done_testing();
