@@ -401,6 +401,21 @@ evict_one(Oid dbid, Oid roleid)
 }
 
 /*
+ * Room beyond queue_size for owners below their share, used only when every
+ * entry they could displace is being written by a flush job (a taken entry
+ * cannot go).  Such an owner enters only while under its share, and the
+ * shares add up to queue_size, so a reserve of queue_size never runs out:
+ * an owner below its share never loses an incident to a flood.
+ */
+#define IG_QUEUE_RESERVE	ig_queue_size
+
+static inline bool
+in_reserve(void)
+{
+	return hash_get_num_entries(ig_queue) < ig_queue_size + IG_QUEUE_RESERVE;
+}
+
+/*
  * Whether a new entry of key's owner may enter the queue, making room at
  * the expense of an owner above its share when the queue is full.
  */
@@ -460,10 +475,9 @@ queue_admit(const IgEventKey *key)
 			if (o->key.roleid == InvalidOid && o->key.dbid != key->dbid &&
 				(victim == NULL || o->queued > victim->queued))
 				victim = o;
-		if (victim == NULL || victim->queued <= db->queued + 1)
-			return false;
-		/* and inside it the role queueing the most */
+		if (victim != NULL && victim->queued > db->queued + 1)
 		{
+			/* and inside it the role queueing the most */
 			Oid			vdb = victim->key.dbid;
 
 			victim = NULL;
@@ -472,8 +486,10 @@ queue_admit(const IgEventKey *key)
 				if (o->key.dbid == vdb && o->key.roleid != InvalidOid &&
 					(victim == NULL || o->queued > victim->queued))
 					victim = o;
+			if (victim != NULL && evict_one(victim->key.dbid, victim->key.roleid))
+				return true;
 		}
-		return victim != NULL && evict_one(victim->key.dbid, victim->key.roleid);
+		return in_reserve();
 	}
 
 	/* at its share: only a role below its share inside it may displace */
@@ -486,9 +502,10 @@ queue_admit(const IgEventKey *key)
 			o->key.roleid != key->roleid &&
 			(victim == NULL || o->queued > victim->queued))
 			victim = o;
-	if (victim == NULL || victim->queued <= role->queued + 1)
-		return false;
-	return evict_one(victim->key.dbid, victim->key.roleid);
+	if (victim != NULL && victim->queued > role->queued + 1 &&
+		evict_one(victim->key.dbid, victim->key.roleid))
+		return true;
+	return in_reserve();
 }
 
 /* Whether a detail is already the entry's first one or in its sample. */
@@ -1364,7 +1381,7 @@ ig_shmem_size(void)
 {
 	Size		size = MAXALIGN(sizeof(IgShared));
 
-	size = add_size(size, hash_estimate_size(ig_queue_size,
+	size = add_size(size, hash_estimate_size(ig_queue_size + IG_QUEUE_RESERVE,
 											 sizeof(IgQueueEntry)));
 	size = add_size(size, hash_estimate_size(ig_max_stats,
 											 sizeof(IgStatsEntry)));
@@ -1417,7 +1434,8 @@ ig_queue_shmem_startup(void)
 	info.entrysize = sizeof(IgQueueEntry);
 	info.hash = ig_event_hash;
 	ig_queue = ShmemInitHash("pg_integrity_guard queue",
-							 ig_queue_size, ig_queue_size, &info,
+							 ig_queue_size + IG_QUEUE_RESERVE,
+							 ig_queue_size + IG_QUEUE_RESERVE, &info,
 							 HASH_ELEM | HASH_FUNCTION | HASH_FIXED_SIZE);
 	info.keysize = sizeof(IgStatsKey);
 	info.entrysize = sizeof(IgStatsEntry);
