@@ -10,6 +10,7 @@ MODULE_big = pg_integrity_guard
 OBJS = \
 	src/util.o \
 	src/settings.o \
+	src/stats.o \
 	src/queue.o \
 	src/audit_table.o \
 	src/worker.o \

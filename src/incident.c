@@ -47,6 +47,7 @@
 #include "incident.h"
 #include "queue.h"
 #include "settings.h"
+#include "stats.h"
 #include "util.h"
 #include "worker.h"
 
@@ -454,7 +455,7 @@ ig_stats_fn(PG_FUNCTION_ARGS)
 {
 	if (ig_queue_available())
 		ig_incident_push_if_durable();
-	ig_queue_stats_rows(fcinfo);
+	ig_stats_rows(fcinfo);
 	return (Datum) 0;
 }
 

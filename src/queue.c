@@ -1,9 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * queue.c
- *		The shared-memory side of the durable audit: the queue of incidents,
- *		cumulative statistics, and the per-database state the flush jobs
- *		report into.
+ *		The shared-memory side of the durable audit: the queue of incidents
+ *		and the per-database state the flush jobs report into.
  *
  * Active only when the library is in shared_preload_libraries.  Backends
  * push the incidents their statements aggregated (incident.c) and the
@@ -11,48 +10,47 @@
  * the incident without its key values: events of one table, target, kind,
  * role and application within a flush window add to one entry, which keeps
  * the first detail and a bounded sample of others.  A storm of distinct
- * keys is one entry, and one audit row per flush.
+ * keys is one entry, and one audit row per flush.  Every event is counted
+ * in the statistics (stats.c) before the queue decides anything.
  *
  * The queue (integrity_guard.queue_size entries) is shared fairly: when it
  * is full, a database below its share (queue_size / databases queueing)
  * takes the place of an entry of the database furthest above it, and inside
  * a database a role below its share likewise; an owner at or above its share
- * loses its own new incident.  Drops are counted per database and role.
+ * loses its own new incident.  When every entry it could displace is being
+ * written, an owner below its share takes a place in a reserve of another
+ * queue_size entries.  Drops are counted per database and role.
  *
  * Nobody but a flush job (worker.c) writes the audit table.  A job marks
  * the entries it takes with its transaction id.  Marked entries stay in the
- * queue until no snapshot can miss the rows (the xid precedes every
- * backend's xmin): readers (integrity_guard._pending()) show an entry
- * unless the job that took it committed visibly to their snapshot, so a
- * reader sees every incident exactly once and never writes or waits.  A job
- * that fails unmarks its entries: nothing is discarded, except for a dropped
- * database or one without the extension.
+ * queue until no snapshot of their database can miss the rows: readers
+ * (integrity_guard._pending()) show an entry unless the job that took it
+ * committed visibly to their snapshot, so a reader sees every incident
+ * exactly once and never writes or waits.  A job that fails unmarks its
+ * entries: nothing is discarded, except for a dropped database or one
+ * without the extension, and that is counted.
  *
- * Statistics are a second shared table, cumulative per (database, table,
- * event type, target); when full, the least-used 5% are evicted, with
- * usage decaying as in pg_stat_statements.  Both tables are written to
- * pg_stat/ at a clean shutdown and read back at start-up; a crash loses
- * them, as it loses any shared memory.  On a standby nothing is written:
- * readers show the queue; it is written after promotion, or saved by a clean
- * restart.
+ * The queue and the counters are written to pg_stat/ at a clean shutdown
+ * and read back at start-up (one file; stats.c reads and writes its part);
+ * a crash loses them, as it loses any shared memory.  On a standby nothing
+ * is written: readers show the queue; it is written after promotion, or
+ * saved by a clean restart.
  *
  * Locking rules:
  *	queue_lock (LWLock) protects the queue hash, the owner hash (queued and
  *		dropped per database and role) and ndbs_active.  Adding to an
  *		existing entry's counts needs it shared plus the entry's spinlock;
  *		everything else (new entries, samples, marks, eviction) exclusive.
- *	stats_lock (LWLock) protects the stats hash and the eviction scratch
- *		array the same way: shared plus the entry's spinlock to count,
- *		exclusive to add, evict or reset.
  *	db_lock (LWLock) protects the per-database slots (IgDbSlot).
  *	mutex (spinlock) protects only the few scalar fields marked below; it is
  *		never held over a loop, a call or an allocation.
- *	No two of these LWLocks are held at once.  Nothing here raises or
- *	allocates while holding them, except the launcher's and readers' copies,
- *	which count first and allocate before locking.
+ *	No two of these LWLocks are held at once, and neither is held while
+ *	stats.c takes its own.  Nothing here raises or allocates while holding
+ *	them, except the launcher's and readers' copies, which count first and
+ *	allocate before locking.
  *	Sleeping: nobody waits (latch, heavyweight lock, I/O, another process)
- *	while holding any of them.  The error hook takes queue_lock and
- *	stats_lock from inside error reporting, so it must find them free:
+ *	while holding any of them.  The error hook takes queue_lock and the
+ *	statistics' lock from inside error reporting, so it must find them free:
  *	ig_queue_busy() tells it when this backend already holds one.  A flush
  *	job may wait for RowExclusiveLock on audit_log (worker.c), but only
  *	before it takes entries, so a waiting job holds no incidents; flush()
@@ -106,6 +104,7 @@
 
 #include "queue.h"
 #include "settings.h"
+#include "stats.h"
 #include "util.h"
 
 #define IG_FILE				PGSTAT_STAT_PERMANENT_DIRECTORY "/pg_integrity_guard.stat"
@@ -114,8 +113,6 @@
 #define IG_FILE_MAGIC_V2	0x49474132	/* "IGA2", 1.2: read and converted */
 #define IG_MAX_BACKOFF_MS	60000
 #define IG_MAX_SAMPLES		3	/* details kept beside the first */
-#define IG_STATS_DEALLOC_PCT	5
-#define IG_USAGE_DECAY		0.99
 
 typedef struct IgQueueEntry
 {
@@ -130,23 +127,6 @@ typedef struct IgQueueEntry
 									 * it: the next window's first_seen
 									 * (0: none yet) */
 } IgQueueEntry;
-
-typedef struct IgStatsKey
-{
-	Oid			dbid;
-	char		event_type[IG_TYPE_LEN];
-	char		schema_name[NAMEDATALEN];
-	char		table_name[NAMEDATALEN];
-	char		target[IG_TARGET_LEN];
-	Oid			relid;			/* a guard's table; InvalidOid if by name */
-} IgStatsKey;
-
-typedef struct IgStatsEntry
-{
-	IgStatsKey	key;
-	IgCounts	counts;
-	double		usage;			/* under counts.mutex */
-} IgStatsEntry;
 
 /* Queue use per database (roleid InvalidOid) and per role in it. */
 typedef struct IgOwnerKey
@@ -168,34 +148,21 @@ typedef struct IgOwner
 typedef struct IgShared
 {
 	LWLock	   *queue_lock;
-	LWLock	   *stats_lock;
 	LWLock	   *db_lock;
 	int			ndbs_active;	/* queue_lock: databases with queued > 0 */
-	double		median_usage;	/* stats_lock: usage of a new stats entry */
-	slock_t		mutex;			/* the next four */
-	TimestampTz stats_reset;
+	slock_t		mutex;			/* the next three */
 	TimestampTz last_flush;
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
 	IgDbSlot	dbs[IG_MAX_DATABASES];	/* db_lock */
 	pg_atomic_uint64 dropped;	/* events a full queue refused */
 	pg_atomic_uint64 discarded; /* events of databases without extension */
-	pg_atomic_uint64 stats_evicted;
 } IgShared;
 
 static IgShared *ig_shared = NULL;
 static HTAB *ig_queue = NULL;
-static HTAB *ig_stats = NULL;
 static HTAB *ig_owners = NULL;
-static IgStatsEntry **ig_stats_scratch = NULL;
 
-
-/* Hash a zero-padded string field up to its terminator only. */
-static inline uint32
-hash_field(uint32 h, const char *s)
-{
-	return hash_combine(h, hash_bytes((const unsigned char *) s, strlen(s)));
-}
 
 static uint32
 ig_event_hash(const void *key, Size keysize)
@@ -206,26 +173,12 @@ ig_event_hash(const void *key, Size keysize)
 	h = hash_bytes_uint32(k->dbid);
 	h = hash_combine(h, hash_bytes_uint32(k->relid));
 	h = hash_combine(h, hash_bytes_uint32(k->roleid));
-	h = hash_field(h, k->event_type);
-	h = hash_field(h, k->schema_name);
-	h = hash_field(h, k->table_name);
-	h = hash_field(h, k->target);
+	h = ig_hash_field(h, k->event_type);
+	h = ig_hash_field(h, k->schema_name);
+	h = ig_hash_field(h, k->table_name);
+	h = ig_hash_field(h, k->target);
 	h = hash_combine(h, k->detail_hash);
-	return hash_field(h, k->application_name);
-}
-
-static uint32
-ig_stats_hash(const void *key, Size keysize)
-{
-	const IgStatsKey *k = key;
-	uint32		h;
-
-	h = hash_bytes_uint32(k->dbid);
-	h = hash_combine(h, hash_bytes_uint32(k->relid));
-	h = hash_field(h, k->event_type);
-	h = hash_field(h, k->schema_name);
-	h = hash_field(h, k->table_name);
-	return hash_field(h, k->target);
+	return ig_hash_field(h, k->application_name);
 }
 
 /*
@@ -267,8 +220,7 @@ ig_queue_busy(void)
 {
 	return ig_shared != NULL &&
 		(LWLockHeldByMe(ig_shared->queue_lock) ||
-		 LWLockHeldByMe(ig_shared->stats_lock) ||
-		 LWLockHeldByMe(ig_shared->db_lock));
+		 LWLockHeldByMe(ig_shared->db_lock) || ig_stats_busy());
 }
 
 /*
@@ -352,7 +304,7 @@ static void
 owner_count_drop(Oid dbid, Oid roleid, int64 n, bool discarded)
 {
 	IgOwner    *db = owner_get(dbid, InvalidOid, true);
-	IgOwner    *role = owner_get(dbid, roleid, true);
+	IgOwner    *role = OidIsValid(roleid) ? owner_get(dbid, roleid, true) : NULL;
 
 	if (discarded)
 	{
@@ -534,22 +486,13 @@ sample_add(IgQueueEntry *entry, const char *detail)
 	entry->nsamples++;
 }
 
-/* The older of two binding horizons; invalid (no binding) wins. */
-static inline TransactionId
-horizon_min(TransactionId a, TransactionId b)
-{
-	if (!TransactionIdIsValid(a) || !TransactionIdIsValid(b))
-		return InvalidTransactionId;
-	return TransactionIdPrecedes(a, b) ? a : b;
-}
-
 static inline void
 counts_add(IgCounts *counts, int64 n, TimestampTz first_seen,
 		   TimestampTz last_seen, TransactionId horizon)
 {
 	SpinLockAcquire(&counts->mutex);
 	counts->occurrences = ig_add_sat(counts->occurrences, n);
-	counts->bind_horizon = horizon_min(counts->bind_horizon, horizon);
+	counts->bind_horizon = ig_horizon_min(counts->bind_horizon, horizon);
 	if (first_seen < counts->first_seen)
 		counts->first_seen = first_seen;
 	if (last_seen > counts->last_seen)
@@ -635,106 +578,6 @@ queue_add(const IgEventKey *key, const char *detail, int64 n,
 }
 
 /*
- * Evict the least-used stats entries (stats_lock exclusive), decaying
- * every entry's usage, as pg_stat_statements does.
- */
-static int
-stats_cmp_usage(const void *a, const void *b)
-{
-	double		ua = (*(IgStatsEntry *const *) a)->usage;
-	double		ub = (*(IgStatsEntry *const *) b)->usage;
-
-	return ua < ub ? -1 : ua > ub ? 1 : 0;
-}
-
-static void
-stats_evict(void)
-{
-	HASH_SEQ_STATUS status;
-	IgStatsEntry *entry;
-	int			n = 0;
-	int			nvictims;
-	int			i;
-
-	hash_seq_init(&status, ig_stats);
-	while ((entry = hash_seq_search(&status)) != NULL)
-	{
-		if (n >= ig_max_stats)
-		{
-			hash_seq_term(&status);
-			break;
-		}
-		ig_stats_scratch[n++] = entry;
-		entry->usage *= IG_USAGE_DECAY;
-	}
-	if (n == 0)
-		return;
-	qsort(ig_stats_scratch, n, sizeof(IgStatsEntry *), stats_cmp_usage);
-	ig_shared->median_usage = ig_stats_scratch[n / 2]->usage;
-	nvictims = Max(1, n * IG_STATS_DEALLOC_PCT / 100);
-	for (i = 0; i < nvictims; i++)
-		hash_search(ig_stats, &ig_stats_scratch[i]->key, HASH_REMOVE, NULL);
-	pg_atomic_fetch_add_u64(&ig_shared->stats_evicted, nvictims);
-}
-
-static void
-stats_add(const IgEventKey *ev, int64 n, TimestampTz first_seen,
-		  TimestampTz last_seen, TransactionId horizon)
-{
-	IgStatsKey	key;
-	IgStatsEntry *entry;
-	uint32		hash;
-	bool		found;
-
-	memset(&key, 0, sizeof(key));
-	key.dbid = ev->dbid;
-	memcpy(key.event_type, ev->event_type, IG_TYPE_LEN);
-	memcpy(key.schema_name, ev->schema_name, NAMEDATALEN);
-	memcpy(key.table_name, ev->table_name, NAMEDATALEN);
-	memcpy(key.target, ev->target, IG_TARGET_LEN);
-	key.relid = ev->relid;
-	hash = get_hash_value(ig_stats, &key);
-
-	LWLockAcquire(ig_shared->stats_lock, LW_SHARED);
-	entry = hash_search_with_hash_value(ig_stats, &key, hash, HASH_FIND, NULL);
-	if (entry == NULL)
-	{
-		LWLockRelease(ig_shared->stats_lock);
-		LWLockAcquire(ig_shared->stats_lock, LW_EXCLUSIVE);
-		if (hash_get_num_entries(ig_stats) >= ig_max_stats &&
-			hash_search_with_hash_value(ig_stats, &key, hash, HASH_FIND,
-										NULL) == NULL)
-			stats_evict();
-		entry = hash_search_with_hash_value(ig_stats, &key, hash,
-											HASH_ENTER_NULL, &found);
-		if (entry != NULL && !found)
-		{
-			memset(&entry->counts, 0,
-				   sizeof(IgStatsEntry) - offsetof(IgStatsEntry, counts));
-			SpinLockInit(&entry->counts.mutex);
-			entry->counts.first_seen = first_seen;
-			entry->counts.last_seen = last_seen;
-			entry->counts.bind_horizon = horizon;
-			entry->usage = ig_shared->median_usage;
-		}
-	}
-	if (entry != NULL)
-	{
-		SpinLockAcquire(&entry->counts.mutex);
-		entry->counts.occurrences = ig_add_sat(entry->counts.occurrences, n);
-		entry->usage += n;
-		if (first_seen < entry->counts.first_seen)
-			entry->counts.first_seen = first_seen;
-		if (last_seen > entry->counts.last_seen)
-			entry->counts.last_seen = last_seen;
-		entry->counts.bind_horizon = horizon_min(entry->counts.bind_horizon,
-												 horizon);
-		SpinLockRelease(&entry->counts.mutex);
-	}
-	LWLockRelease(ig_shared->stats_lock);
-}
-
-/*
  * Record 'n' events of one incident.  Never waits on anything but the
  * pipeline's own short locks, never raises: safe from the error hook.
  */
@@ -744,6 +587,7 @@ ig_queue_push(const IgEventKey *key, const char *detail, int64 n,
 {
 	char		d[IG_DETAIL_LEN];
 	IgEventKey	k;
+	IgStatsKey	sk;
 	TransactionId horizon;
 
 	if (ig_shared == NULL || n <= 0)
@@ -756,7 +600,14 @@ ig_queue_push(const IgEventKey *key, const char *detail, int64 n,
 	 * (ig_queue_bind_relid): TransactionXmin, backend-local, no lock.
 	 */
 	horizon = OidIsValid(key->relid) ? FrozenTransactionId : TransactionXmin;
-	stats_add(key, n, first_seen, last_seen, horizon);
+	memset(&sk, 0, sizeof(sk));
+	sk.dbid = key->dbid;
+	memcpy(sk.event_type, key->event_type, IG_TYPE_LEN);
+	memcpy(sk.schema_name, key->schema_name, NAMEDATALEN);
+	memcpy(sk.table_name, key->table_name, NAMEDATALEN);
+	memcpy(sk.target, key->target, IG_TARGET_LEN);
+	sk.relid = key->relid;
+	ig_stats_add(&sk, n, first_seen, last_seen, horizon);
 	/*
 	 * A caller sets detail_hash to what tells its incidents apart (each
 	 * repair, a statement's shape); without it, an incident that names no
@@ -1130,111 +981,15 @@ ig_queue_discard(Oid dbid)
 }
 
 /*
- * The databases that have statistics (at most 'max'), for the launcher to
- * find dropped ones.
+ * Events never written, counted as such: a job's at an immediate stop, and
+ * incidents last seen before the retention when a job took them.
  */
-int
-ig_queue_stats_databases(Oid *dbids, int max)
-{
-	HASH_SEQ_STATUS status;
-	IgStatsEntry *entry;
-	int			n = 0;
-	int			i;
-
-	LWLockAcquire(ig_shared->stats_lock, LW_SHARED);
-	hash_seq_init(&status, ig_stats);
-	while ((entry = hash_seq_search(&status)) != NULL)
-	{
-		for (i = 0; i < n; i++)
-			if (dbids[i] == entry->key.dbid)
-				break;
-		if (i == n && n < max)
-			dbids[n++] = entry->key.dbid;
-	}
-	LWLockRelease(ig_shared->stats_lock);
-	return n;
-}
-
-/* Events lost outside the queue (a job's, at an immediate stop): counted. */
 void
-ig_queue_count_lost(Oid dbid, int64 n)
+ig_queue_count_lost(Oid dbid, Oid roleid, int64 n)
 {
 	LWLockAcquire(ig_shared->queue_lock, LW_EXCLUSIVE);
-	owner_count_drop(dbid, InvalidOid, n, true);
+	owner_count_drop(dbid, roleid, n, true);
 	LWLockRelease(ig_shared->queue_lock);
-}
-
-/* A dropped database's statistics go: no scrape shows them again. */
-void
-ig_queue_stats_forget(Oid dbid)
-{
-	HASH_SEQ_STATUS status;
-	IgStatsEntry *entry;
-
-	LWLockAcquire(ig_shared->stats_lock, LW_EXCLUSIVE);
-	hash_seq_init(&status, ig_stats);
-	while ((entry = hash_seq_search(&status)) != NULL)
-		if (entry->key.dbid == dbid)
-			hash_search(ig_stats, &entry->key, HASH_REMOVE, NULL);
-	LWLockRelease(ig_shared->stats_lock);
-}
-
-/*
- * Whether a catalog row was committed before the horizon: its xmin precedes
- * the TransactionXmin of the transaction that raised the incident (frozen
- * and bootstrap rows always).  A row rewritten since (a rename, SET SCHEMA,
- * a new table that took the name) is not.
- */
-static bool
-catalog_row_before(HeapTuple tuple, TransactionId horizon)
-{
-	TransactionId xmin = HeapTupleHeaderGetXmin(tuple->t_data);
-
-	if (!TransactionIdIsNormal(xmin))
-		return true;
-	return TransactionIdIsNormal(horizon) && TransactionIdPrecedes(xmin, horizon);
-}
-
-/*
- * The table a captured error named, bound when it is written or shown
- * (the error hook cannot read the catalogs).  It binds only to the relation
- * that had the name when the error was raised: both the schema's and the
- * table's catalog rows must predate the incident's horizon.  A table
- * created, renamed or moved into the name later never inherits it; such an
- * incident stays without a table, visible only to those who see all.  A
- * temporary table is never bound: its schema name may belong to another
- * session by now.
- */
-Oid
-ig_queue_bind_relid(const char *schema_name, const char *table_name,
-					TransactionId horizon)
-{
-	HeapTuple	tuple;
-	Oid			nsp;
-	Oid			relid;
-	bool		before;
-
-	if (schema_name[0] == '\0' || table_name[0] == '\0' ||
-		!TransactionIdIsValid(horizon) ||
-		strncmp(schema_name, "pg_temp_", 8) == 0 ||
-		strncmp(schema_name, "pg_toast_temp_", 14) == 0)
-		return InvalidOid;
-	tuple = SearchSysCache1(NAMESPACENAME, CStringGetDatum(schema_name));
-	if (!HeapTupleIsValid(tuple))
-		return InvalidOid;
-	nsp = ((Form_pg_namespace) GETSTRUCT(tuple))->oid;
-	before = catalog_row_before(tuple, horizon);
-	ReleaseSysCache(tuple);
-	if (!before)
-		return InvalidOid;
-	tuple = SearchSysCache2(RELNAMENSP, CStringGetDatum(table_name),
-							ObjectIdGetDatum(nsp));
-	if (!HeapTupleIsValid(tuple))
-		return InvalidOid;
-	relid = ((Form_pg_class) GETSTRUCT(tuple))->oid;
-	before = catalog_row_before(tuple, horizon);
-	ReleaseSysCache(tuple);
-	return before ? relid : InvalidOid;
 }
 
 /*
@@ -1250,7 +1005,6 @@ ig_queue_unbind_names(Oid dbid, const char *schema_name, const char *table_name)
 {
 	HASH_SEQ_STATUS status;
 	IgQueueEntry *q;
-	IgStatsEntry *st;
 
 	if (ig_shared == NULL)
 		return;
@@ -1270,14 +1024,8 @@ ig_queue_unbind_names(Oid dbid, const char *schema_name, const char *table_name)
 		}
 	LWLockRelease(ig_shared->queue_lock);
 
-	/* the counters go, so that a table that takes the name starts afresh */
-	LWLockAcquire(ig_shared->stats_lock, LW_EXCLUSIVE);
-	hash_seq_init(&status, ig_stats);
-	while ((st = hash_seq_search(&status)) != NULL)
-		if (IG_NAMES_MATCH(st->key))
-			hash_search(ig_stats, &st->key, HASH_REMOVE, NULL);
-	LWLockRelease(ig_shared->stats_lock);
 #undef IG_NAMES_MATCH
+	ig_stats_forget_names(dbid, schema_name, table_name);
 }
 
 /*
@@ -1383,11 +1131,8 @@ ig_shmem_size(void)
 
 	size = add_size(size, hash_estimate_size(ig_queue_size + IG_QUEUE_RESERVE,
 											 sizeof(IgQueueEntry)));
-	size = add_size(size, hash_estimate_size(ig_max_stats,
-											 sizeof(IgStatsEntry)));
 	size = add_size(size, hash_estimate_size(ig_queue_size + 2 * IG_MAX_DATABASES,
 											 sizeof(IgOwner)));
-	size = add_size(size, mul_size(ig_max_stats, sizeof(IgStatsEntry *)));
 	return size;
 }
 
@@ -1395,7 +1140,8 @@ void
 ig_queue_shmem_request(void)
 {
 	RequestAddinShmemSpace(ig_shmem_size());
-	RequestNamedLWLockTranche("pg_integrity_guard", 3);
+	RequestNamedLWLockTranche("pg_integrity_guard", 2);
+	ig_stats_shmem_request();
 }
 
 static void ig_shmem_shutdown(int code, Datum arg);
@@ -1406,7 +1152,6 @@ ig_queue_shmem_startup(void)
 {
 	HASHCTL		info;
 	bool		found;
-	bool		found_scratch;
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	ig_shared = ShmemInitStruct("pg_integrity_guard", sizeof(IgShared), &found);
@@ -1416,18 +1161,12 @@ ig_queue_shmem_startup(void)
 
 		memset(ig_shared, 0, sizeof(IgShared));
 		ig_shared->queue_lock = &locks[0].lock;
-		ig_shared->stats_lock = &locks[1].lock;
-		ig_shared->db_lock = &locks[2].lock;
+		ig_shared->db_lock = &locks[1].lock;
 		SpinLockInit(&ig_shared->mutex);
 		pg_atomic_init_u64(&ig_shared->dropped, 0);
 		pg_atomic_init_u64(&ig_shared->discarded, 0);
-		pg_atomic_init_u64(&ig_shared->stats_evicted, 0);
-		ig_shared->stats_reset = GetCurrentTimestamp();
-		ig_shared->median_usage = 1.0;
 	}
-	ig_stats_scratch = ShmemInitStruct("pg_integrity_guard stats scratch",
-									   mul_size(ig_max_stats, sizeof(IgStatsEntry *)),
-									   &found_scratch);
+	ig_stats_shmem_startup();
 
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(IgEventKey);
@@ -1436,12 +1175,6 @@ ig_queue_shmem_startup(void)
 	ig_queue = ShmemInitHash("pg_integrity_guard queue",
 							 ig_queue_size + IG_QUEUE_RESERVE,
 							 ig_queue_size + IG_QUEUE_RESERVE, &info,
-							 HASH_ELEM | HASH_FUNCTION | HASH_FIXED_SIZE);
-	info.keysize = sizeof(IgStatsKey);
-	info.entrysize = sizeof(IgStatsEntry);
-	info.hash = ig_stats_hash;
-	ig_stats = ShmemInitHash("pg_integrity_guard stats",
-							 ig_max_stats, ig_max_stats, &info,
 							 HASH_ELEM | HASH_FUNCTION | HASH_FIXED_SIZE);
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(IgOwnerKey);
@@ -1472,33 +1205,10 @@ typedef struct IgFileHeader
 } IgFileHeader;
 
 /*
- * The entries of an "IGA2" file, written by the 1.2 library: read once
- * after an upgrade, so that the incidents a clean shutdown saved are kept.
- * They carry no binding horizon (nothing binds them by name) and their
- * counters no relid.
+ * The queue entries of an "IGA2" file, written by the 1.2 library: read
+ * once after an upgrade, so that the incidents a clean shutdown saved are
+ * kept.  They carry no binding horizon (nothing binds them by name).
  */
-typedef struct IgCountsV2
-{
-	slock_t		mutex;
-	int64		occurrences;
-	TimestampTz first_seen;
-	TimestampTz last_seen;
-} IgCountsV2;
-
-typedef struct IgStatsEntryV2
-{
-	struct
-	{
-		Oid			dbid;
-		char		event_type[IG_TYPE_LEN];
-		char		schema_name[NAMEDATALEN];
-		char		table_name[NAMEDATALEN];
-		char		target[IG_TARGET_LEN];
-	}			key;
-	IgCountsV2	counts;
-	double		usage;
-} IgStatsEntryV2;
-
 typedef struct IgQueueEntryV2
 {
 	IgEventKey	key;
@@ -1509,36 +1219,6 @@ typedef struct IgQueueEntryV2
 	char		detail[IG_DETAIL_LEN];
 	char		samples[IG_SAMPLES_LEN];
 } IgQueueEntryV2;
-
-static void
-counts_from_v2(IgCounts *dst, const IgCountsV2 *src)
-{
-	dst->occurrences = src->occurrences;
-	dst->first_seen = src->first_seen;
-	dst->last_seen = src->last_seen;
-	dst->bind_horizon = InvalidTransactionId;
-}
-
-/* Read one stats entry, of either layout, into s; false at the end. */
-static bool
-read_stats_entry(FILE *file, bool v2, IgStatsEntry *s)
-{
-	IgStatsEntryV2 old;
-
-	if (!v2)
-		return fread(s, sizeof(*s), 1, file) == 1;
-	if (fread(&old, sizeof(old), 1, file) != 1)
-		return false;
-	memset(s, 0, sizeof(*s));
-	s->key.dbid = old.key.dbid;
-	memcpy(s->key.event_type, old.key.event_type, IG_TYPE_LEN);
-	memcpy(s->key.schema_name, old.key.schema_name, NAMEDATALEN);
-	memcpy(s->key.table_name, old.key.table_name, NAMEDATALEN);
-	memcpy(s->key.target, old.key.target, IG_TARGET_LEN);
-	counts_from_v2(&s->counts, &old.counts);
-	s->usage = old.usage;
-	return true;
-}
 
 /* The queue entries of an "IGA3" file (1.3): without next_first_seen. */
 typedef struct IgQueueEntryV3
@@ -1575,7 +1255,7 @@ read_queue_entry(FILE *file, uint32 magic, IgQueueEntry *q)
 		return false;
 	memset(q, 0, sizeof(*q));
 	q->key = old.key;
-	counts_from_v2(&q->counts, &old.counts);
+	ig_counts_from_v2(&q->counts, &old.counts);
 	q->job_xid = old.job_xid;
 	q->taken = old.taken;
 	q->nsamples = old.nsamples;
@@ -1591,7 +1271,6 @@ ig_load_file(void)
 	FILE	   *file;
 	IgFileHeader header;
 	IgQueueEntry *q = palloc(sizeof(IgQueueEntry));
-	IgStatsEntry s;
 	bool		v2;
 	int			i;
 
@@ -1610,35 +1289,21 @@ ig_load_file(void)
 	v2 = header.magic == IG_FILE_MAGIC_V2;
 	if (!(header.magic == IG_FILE_MAGIC &&
 		  header.queue_entry_size == sizeof(IgQueueEntry) &&
-		  header.stats_entry_size == sizeof(IgStatsEntry)) &&
+		  header.stats_entry_size == ig_stats_entry_size(false)) &&
 		!(header.magic == IG_FILE_MAGIC_V3 &&
 		  header.queue_entry_size == sizeof(IgQueueEntryV3) &&
-		  header.stats_entry_size == sizeof(IgStatsEntry)) &&
+		  header.stats_entry_size == ig_stats_entry_size(false)) &&
 		!(v2 &&
 		  header.queue_entry_size == sizeof(IgQueueEntryV2) &&
-		  header.stats_entry_size == sizeof(IgStatsEntryV2)))
+		  header.stats_entry_size == ig_stats_entry_size(true)))
 	{
 		ereport(LOG,
 				(errmsg("ignoring pg_integrity_guard statistics file \"%s\": written by another version",
 						IG_FILE)));
 		goto done;
 	}
-	ig_shared->stats_reset = header.stats_reset;
-	for (i = 0; i < header.nstats; i++)
-	{
-		IgStatsEntry *entry;
-		bool		found;
-
-		if (!read_stats_entry(file, v2, &s))
-			goto done;
-		if (hash_get_num_entries(ig_stats) >= ig_max_stats)
-			continue;
-		entry = hash_search(ig_stats, &s.key, HASH_ENTER_NULL, &found);
-		if (entry == NULL)
-			continue;
-		memcpy(entry, &s, sizeof(s));
-		SpinLockInit(&entry->counts.mutex);
-	}
+	if (!ig_stats_restore(file, header.nstats, v2, header.stats_reset))
+		goto done;
 	for (i = 0; i < header.nqueue; i++)
 	{
 		IgQueueEntry *entry;
@@ -1673,7 +1338,6 @@ ig_shmem_shutdown(int code, Datum arg)
 	FILE	   *file;
 	IgFileHeader header;
 	HASH_SEQ_STATUS status;
-	IgStatsEntry *s;
 	IgQueueEntry *q;
 	IgQueueEntry *copy;
 	int			nqueue = 0;
@@ -1696,19 +1360,12 @@ ig_shmem_shutdown(int code, Datum arg)
 	memset(&header, 0, sizeof(header));
 	header.magic = IG_FILE_MAGIC;
 	header.queue_entry_size = sizeof(IgQueueEntry);
-	header.stats_entry_size = sizeof(IgStatsEntry);
-	header.nstats = hash_get_num_entries(ig_stats);
+	header.stats_entry_size = ig_stats_entry_size(false);
+	header.nstats = ig_stats_count();
 	header.nqueue = nqueue;
-	header.stats_reset = ig_shared->stats_reset;
-	if (fwrite(&header, sizeof(header), 1, file) != 1)
+	header.stats_reset = ig_stats_reset_time();
+	if (fwrite(&header, sizeof(header), 1, file) != 1 || !ig_stats_save(file))
 		goto error;
-	hash_seq_init(&status, ig_stats);
-	while ((s = hash_seq_search(&status)) != NULL)
-		if (fwrite(s, sizeof(IgStatsEntry), 1, file) != 1)
-		{
-			hash_seq_term(&status);
-			goto error;
-		}
 	copy = palloc(sizeof(IgQueueEntry));
 	hash_seq_init(&status, ig_queue);
 	while ((q = hash_seq_search(&status)) != NULL)
@@ -1752,206 +1409,6 @@ sees_all(void)
 {
 	return superuser() ||
 		has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
-}
-
-/*
- * Whether the caller may see a counter: members of pg_read_all_stats see
- * all, others only those of a relation of this database they can SELECT:
- * a guard's by its relid, a captured error's bound by name as the writer
- * binds it (ig_queue_bind_relid).
- */
-static bool
-stats_visible(bool all, const IgStatsKey *k, TransactionId horizon)
-{
-	Oid			relid;
-
-	if (all)
-		/* a dropped database's counters wait for the launcher to forget them */
-		return k->dbid == MyDatabaseId ||
-			SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(k->dbid));
-	if (k->dbid != MyDatabaseId)
-		return false;
-	relid = OidIsValid(k->relid) ? k->relid :
-		ig_queue_bind_relid(k->schema_name, k->table_name, horizon);
-	return OidIsValid(relid) &&
-		SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)) &&
-		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
-}
-
-/*
- * A name of a counter as text.  Another database's names are in that
- * database's encoding: a byte sequence invalid in this one would break the
- * reader's client, so such a name shows its non-ASCII bytes as '?'.
- */
-static Datum
-stats_text(const char *s, Oid dbid, bool *isnull)
-{
-	char	   *copy;
-	char	   *p;
-
-	*isnull = (s[0] == '\0');
-	if (*isnull)
-		return (Datum) 0;
-	if (dbid == MyDatabaseId || pg_verifymbstr(s, strlen(s), true))
-		return CStringGetTextDatum(s);
-	copy = pstrdup(s);
-	for (p = copy; *p; p++)
-		if (IS_HIGHBIT_SET(*p))
-			*p = '?';
-	return CStringGetTextDatum(copy);
-}
-
-/* Order of counters by their labels (not their relid). */
-static int
-stats_label_cmp(const void *a, const void *b)
-{
-	const IgStatsKey *x = &((const IgStatsEntry *) a)->key;
-	const IgStatsKey *y = &((const IgStatsEntry *) b)->key;
-	int			r;
-
-	if (x->dbid != y->dbid)
-		return x->dbid < y->dbid ? -1 : 1;
-	if ((r = strcmp(x->schema_name, y->schema_name)) != 0 ||
-		(r = strcmp(x->table_name, y->table_name)) != 0 ||
-		(r = strcmp(x->event_type, y->event_type)) != 0)
-		return r;
-	return strcmp(x->target, y->target);
-}
-
-/*
- * integrity_guard._stats() (incident.c): the cumulative counters the caller
- * may see, into the caller's materialized result.
- */
-void
-ig_queue_stats_rows(FunctionCallInfo fcinfo)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	HASH_SEQ_STATUS status;
-	IgStatsEntry *entry;
-	IgStatsEntry *copies;
-	TimestampTz reset;
-	bool		all;
-	int			n = 0;
-	int			count;
-	int			i;
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (ig_shared == NULL)
-		return;
-
-	all = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
-
-	/* copy under the lock, check visibility (catalog access) after it */
-	count = ig_max_stats;
-	copies = palloc(sizeof(IgStatsEntry) * count);
-	LWLockAcquire(ig_shared->stats_lock, LW_SHARED);
-	hash_seq_init(&status, ig_stats);
-	while ((entry = hash_seq_search(&status)) != NULL)
-	{
-		if (n >= count)
-		{
-			hash_seq_term(&status);
-			break;
-		}
-		memcpy(&copies[n].key, &entry->key, sizeof(IgStatsKey));
-		SpinLockAcquire(&entry->counts.mutex);
-		copies[n].counts = entry->counts;
-		SpinLockRelease(&entry->counts.mutex);
-		n++;
-	}
-	LWLockRelease(ig_shared->stats_lock);
-	SpinLockAcquire(&ig_shared->mutex);
-	reset = ig_shared->stats_reset;
-	SpinLockRelease(&ig_shared->mutex);
-
-	/*
-	 * One row per label set (database, schema, table, event, target): the
-	 * counters of a guard's relation and of an error known by name, or of
-	 * a table dropped and created again, add up where the reader may see
-	 * both, so that a monitoring scrape never gets two series alike.
-	 */
-	{
-		int			m = 0;
-
-		for (i = 0; i < n; i++)
-			if (stats_visible(all, &copies[i].key, copies[i].counts.bind_horizon))
-				copies[m++] = copies[i];
-		n = m;
-	}
-	if (n > 1)
-		qsort(copies, n, sizeof(IgStatsEntry), stats_label_cmp);
-	for (i = 0; i < n; i++)
-	{
-		IgStatsKey *k = &copies[i].key;
-		Datum		values[9];
-		bool		nulls[9];
-
-		while (i + 1 < n && stats_label_cmp(&copies[i], &copies[i + 1]) == 0)
-		{
-			IgCounts   *next = &copies[i + 1].counts;
-
-			next->occurrences = ig_add_sat(next->occurrences,
-										   copies[i].counts.occurrences);
-			next->first_seen = Min(next->first_seen, copies[i].counts.first_seen);
-			next->last_seen = Max(next->last_seen, copies[i].counts.last_seen);
-			k = &copies[++i].key;
-		}
-		memset(nulls, 0, sizeof(nulls));
-		values[0] = ObjectIdGetDatum(k->dbid);
-		values[1] = stats_text(k->schema_name, k->dbid, &nulls[1]);
-		values[2] = stats_text(k->table_name, k->dbid, &nulls[2]);
-		values[3] = stats_text(k->event_type, k->dbid, &nulls[3]);
-		values[4] = stats_text(k->target, k->dbid, &nulls[4]);
-		values[5] = Int64GetDatum(copies[i].counts.occurrences);
-		values[6] = TimestampTzGetDatum(copies[i].counts.first_seen);
-		values[7] = TimestampTzGetDatum(copies[i].counts.last_seen);
-		values[8] = TimestampTzGetDatum(reset);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-}
-
-/*
- * integrity_guard.stats_reset() returns timestamptz: a superuser forgets
- * every counter, the extension's owner those of this database.
- */
-PG_FUNCTION_INFO_V1(ig_stats_reset);
-
-Datum
-ig_stats_reset(PG_FUNCTION_ARGS)
-{
-	HASH_SEQ_STATUS status;
-	IgStatsEntry *entry;
-	TimestampTz now = GetCurrentTimestamp();
-	bool		everything = superuser();
-	Oid			owner;
-
-	if (!everything &&
-		!(ig_extension_owner(&owner) && has_privs_of_role(GetUserId(), owner)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to reset the integrity_guard statistics"),
-				 errhint("Only the extension owner (this database's counters) or a superuser (every database's) can do this.")));
-	if (ig_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("integrity_guard statistics are not available"),
-				 errdetail("The statistics live in shared memory, which needs the library preloaded."),
-				 errhint("Add pg_integrity_guard to shared_preload_libraries and restart the server.")));
-
-	LWLockAcquire(ig_shared->stats_lock, LW_EXCLUSIVE);
-	hash_seq_init(&status, ig_stats);
-	while ((entry = hash_seq_search(&status)) != NULL)
-		if (everything || entry->key.dbid == MyDatabaseId)
-			hash_search(ig_stats, &entry->key, HASH_REMOVE, NULL);
-	LWLockRelease(ig_shared->stats_lock);
-	if (everything)
-	{
-		pg_atomic_write_u64(&ig_shared->stats_evicted, 0);
-		SpinLockAcquire(&ig_shared->mutex);
-		ig_shared->stats_reset = now;
-		SpinLockRelease(&ig_shared->mutex);
-	}
-	PG_RETURN_TIMESTAMPTZ(now);
 }
 
 /*
@@ -2164,7 +1621,7 @@ ig_queue_pending_rows(FunctionCallInfo fcinfo)
 			{
 				/* a captured error's table: bound as the writer will bind it */
 				Oid			relid = OidIsValid(k->relid) ? k->relid :
-					ig_queue_bind_relid(k->schema_name, k->table_name,
+					ig_bind_relid(k->schema_name, k->table_name,
 										entries[i].counts.bind_horizon);
 
 				if (OidIsValid(relid))
@@ -2265,6 +1722,7 @@ ig_pipeline_status(PG_FUNCTION_ARGS)
 		int64		dropped;
 		int64		discarded;
 		int			nstats;
+		int64		evicted;
 		pid_t		launcher;
 		TimestampTz reset;
 
@@ -2274,9 +1732,7 @@ ig_pipeline_status(PG_FUNCTION_ARGS)
 			dropped = pg_atomic_read_u64(&ig_shared->dropped);
 			discarded = pg_atomic_read_u64(&ig_shared->discarded);
 		}
-		LWLockAcquire(ig_shared->stats_lock, LW_SHARED);
-		nstats = hash_get_num_entries(ig_stats);
-		LWLockRelease(ig_shared->stats_lock);
+		ig_stats_state(&nstats, &evicted, &reset);
 		LWLockAcquire(ig_shared->db_lock, LW_SHARED);
 		s = ig_queue_slot(MyDatabaseId, false);
 		if (s)
@@ -2287,7 +1743,6 @@ ig_pipeline_status(PG_FUNCTION_ARGS)
 		LWLockRelease(ig_shared->db_lock);
 		SpinLockAcquire(&ig_shared->mutex);
 		launcher = ig_shared->launcher_pid;
-		reset = ig_shared->stats_reset;
 		SpinLockRelease(&ig_shared->mutex);
 
 		values[1] = CStringGetTextDatum(all ? "server" : "own roles in this database");
@@ -2298,7 +1753,7 @@ ig_pipeline_status(PG_FUNCTION_ARGS)
 		values[6] = Int32GetDatum((int32) launcher);
 		values[11] = Int32GetDatum(nstats);
 		values[12] = Int32GetDatum(ig_max_stats);
-		values[13] = Int64GetDatum((int64) pg_atomic_read_u64(&ig_shared->stats_evicted));
+		values[13] = Int64GetDatum(evicted);
 		values[14] = TimestampTzGetDatum(reset);
 		values[15] = Int32GetDatum(ig_max_flush_jobs);
 		for (i = 1; i < IG_STATUS_COLS; i++)

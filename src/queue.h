@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * queue.h
- *		The shared-memory queue of incidents, the statistics, and the
- *		per-database flush state (queue.c).
+ *		The shared-memory queue of incidents and the per-database flush
+ *		state (queue.c).
  *
- * Above util/settings; used by the audit table's writer, the worker, the
+ * Above util/settings and stats; used by the audit table's writer, the worker, the
  * incident API and error capture (doc/design.md, "Layers").
  *
  *-------------------------------------------------------------------------
@@ -19,6 +19,8 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
+#include "stats.h"
+
 /*
  * An event key is fixed-size and zero-padded (every byte written, see
  * ig_copy_bounded) so that it can live in a shared hash table compared
@@ -27,8 +29,6 @@
  * one queue entry holding a bounded sample of details.  An incident without
  * a table (an error in an expression) keeps its statement apart.
  */
-#define IG_TYPE_LEN		64
-#define IG_TARGET_LEN	256
 #define IG_DETAIL_LEN	1024
 #define IG_SAMPLES_LEN	1024
 
@@ -44,17 +44,6 @@ typedef struct IgEventKey
 	char		application_name[NAMEDATALEN];
 	uint32		detail_hash;	/* set by the caller: one incident per detail */
 } IgEventKey;
-
-/* What a shared entry counts; the spinlock protects the rest. */
-typedef struct IgCounts
-{
-	slock_t		mutex;
-	int64		occurrences;
-	TimestampTz first_seen;
-	TimestampTz last_seen;
-	/* the oldest event's TransactionXmin: names bind only to older rows */
-	TransactionId bind_horizon;
-} IgCounts;
 
 /* A queued incident handed to a flush job (palloc'd copies). */
 typedef struct IgJobIncident
@@ -123,16 +112,12 @@ extern void ig_queue_push(const IgEventKey *key, const char *detail,
 extern int	ig_queue_take(Oid dbid, TransactionId xid, IgJobIncident **out);
 extern void ig_queue_settle(Oid dbid, TransactionId xid, bool committed);
 extern void ig_queue_settle_stale(Oid dbid);
-extern int	ig_queue_stats_databases(Oid *dbids, int max);
-extern void ig_queue_stats_forget(Oid dbid);
-extern void ig_queue_count_lost(Oid dbid, int64 n);
+extern void ig_queue_count_lost(Oid dbid, Oid roleid, int64 n);
 extern void ig_queue_discard(Oid dbid);
 extern void ig_queue_report_flush(Oid dbid, bool has_extension,
 								  int64 written, int64 set_aside,
 								  const char *set_aside_error);
 extern void ig_queue_report_failure(Oid dbid, const char *message);
-extern Oid	ig_queue_bind_relid(const char *schema_name, const char *table_name,
-								TransactionId horizon);
 extern void ig_queue_unbind_names(Oid dbid, const char *schema_name,
 								  const char *table_name);
 
@@ -149,8 +134,7 @@ extern void ig_queue_set_launcher(pid_t pid, Latch *latch);
 extern void ig_queue_wake_launcher(void);
 extern int	ig_queue_pending_count(void);
 
-/* readers: set-returning bodies of _stats() and _pending() */
-extern void ig_queue_stats_rows(FunctionCallInfo fcinfo);
+/* readers: the set-returning body of _pending() */
 extern void ig_queue_pending_rows(FunctionCallInfo fcinfo);
 
 #endif							/* IG_QUEUE_H */

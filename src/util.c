@@ -11,7 +11,10 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
+#include "access/transam.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "mb/pg_wchar.h"
@@ -19,6 +22,7 @@
 #include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "util.h"
 
@@ -166,4 +170,62 @@ ig_event_trigger_data(FunctionCallInfo fcinfo, const char *function)
 				 errmsg("function \"%s\" was not called by the event trigger manager",
 						function)));
 	return (EventTriggerData *) fcinfo->context;
+}
+
+/*
+ * Whether a catalog row was committed before the horizon: its xmin precedes
+ * the TransactionXmin of the transaction that raised the incident (frozen
+ * and bootstrap rows always).  A row rewritten since (a rename, SET SCHEMA,
+ * a new table that took the name) is not.
+ */
+static bool
+catalog_row_before(HeapTuple tuple, TransactionId horizon)
+{
+	TransactionId xmin = HeapTupleHeaderGetXmin(tuple->t_data);
+
+	if (!TransactionIdIsNormal(xmin))
+		return true;
+	return TransactionIdIsNormal(horizon) && TransactionIdPrecedes(xmin, horizon);
+}
+
+/*
+ * The table a captured error named, bound when it is written or shown
+ * (the error hook cannot read the catalogs).  It binds only to the relation
+ * that had the name when the error was raised: both the schema's and the
+ * table's catalog rows must predate the incident's horizon.  A table
+ * created, renamed or moved into the name later never inherits it; such an
+ * incident stays without a table, visible only to those who see all.  A
+ * temporary table is never bound: its schema name may belong to another
+ * session by now.
+ */
+Oid
+ig_bind_relid(const char *schema_name, const char *table_name,
+			  TransactionId horizon)
+{
+	HeapTuple	tuple;
+	Oid			nsp;
+	Oid			relid;
+	bool		before;
+
+	if (schema_name[0] == '\0' || table_name[0] == '\0' ||
+		!TransactionIdIsValid(horizon) ||
+		strncmp(schema_name, "pg_temp_", 8) == 0 ||
+		strncmp(schema_name, "pg_toast_temp_", 14) == 0)
+		return InvalidOid;
+	tuple = SearchSysCache1(NAMESPACENAME, CStringGetDatum(schema_name));
+	if (!HeapTupleIsValid(tuple))
+		return InvalidOid;
+	nsp = ((Form_pg_namespace) GETSTRUCT(tuple))->oid;
+	before = catalog_row_before(tuple, horizon);
+	ReleaseSysCache(tuple);
+	if (!before)
+		return InvalidOid;
+	tuple = SearchSysCache2(RELNAMENSP, CStringGetDatum(table_name),
+							ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tuple))
+		return InvalidOid;
+	relid = ((Form_pg_class) GETSTRUCT(tuple))->oid;
+	before = catalog_row_before(tuple, horizon);
+	ReleaseSysCache(tuple);
+	return before ? relid : InvalidOid;
 }

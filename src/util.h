@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "commands/event_trigger.h"
+#include "common/hashfn.h"
 #include "common/int.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -35,6 +36,13 @@ ig_add_sat(int64 a, int64 b)
 	return b > 0 ? PG_INT64_MAX : PG_INT64_MIN;
 }
 
+/* Hash a zero-padded string field up to its terminator only. */
+static inline uint32
+ig_hash_field(uint32 h, const char *s)
+{
+	return hash_combine(h, hash_bytes((const unsigned char *) s, strlen(s)));
+}
+
 extern void ig_copy_bounded(char *dst, size_t size, const char *src);
 
 /* JSON: into a StringInfo, or into a fixed buffer without allocating */
@@ -53,6 +61,8 @@ ig_empty_to_null(const char *s)
 
 extern void ig_int_type_bounds(Oid typid, int64 *lo, int64 *hi);
 extern bool ig_extension_owner(Oid *owner);
+extern Oid	ig_bind_relid(const char *schema_name, const char *table_name,
+						  TransactionId horizon);
 extern EventTriggerData *ig_event_trigger_data(FunctionCallInfo fcinfo,
 											   const char *function);
 

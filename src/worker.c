@@ -21,8 +21,13 @@
 
 #include <unistd.h>
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_database.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -40,6 +45,7 @@
 #include "audit_table.h"
 #include "queue.h"
 #include "settings.h"
+#include "stats.h"
 #include "util.h"
 #include "worker.h"
 
@@ -47,6 +53,7 @@ static void count_lost_jobs(void);
 
 #define IG_NO_EXTENSION_RECHECK_MS	60000
 #define IG_CHECK_DROPPED_AFTER	3	/* failures before asking if it exists */
+#define IG_SWEEP_MAX_MS			3600000 /* retention reaches idle databases */
 
 PGDLLEXPORT void ig_launcher_main(Datum arg);
 PGDLLEXPORT void ig_job_main(Datum arg);
@@ -88,6 +95,91 @@ oid_member(const Oid *oids, int n, Oid oid)
 }
 
 /*
+ * The retention sweep.  A flush job applies the retention in its database,
+ * but a database with nothing queued gets no job: every so often (a quarter
+ * of the retention, at most an hour) the launcher lists the databases that
+ * take connections and starts a job for each in turn; a job in a database
+ * without the extension returns at once.  Templates are left alone (a
+ * connection would make CREATE DATABASE from them fail).
+ */
+static Oid *sweep_dbs = NULL;
+static int	nsweep = 0;
+static TimestampTz next_sweep = 0;
+
+static void
+sweep_plan(TimestampTz now)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+	int			size = 16;
+	int64		every;
+
+	if (ig_retention <= 0 || now < next_sweep)
+		return;
+	every = Min((int64) ig_retention * 1000 / 4, IG_SWEEP_MAX_MS);
+	next_sweep = TimestampTzPlusMilliseconds(now, Max(every, ig_flush_interval));
+	if (sweep_dbs != NULL)
+		pfree(sweep_dbs);
+	sweep_dbs = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * size);
+	nsweep = 0;
+	StartTransactionCommand();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
+
+		if (!db->datallowconn || db->datistemplate)
+			continue;
+#ifdef DATCONNLIMIT_INVALID_DB
+		if (db->datconnlimit == DATCONNLIMIT_INVALID_DB)
+			continue;
+#endif
+		if (nsweep == size)
+		{
+			size *= 2;
+			sweep_dbs = repalloc(sweep_dbs, sizeof(Oid) * size);
+		}
+		sweep_dbs[nsweep++] = db->oid;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+}
+
+/* Start a flush job for a slot's database; false when no worker is free. */
+static bool
+start_job(BackgroundWorkerHandle **handles, int index, IgDbSlot *slot,
+		  TimestampTz now)
+{
+	BackgroundWorker worker;
+
+	fill_worker(&worker, "ig_job_main", "pg_integrity_guard flush");
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	worker.bgw_main_arg = ObjectIdGetDatum(slot->dbid);
+	worker.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&worker, &handles[index]))
+	{
+		handles[index] = NULL;
+		return false;
+	}
+	slot->job_started = true;
+	slot->flush_requested = false;
+	slot->last_start = now;
+	return true;
+}
+
+/* Whether a database was found without the extension a moment ago. */
+static bool
+no_extension_lately(IgDbSlot *slot, TimestampTz now)
+{
+	return slot->state == IG_DB_NO_EXTENSION &&
+		!TimestampDifferenceExceeds(slot->checked, now,
+									IG_NO_EXTENSION_RECHECK_MS);
+}
+
+/*
  * One launcher round: reap finished jobs, then start jobs for databases
  * with queued incidents, at most max_flush_jobs running, round robin.
  */
@@ -119,6 +211,12 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 			check[ncheck++] = dbs[k].dbid;
 			dbs[k--] = dbs[--ndbs];
 		}
+
+	/* the retention sweep's next databases, if they still exist */
+	sweep_plan(now);
+	for (i = nsweep - 1; i >= 0 && i >= nsweep - ig_max_flush_jobs; i--)
+		if (!database_exists(sweep_dbs[i]))
+			sweep_dbs[i] = InvalidOid;
 
 	ig_queue_lock_slots(true);
 	/* reap: a job that exited without reporting failed (could not connect) */
@@ -168,7 +266,6 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 	{
 		int			index = (*next + k) % IG_MAX_DATABASES;
 		IgDbSlot   *slot = ig_queue_slot_at(index);
-		BackgroundWorker worker;
 		int			d;
 
 		if (slot->dbid == InvalidOid || handles[index] != NULL)
@@ -182,9 +279,7 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 		 */
 		if (d == ndbs)
 			continue;
-		if (slot->state == IG_DB_NO_EXTENSION &&
-			!TimestampDifferenceExceeds(slot->checked, now,
-										IG_NO_EXTENSION_RECHECK_MS))
+		if (no_extension_lately(slot, now))
 		{
 			if (ndiscard < IG_MAX_DATABASES)
 				discard[ndiscard++] = slot->dbid;
@@ -197,21 +292,39 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 			!TimestampDifferenceExceeds(slot->last_start, now, ig_flush_interval))
 			continue;
 
-		fill_worker(&worker, "ig_job_main", "pg_integrity_guard flush");
-		worker.bgw_restart_time = BGW_NEVER_RESTART;
-		worker.bgw_main_arg = ObjectIdGetDatum(slot->dbid);
-		worker.bgw_notify_pid = MyProcPid;
-		if (!RegisterDynamicBackgroundWorker(&worker, &handles[index]))
-		{
-			/* no free worker slot: try again next round */
-			handles[index] = NULL;
+		/* no free worker slot: try again next round */
+		if (!start_job(handles, index, slot, now))
 			break;
-		}
-		slot->job_started = true;
-		slot->flush_requested = false;
-		slot->last_start = now;
 		running++;
 		*next = (index + 1) % IG_MAX_DATABASES;
+	}
+
+	/* the retention sweep takes what job room is left */
+	while (nsweep > 0 && running < ig_max_flush_jobs)
+	{
+		IgDbSlot   *slot;
+		int			index;
+
+		if (sweep_dbs[nsweep - 1] == InvalidOid)
+		{
+			nsweep--;
+			continue;
+		}
+		slot = ig_queue_slot(sweep_dbs[nsweep - 1], true);
+		if (slot == NULL)
+			break;				/* no free slot: next round */
+		nsweep--;
+		index = slot - ig_queue_slot_at(0);
+		/* a running or failing database's own jobs apply the retention */
+		if (handles[index] != NULL || slot->retry_at > now ||
+			no_extension_lately(slot, now))
+			continue;
+		if (!start_job(handles, index, slot, now))
+		{
+			nsweep++;
+			break;
+		}
+		running++;
 	}
 	ig_queue_unlock_slots();
 
@@ -219,11 +332,11 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 	if (round % 16 == 0)
 	{
 		Oid			stats_dbs[IG_MAX_DATABASES];
-		int			nstats = ig_queue_stats_databases(stats_dbs, IG_MAX_DATABASES);
+		int			nstats = ig_stats_databases(stats_dbs, IG_MAX_DATABASES);
 
 		for (i = 0; i < nstats; i++)
 			if (!database_exists(stats_dbs[i]))
-				ig_queue_stats_forget(stats_dbs[i]);
+				ig_stats_forget_database(stats_dbs[i]);
 	}
 	for (i = 0; i < nstalled; i++)
 		ig_queue_set_stalled(stalled[i], true);
@@ -233,7 +346,7 @@ launcher_round(BackgroundWorkerHandle **handles, int *next, uint64 round)
 		if (!database_exists(check[i]))
 		{
 			ig_queue_discard(check[i]);
-			ig_queue_stats_forget(check[i]);
+			ig_stats_forget_database(check[i]);
 			ig_queue_lock_slots(true);
 			for (k = 0; k < IG_MAX_DATABASES; k++)
 				if (ig_queue_slot_at(k)->dbid == check[i] && handles[k] == NULL)
@@ -283,6 +396,13 @@ ig_launcher_main(Datum arg)
 /* The job's transaction, for the exit callback; invalid once settled. */
 static Oid job_dbid = InvalidOid;
 static TransactionId job_xid = InvalidTransactionId;
+
+/* An incident a job took that the retention had already passed. */
+typedef struct IgExpired
+{
+	Oid			roleid;
+	int64		events;
+} IgExpired;
 
 /*
  * What a job holds while it writes, in a file of its own (pg_stat/), so
@@ -372,7 +492,7 @@ count_lost_jobs(void)
 			CommitTransactionCommand();
 			if (!committed)
 			{
-				ig_queue_count_lost(f.dbid, f.events);
+				ig_queue_count_lost(f.dbid, InvalidOid, f.events);
 				ereport(LOG,
 						(errmsg("pg_integrity_guard: " INT64_FORMAT " incidents a flush job was writing when the server stopped were not written",
 								f.events),
@@ -407,6 +527,8 @@ drain_job(Oid dbid)
 	volatile int64 written = 0;
 	volatile bool installed = false;
 	IgSetAside aside;
+	IgExpired  *volatile expired = NULL;
+	volatile int nexpired = 0;
 
 	memset(&aside, 0, sizeof(aside));
 	job_dbid = dbid;
@@ -422,7 +544,9 @@ drain_job(Oid dbid)
 		{
 			IgJobIncident *jobs;
 			IgIncident *rows;
+			TimestampTz cutoff;
 			int			n;
+			int			m;
 			int			i;
 
 			/*
@@ -443,27 +567,44 @@ drain_job(Oid dbid)
 				if (events > 0)
 					job_file_write(dbid, job_xid, events);
 			}
+			/*
+			 * An incident last seen before the retention (its database had
+			 * no job that long) would be deleted by this very job: it is
+			 * counted as not written instead, never lost unseen.
+			 */
+			cutoff = ig_retention > 0 ?
+				GetCurrentTimestamp() - (TimestampTz) ig_retention * USECS_PER_SEC :
+				DT_NOBEGIN;
+			expired = MemoryContextAlloc(oldcxt, sizeof(IgExpired) * Max(n, 1));
+			m = 0;
 			for (i = 0; i < n; i++)
 			{
 				IgEventKey *k = &jobs[i].key;
 
-				rows[i].event_type = k->event_type;
-				rows[i].schema_name = ig_empty_to_null(k->schema_name);
-				rows[i].table_name = ig_empty_to_null(k->table_name);
-				rows[i].relid = OidIsValid(k->relid) ? k->relid :
-					ig_queue_bind_relid(k->schema_name, k->table_name,
+				if (jobs[i].last_seen < cutoff)
+				{
+					expired[nexpired].roleid = k->roleid;
+					expired[nexpired++].events = jobs[i].occurrences;
+					continue;
+				}
+				rows[m].event_type = k->event_type;
+				rows[m].schema_name = ig_empty_to_null(k->schema_name);
+				rows[m].table_name = ig_empty_to_null(k->table_name);
+				rows[m].relid = OidIsValid(k->relid) ? k->relid :
+					ig_bind_relid(k->schema_name, k->table_name,
 										jobs[i].bind_horizon);
 				/* a guard's target is never NULL; a captured error may have none */
-				rows[i].target = k->relid != InvalidOid ? k->target :
+				rows[m].target = k->relid != InvalidOid ? k->target :
 					ig_empty_to_null(k->target);
-				rows[i].occurrences = jobs[i].occurrences;
-				rows[i].first_seen = jobs[i].first_seen;
-				rows[i].last_seen = jobs[i].last_seen;
-				rows[i].roleid = k->roleid;
-				rows[i].application_name = ig_empty_to_null(k->application_name);
-				rows[i].detail = jobs[i].detail;
+				rows[m].occurrences = jobs[i].occurrences;
+				rows[m].first_seen = jobs[i].first_seen;
+				rows[m].last_seen = jobs[i].last_seen;
+				rows[m].roleid = k->roleid;
+				rows[m].application_name = ig_empty_to_null(k->application_name);
+				rows[m].detail = jobs[i].detail;
+				m++;
 			}
-			written = ig_audit_insert(owner, rows, n, &aside);
+			written = ig_audit_insert(owner, rows, m, &aside);
 			ig_audit_apply_retention(owner);
 		}
 		PopActiveSnapshot();
@@ -471,6 +612,9 @@ drain_job(Oid dbid)
 		/* written: the marks settle once no snapshot can miss the rows */
 		job_xid = InvalidTransactionId;
 		job_file_remove(dbid);
+		for (nexpired--; nexpired >= 0; nexpired--)
+			ig_queue_count_lost(dbid, expired[nexpired].roleid,
+								expired[nexpired].events);
 		if (installed)
 		{
 			StartTransactionCommand();

@@ -21,7 +21,8 @@ OBJ=${1:-$SRC}
 FLOORS=(
     "compat"                                # version shims (header only)
     "util settings"                         # shared helpers, setting values
-    "queue"                                 # shared-memory queue and statistics
+    "stats"                                 # cumulative statistics
+    "queue"                                 # shared-memory queue, flush state
     "audit_table"                           # writes into the audit table
     "worker"                                # launcher and flush jobs
     "incident"                              # incident API
