@@ -79,3 +79,26 @@ check "the deleted check-ins' 10 incidents and 10 notes point nowhere" '[ "$clea
 check "the replayed message was skipped, the new one stored" '[ "$messages" = "m1 m2 m3" ]'
 check "the audit holds each guard's incident" '[ "$summary" = "conference:duplicate_key:conference_conference_id_app_key:1 consumedmessage:duplicate_key:consumedmessage_pkey:1 groupedmessage:counter_saturated:times_seen:1 groupopenperiod:range_clamped:date_started,date_ended:1 monitorcheckin:children_nullified:public.checkinnote(checkin_id):10 monitorcheckin:children_nullified:public.monitorincident(starting_checkin_id):10" ]'
 check "the script's own audit queries printed it" 'grep -q "counter_saturated" "$dir/quickstart.out"'
+
+# The README's repair block, pasted after the Quick start into the same
+# database: it runs without an error and repairs what it damaged.
+repair=$dir/repair.sql
+awk '/^## Repairing existing data/ { on = 1; next } on && /^## / { exit } on' "$TOP/README.md" |
+    awk '/^```sql/ { on = 1; next } /^```/ { on = 0 } on' >"$repair"
+chmod 644 "$repair"
+check "the README has a repair block" '[ -s "$repair" ]'
+errors=$(runuser -u postgres -- "$PGBIN/psql" -X -d quickstart -h "$PGHOST" -p "$PGPORT" -f "$repair" 2>&1 >"$dir/repair.out" |
+    grep -c 'ERROR:')
+check "the repair block runs without an error after the Quick start" '[ "$errors" -eq 0 ]'
+check "it printed the three orphans and the duplicate group" \
+    'grep -q "{\"release_id\": 8}" "$dir/repair.out" && grep -q "\"name\": \"prod\"" "$dir/repair.out"'
+repaired=$(q "SELECT (SELECT string_agg(id::text, ',' ORDER BY id) FROM releasefile) || '/' ||
+                     (SELECT string_agg(id::text, ',' ORDER BY id) FROM environment) || '/' ||
+                     (SELECT string_agg(environment_id::text, ',' ORDER BY id) FROM environmentproject)")
+check "orphans deleted, the later duplicate merged into the first ($repaired)" \
+    '[ "$repaired" = "1,2,3,4,5/1,3/1,1,3" ]'
+q "SELECT integrity_guard.flush()" >/dev/null
+repairs=$(q "SELECT string_agg(event_type || ':' || table_name, ' ' ORDER BY event_type)
+               FROM integrity_guard.events() WHERE event_type IN ('orphans_fixed', 'duplicates_merged')")
+check "each repair is an incident ($repairs)" \
+    '[ "$repairs" = "duplicates_merged:environment orphans_fixed:releasefile" ]'
