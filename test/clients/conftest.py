@@ -5,6 +5,7 @@ import os
 import sys
 
 import django
+import psycopg2
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -51,6 +52,14 @@ def events(table, event_type):
     return int(rows[0][0])
 
 
+def admin(query):
+    """A statement as the DBA (the extension's owner): the tests' clean-up."""
+    with psycopg2.connect(dsn(), user=os.environ.get("IG_ADMIN_USER", "postgres")) as conn:
+        with conn.cursor() as cur:
+            cur.execute(query)
+    conn.close()
+
+
 def dsn():
     return "dbname=%s" % os.environ.get("IG_CLIENT_DB", "clients")
 
@@ -68,5 +77,5 @@ def clean():
         "sentry_monitorincident, sentry_checkinnote, sentry_conference, sentry_consumedmessage "
         "RESTART IDENTITY CASCADE"
     )
-    sql("SELECT integrity_guard.purge('0')")
+    admin("SELECT integrity_guard.purge('0')")
     yield

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conftest import sql
+from conftest import admin, sql
 from sentrylike.conferences.models import Conference, Participant, Session, Summary
 
 
@@ -16,7 +16,7 @@ def test_merge_migration_then_unique_constraint():
     # back to before the merge: no constraint, duplicates can be made
     call_command("migrate", "conferences", "0001", verbosity=0)
     sql("TRUNCATE conferences_conference, conferences_participant RESTART IDENTITY CASCADE")
-    sql("DELETE FROM integrity_guard.audit_log WHERE event_type = 'duplicates_merged'")
+    admin("DELETE FROM integrity_guard.audit_log WHERE event_type = 'duplicates_merged'")
     t0 = timezone.now()
     people = [Participant.objects.create(name="p%d" % i) for i in range(3)]
     kept = {}
@@ -46,7 +46,7 @@ def test_merge_migration_then_unique_constraint():
     assert sorted(Conference.objects.filter(app_id=1).values_list("id", flat=True)) == sorted(kept.values())
     assert Session.objects.count() == sessions
     assert set(Session.objects.values_list("conference_id", flat=True)) <= set(kept.values())
-    detail = json.loads(sql("SELECT detail::text FROM integrity_guard.audit_log WHERE event_type = 'duplicates_merged'")[0][0])
+    detail = json.loads(sql("SELECT detail::text FROM integrity_guard.events(event_type => 'duplicates_merged')")[0][0])
     conflicts = detail["child_conflicts_deleted"]
     assert detail["rows_deleted"] == 6
     assert detail["batches"] == 3, "committed between batches: the data migration is not atomic"
