@@ -41,3 +41,19 @@ out=$(env -u IG_SUITES_DIR IG_ONLY=meta IG_TEST_LOG="$work/meta.log" bash "$TOP/
 rc=$?
 check "a passing run exits 0 and ends with \"N passed, 0 failed\"" \
     '[ $rc -eq 0 ] && tail -n 1 <<<"$out" | grep -qE "^[1-9][0-9]* passed, 0 failed$" && [ "$(wc -l <<<"$out")" -eq 3 ]'
+
+# From a checkout where only root may look (a clone in root's home on
+# Debian is mode 0700): the clusters and the exporter run as postgres, so
+# nothing they read may be under the checkout.  The suites that start other
+# programs run from such a copy.
+home=$(mktemp -d /tmp/pg_integrity_guard_home.XXXXXX)
+chmod 700 "$home"
+cp -a "$TOP" "$home/checkout"
+out=$(env -u IG_SUITES_DIR IG_ONLY="exporter package" IG_TEST_LOG="$work/home.log" \
+      bash "$home/checkout/test/run.sh" 2>&1)
+rc=$?
+printf '%s\n' "$out" >&2
+[ $rc -eq 0 ] || tail -n 60 "$work/home.log" >&2
+check "from a checkout in a 0700 directory, the exporter and package suites pass ($(tail -n 1 <<<"$out"))" \
+    '[ $rc -eq 0 ] && tail -n 1 <<<"$out" | grep -qE "^[1-9][0-9]* passed, 0 failed$"'
+rm -rf "$home"
