@@ -21,11 +21,11 @@ check() {   # check DESCRIPTION EXPECTED ACTUAL
 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d ig_src >/dev/null <<'SQL' || echo "not ok - set up source database"
 CREATE EXTENSION pg_integrity_guard;
 CREATE EXTENSION btree_gist;
-CREATE TABLE sentry_groupedmessage (id int PRIMARY KEY, times_seen int NOT NULL DEFAULT 0);
+CREATE TABLE sentry_groupedmessage (id int PRIMARY KEY, times_seen bigint NOT NULL DEFAULT 0);
 CREATE TABLE "Open Periods" (id serial, group_id int, date_started timestamptz NOT NULL,
     date_ended timestamptz,
     EXCLUDE USING gist (group_id WITH =, tstzrange(date_started, date_ended, '[]') WITH &&));
-SELECT integrity_guard.guard_counter('sentry_groupedmessage', ARRAY['times_seen']);
+SELECT integrity_guard.guard_counter('sentry_groupedmessage', ARRAY['times_seen'], max_value => 2147483647);
 SELECT integrity_guard.guard_range('"Open Periods"', 'date_started', 'date_ended', 'swap');
 INSERT INTO sentry_groupedmessage VALUES (1, 2147483600), (2, 5);
 UPDATE sentry_groupedmessage SET times_seen = times_seen + 100;
