@@ -100,12 +100,18 @@ copy_tree() {
 TOTAL_P=0
 TOTAL_F=0
 LINES=()
+# The host's dump/restore suite leaves its dump here; each chroot restores
+# it with its own major (a dump/restore upgrade, test/suites/dump_restore.sh).
+CROSS_DUMP=$(mktemp /tmp/pg_integrity_guard_cross.XXXXXX.dump)
+CROSS_MAJOR=
+trap 'unmount_all; rm -f "$CROSS_DUMP"' EXIT
 for v in "${VERSIONS[@]}"; do
     suite=$(suite_of "$v")
     logf=$(mktemp /tmp/pg_integrity_guard_matrix_$v.XXXXXX.log)
     if [ "$suite" = host ]; then
         log "PostgreSQL $v on this machine (log: $logf)"
-        PG_MAJOR=$v bash "$TOP/test/run.sh" >"$logf" 2>&1
+        PG_MAJOR=$v IG_DUMP_OUT=$CROSS_DUMP bash "$TOP/test/run.sh" >"$logf" 2>&1
+        [ -s "$CROSS_DUMP" ] && CROSS_MAJOR=$v
     else
         # One run at a time per chroot: the suite installs into its system
         # directories.
@@ -115,9 +121,14 @@ for v in "${VERSIONS[@]}"; do
         if root=$(make_chroot "$suite" "$v"); then
             log "PostgreSQL $v in the $suite chroot (log: $logf)"
             copy_tree "$root/build/pg_integrity_guard"
+            cross=()
+            if [ -n "$CROSS_MAJOR" ]; then
+                cp "$CROSS_DUMP" "$root/build/cross.dump"
+                cross=(IG_DUMP_IN=/build/cross.dump IG_DUMP_MAJOR="$CROSS_MAJOR")
+            fi
             if mount_chroot "$root"; then
                 chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-                    PG_MAJOR="$v" bash -c 'cd /build/pg_integrity_guard && bash test/run.sh' >"$logf" 2>&1
+                    PG_MAJOR="$v" "${cross[@]}" bash -c 'cd /build/pg_integrity_guard && bash test/run.sh' >"$logf" 2>&1
             else
                 echo "could not mount /proc and /dev in $root" >"$logf"
             fi
