@@ -191,19 +191,21 @@ COMMIT;
 RESET ROLE;
 
 -- 6. the rewrite's recording functions record only what a guard attached
--- to that column could have recorded
+-- to that column could have recorded (they clamp only a value the column's
+-- type cannot hold: anything else is the trigger's to clamp and record)
 SET ROLE regress_h_mallory;
 CREATE TABLE h_m.c (id int PRIMARY KEY, n int, r tstzrange);
-SELECT integrity_guard.guard_counter('h_m.c', ARRAY['n'], max_value => 10, min_value => 0);
-SELECT integrity_guard._saturate(100, 0, 5, 'h_m.c'::regclass, 2::smallint);   -- made-up bounds
-SELECT integrity_guard._saturate(100, 0, 10, 'h_m.own'::regclass, 2::smallint); -- no guard there
-SELECT integrity_guard._saturate(100, 0, 10, 'h_a.a'::regclass, 1::smallint);   -- not writable
+SELECT integrity_guard.guard_counter('h_m.c', ARRAY['n'], min_value => 0);
+SELECT integrity_guard._saturate(3000000000, 0, 5, 'h_m.c'::regclass, 2::smallint);   -- made-up bounds
+SELECT integrity_guard._saturate(3000000000, 0, 2147483647, 'h_m.own'::regclass, 2::smallint); -- no guard there
+SELECT integrity_guard._saturate(3000000000, 0, 2147483647, 'h_a.a'::regclass, 1::smallint);   -- not writable
+SELECT integrity_guard._saturate(100, 0, 2147483647, 'h_m.c'::regclass, 2::smallint);  -- the type holds it
 SELECT h_try($$SELECT integrity_guard._range_guarded(5, 1, '[)', 'clamp_upper', 'h_m.c'::regclass,
                                       3::smallint, NULL::int4range)$$);        -- no guard serves it
 SELECT integrity_guard._range_guarded('2026-01-02'::timestamptz, '2026-01-01', '[)', 'clamp_upper',
                                       'h_m.c'::regclass, 3::smallint, NULL::tstzrange) IS NOT NULL AS built;
                                                                                -- no range guard on r
-SELECT integrity_guard._saturate(100, 0, 10, 'h_m.c'::regclass, 2::smallint);  -- what the guard records
+SELECT integrity_guard._saturate(3000000000, 0, 2147483647, 'h_m.c'::regclass, 2::smallint);  -- what the guard records
 RESET ROLE;
 SELECT integrity_guard.flush() >= 0 AS flushed;
 SELECT event_type, table_name, target, occurrences FROM h_incidents

@@ -138,7 +138,7 @@ SELECT n FROM later;
 CREATE ROLE regress_ig_forger;
 SELECT count(*) AS before FROM integrity_guard.audit_log \gset
 SET ROLE regress_ig_forger;
-SELECT integrity_guard._saturate(5, 0, 1, 'later'::regclass, 2::smallint) AS clamped_anyway;
+SELECT integrity_guard._saturate(3000000000, -2147483648, 2147483647, 'later'::regclass, 2::smallint) AS clamped_anyway;
 SELECT integrity_guard._daterange_guarded('2024-01-02', '2024-01-01', '[)', 'swap',
                                           'rperiods'::regclass, 3::smallint) AS repaired_anyway;
 RESET ROLE;
@@ -207,5 +207,27 @@ SELECT count(*) AS rows,
   count(*) FILTER (WHERE s_mul <> expect(s::numeric * s * s, -1000, 1000)) AS s_mul_wrong,
   count(*) FILTER (WHERE i_neg <> expect(-i::numeric, -2147483648, 2147483647)) AS neg_wrong
 FROM diff;
+
+-- One rule whatever the statement's shape (issue 25, point 13): the bounds
+-- are applied by the guard's row trigger, where it sits among the table's
+-- triggers; the rewrite only keeps a value inside the column's type.  A user
+-- trigger that sorts before the guard sees the same value for a literal and
+-- for arithmetic, and the guard clamps what it hands on.
+CREATE TABLE ordered (id int PRIMARY KEY, b bigint, i int);
+CREATE FUNCTION add_one() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN NEW.b := NEW.b + 1; NEW.i := NEW.i + 1; RETURN NEW; END$$;
+CREATE TRIGGER a_add_one BEFORE INSERT OR UPDATE ON ordered FOR EACH ROW EXECUTE FUNCTION add_one();
+SELECT integrity_guard.guard_counter('ordered', ARRAY['b', 'i'], min_value => -100, max_value => 100);
+INSERT INTO ordered VALUES (1, -1, -1), (2, -1, -1), (3, 0, 0), (4, 0, 0);
+UPDATE ordered SET b = -1100, i = -1100 WHERE id = 1;
+UPDATE ordered SET b = b - 1000, i = i - 1000 WHERE id = 2;
+UPDATE ordered SET b = 99, i = 99 WHERE id = 3;
+UPDATE ordered SET b = b + 99, i = i + 99 WHERE id = 4;
+SELECT id, b, i FROM ordered ORDER BY id;
+-- a value the column's type cannot hold is clamped by the rewrite (no
+-- literal could carry it); the user's trigger and the guard then run as usual
+UPDATE ordered SET i = i + 2147483647 WHERE id = 4;
+INSERT INTO ordered VALUES (5, 0, 2147483647::bigint * 2);
+SELECT id, i FROM ordered WHERE id IN (4, 5) ORDER BY id;
 
 ALTER DATABASE :"db" RESET session_preload_libraries;

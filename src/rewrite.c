@@ -20,8 +20,11 @@
  * VALUES that feeds an INSERT; these are retyped to bigint on the way.
  * What is not on the path (WHERE, CASE conditions, aggregate arguments,
  * function arguments, RETURNING) keeps the server's arithmetic.
- * _saturate() then clamps to the bounds, records the event, and the value
- * is cast back to the column type.
+ * _saturate() then hands a value the column's type holds to the row
+ * triggers unchanged (the guard's trigger clamps it in its place among
+ * them, as it clamps a literal), clamps to the bounds and records only a
+ * value the type cannot hold, and the value is cast back to the column
+ * type.
  *
  * Range constructors on the path of a value assigned to a range column
  * with a clamp_range guard become _range_guarded() with the guard's policy.

@@ -168,10 +168,16 @@ ig_numeric_int8_sat(PG_FUNCTION_ARGS)
 /*
  * integrity_guard._saturate(v int8, lo int8, hi int8, rel oid, col int2)
  *
- * The last step of a rewritten assignment: clamp to the guard's bounds and
- * record a counter_saturated event like the trigger's.  With the guards
- * turned off the value passes unchanged, so the cast back to the column's
- * type fails as the statement would have without the extension.
+ * The last step of a rewritten assignment.  A value the column's type can
+ * hold passes unchanged: the guard's row trigger clamps it to the bounds
+ * where it sits among the table's triggers, exactly as it clamps a literal,
+ * so a user trigger that runs before the guard sees the same value whatever
+ * the statement's shape.  Only a value the type cannot hold (no statement
+ * could write it as a literal: the error the rewrite exists to prevent) is
+ * clamped here, to the guard's bounds, and recorded like the trigger's
+ * event.  With the guards turned off the value passes unchanged, so the
+ * cast back to the column's type fails as the statement would have without
+ * the extension.
  */
 typedef struct SaturateCache
 {
@@ -179,6 +185,8 @@ typedef struct SaturateCache
 	AttrNumber	attnum;
 	int64		lo;
 	int64		hi;
+	int64		type_lo;		/* the column type's range */
+	int64		type_hi;
 	bool		may_record;		/* see may_record_for() */
 	char	   *column;
 	char	   *detail_min;
@@ -256,19 +264,22 @@ ig_saturate(PG_FUNCTION_ARGS)
 				 errhint("_saturate() takes the bounds of a counter guard: min_value <= max_value.")));
 	if (!ig_enabled || !ig_rewrite || (v >= lo && v <= hi))
 		PG_RETURN_INT64(v);
-	upper = v > hi;
 
 	if (cache == NULL || cache->relid != relid || cache->attnum != attnum ||
 		cache->lo != lo || cache->hi != hi)
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 		char	   *name = get_attname(relid, attnum, true);
+		Oid			coltype;
 
 		cache = palloc0(sizeof(SaturateCache));
 		cache->relid = relid;
 		cache->attnum = attnum;
 		cache->lo = lo;
 		cache->hi = hi;
+		coltype = get_atttype(relid, attnum);
+		ig_int_type_bounds(OidIsValid(coltype) ? getBaseType(coltype) : InvalidOid,
+						   &cache->type_lo, &cache->type_hi);
 		cache->may_record = may_record_for(relid, attnum, false, lo, hi,
 										   NULL, InvalidOid);
 		cache->column = name ? name : psprintf("%d", attnum);
@@ -277,6 +288,9 @@ ig_saturate(PG_FUNCTION_ARGS)
 		fcinfo->flinfo->fn_extra = cache;
 		MemoryContextSwitchTo(oldcxt);
 	}
+	if (v >= cache->type_lo && v <= cache->type_hi)
+		PG_RETURN_INT64(v);
+	upper = v > hi;
 	if (cache->may_record)
 		ig_incident_record_relid(IG_EVENT_COUNTER_SATURATED, relid, cache->column,
 							  upper ? cache->detail_max : cache->detail_min, 1);
