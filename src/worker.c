@@ -780,7 +780,12 @@ ig_pipeline_register(PG_FUNCTION_ARGS)
 	ig_queue_lock_slots(true);
 	slot = ig_queue_slot(MyDatabaseId, false);
 	if (slot)
+	{
+		/* a new extension: no backoff left from jobs that met the old one */
 		slot->state = IG_DB_UNKNOWN;
+		slot->failures = 0;
+		slot->retry_at = 0;
+	}
 	ig_queue_unlock_slots();
 	PG_RETURN_VOID();
 }
