@@ -893,22 +893,49 @@ ig_queue_slot(Oid dbid, bool create)
 	return NULL;
 }
 
-/* A job ended: it wrote (or found no extension), or it failed. */
-void
-ig_queue_report_flush(Oid dbid, bool has_extension, int64 written,
-					  int64 set_aside, const char *set_aside_error)
+/* CREATE EXTENSIONs the database's slot has seen, before a job looks. */
+uint32
+ig_queue_registrations(Oid dbid)
+{
+	IgDbSlot   *slot;
+	uint32		n = 0;
+
+	if (ig_shared == NULL)
+		return 0;
+	LWLockAcquire(ig_shared->db_lock, LW_SHARED);
+	slot = ig_queue_slot(dbid, false);
+	if (slot != NULL)
+		n = slot->registrations;
+	LWLockRelease(ig_shared->db_lock);
+	return n;
+}
+
+/*
+ * A job ended: it wrote (or found no extension), or it failed.  A job that
+ * found no extension while CREATE EXTENSION ran after it looked says
+ * nothing about the database: the state stays unknown, and the return value
+ * (whether the database is known to have no extension, so its queued
+ * incidents go) is false.
+ */
+bool
+ig_queue_report_flush(Oid dbid, bool has_extension, uint32 registrations_seen,
+					  int64 written, int64 set_aside, const char *set_aside_error)
 {
 	IgDbSlot   *slot;
 	TimestampTz now = GetCurrentTimestamp();
+	bool		no_extension = !has_extension;
 
 	if (ig_shared == NULL)
-		return;
+		return false;
 	LWLockAcquire(ig_shared->db_lock, LW_EXCLUSIVE);
 	slot = ig_queue_slot(dbid, true);
 	if (slot != NULL)
 	{
+		if (no_extension && slot->registrations != registrations_seen)
+			no_extension = false;
 		slot->job_started = false;
-		slot->state = has_extension ? IG_DB_INSTALLED : IG_DB_NO_EXTENSION;
+		slot->state = has_extension ? IG_DB_INSTALLED :
+			no_extension ? IG_DB_NO_EXTENSION : IG_DB_UNKNOWN;
 		slot->checked = now;
 		slot->failures = 0;
 		slot->retry_at = 0;
@@ -930,6 +957,7 @@ ig_queue_report_flush(Oid dbid, bool has_extension, int64 written,
 		SpinLockRelease(&ig_shared->mutex);
 	}
 	ig_queue_set_stalled(dbid, false);
+	return no_extension;
 }
 
 /* Count a failed job and schedule the next try later and later. */

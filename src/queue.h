@@ -81,6 +81,8 @@ typedef struct IgDbSlot
 	int64		failures_total;
 	TimestampTz retry_at;		/* backoff after failures */
 	TimestampTz checked;		/* when state was last established */
+	uint32		registrations;	/* CREATE EXTENSIONs seen (a job's "no
+								 * extension" older than one is void) */
 	TimestampTz last_flush;
 	int64		written;		/* incident rows written */
 	int64		set_aside;		/* entries no write could take */
@@ -114,9 +116,10 @@ extern void ig_queue_settle(Oid dbid, TransactionId xid, bool committed);
 extern void ig_queue_settle_stale(Oid dbid);
 extern void ig_queue_count_lost(Oid dbid, Oid roleid, int64 n);
 extern void ig_queue_discard(Oid dbid);
-extern void ig_queue_report_flush(Oid dbid, bool has_extension,
-								  int64 written, int64 set_aside,
-								  const char *set_aside_error);
+extern uint32 ig_queue_registrations(Oid dbid);
+extern bool ig_queue_report_flush(Oid dbid, bool has_extension,
+								  uint32 registrations_seen, int64 written,
+								  int64 set_aside, const char *set_aside_error);
 extern void ig_queue_report_failure(Oid dbid, const char *message);
 extern void ig_queue_unbind_names(Oid dbid, const char *schema_name,
 								  const char *table_name);

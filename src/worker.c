@@ -526,6 +526,7 @@ drain_job(Oid dbid)
 	Oid			owner;
 	volatile int64 written = 0;
 	volatile bool installed = false;
+	volatile uint32 registrations = 0;
 	IgSetAside aside;
 	IgExpired  *volatile expired = NULL;
 	volatile int nexpired = 0;
@@ -539,6 +540,7 @@ drain_job(Oid dbid)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "writing queued incidents");
+		registrations = ig_queue_registrations(dbid);
 		installed = ig_audit_owner(&owner);
 		if (installed)
 		{
@@ -621,11 +623,11 @@ drain_job(Oid dbid)
 			ig_queue_settle_stale(dbid);
 			CommitTransactionCommand();
 		}
-		else
-			ig_queue_discard(dbid);
 		pgstat_report_activity(STATE_IDLE, NULL);
-		ig_queue_report_flush(dbid, installed, written, aside.count,
-							  aside.error);
+		/* no extension: its incidents go, unless one was created since */
+		if (ig_queue_report_flush(dbid, installed, registrations, written,
+								  aside.count, aside.error))
+			ig_queue_discard(dbid);
 	}
 	PG_CATCH();
 	{
@@ -781,10 +783,14 @@ ig_pipeline_register(PG_FUNCTION_ARGS)
 	slot = ig_queue_slot(MyDatabaseId, false);
 	if (slot)
 	{
-		/* a new extension: no backoff left from jobs that met the old one */
+		/*
+		 * A new extension: no backoff left from jobs that met the old one,
+		 * and a job that looked before it cannot report it missing.
+		 */
 		slot->state = IG_DB_UNKNOWN;
 		slot->failures = 0;
 		slot->retry_at = 0;
+		slot->registrations++;
 	}
 	ig_queue_unlock_slots();
 	PG_RETURN_VOID();
