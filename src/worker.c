@@ -747,10 +747,43 @@ ig_worker_flush_wait(void)
  * commits.
  */
 static bool notice_not_preloaded = false;
+static bool registration_pending = false;
+
+/*
+ * CREATE EXTENSION committed: the database's slot starts afresh (no backoff
+ * left from jobs that met the dropped extension), and a job that looked for
+ * the extension before this commit cannot report it missing afterwards (the
+ * registrations count tells it).  Done at commit, not when the script runs:
+ * until then a job still finds no extension, and must not be believed.
+ */
+static void
+registration_committed(void)
+{
+	IgDbSlot   *slot;
+
+	ig_queue_lock_slots(true);
+	slot = ig_queue_slot(MyDatabaseId, false);
+	if (slot)
+	{
+		slot->state = IG_DB_UNKNOWN;
+		slot->failures = 0;
+		slot->retry_at = 0;
+		slot->registrations++;
+	}
+	ig_queue_unlock_slots();
+}
 
 void
 ig_worker_xact_event(XactEvent event)
 {
+	if (registration_pending &&
+		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		 event == XACT_EVENT_PREPARE))
+	{
+		if (event == XACT_EVENT_COMMIT)
+			registration_committed();
+		registration_pending = false;
+	}
 	if (!notice_not_preloaded)
 		return;
 	if (event == XACT_EVENT_PRE_COMMIT)
@@ -772,27 +805,12 @@ PG_FUNCTION_INFO_V1(ig_pipeline_register);
 Datum
 ig_pipeline_register(PG_FUNCTION_ARGS)
 {
-	IgDbSlot   *slot;
-
 	if (!ig_queue_available())
 	{
 		notice_not_preloaded = !ig_preloaded;
 		PG_RETURN_VOID();
 	}
-	ig_queue_lock_slots(true);
-	slot = ig_queue_slot(MyDatabaseId, false);
-	if (slot)
-	{
-		/*
-		 * A new extension: no backoff left from jobs that met the old one,
-		 * and a job that looked before it cannot report it missing.
-		 */
-		slot->state = IG_DB_UNKNOWN;
-		slot->failures = 0;
-		slot->retry_at = 0;
-		slot->registrations++;
-	}
-	ig_queue_unlock_slots();
+	registration_pending = true;
 	PG_RETURN_VOID();
 }
 

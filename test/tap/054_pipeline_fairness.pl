@@ -52,7 +52,7 @@ sub client
 my @flood = map {
     my $c = $_;
     client('flooder', 'app', "flood$c", join('', map {
-        "SET application_name = 'flood $c $_'; SELECT 2147483647 + 1;\n" } 1 .. 100000));
+        "SET application_name = 'flood $c $_'; SELECT 2147483647 + 1;\n" } 1 .. 200000));
 } 1 .. 4;
 # the quiet ones start once the queue overflows
 $node->poll_query_until('app', q{
@@ -61,7 +61,7 @@ $node->poll_query_until('app', q{
 my @quiet = map {
     my ($role, $db) = @$_;
     client($role, $db, $role, join('', map {
-        "SET application_name = '$role $_'; SELECT 2147483647 + 1; SELECT pg_sleep(0.05);\n" } 1 .. 100));
+        "SET application_name = '$role $_'; SELECT 2147483647 + 1; SELECT pg_sleep(0.15);\n" } 1 .. 100));
 } ([ 'calm', 'app' ], [ 'far', 'quiet' ]);
 $_->finish for @quiet;
 ok($node->safe_psql('postgres', q{
