@@ -243,9 +243,12 @@ ok($node->poll_query_until('app', qq{
     SELECT value::int = $lost_before + 3 FROM integrity_guard.status() WHERE name = 'events_not_written'}),
     'a dropped database\'s queued incidents are discarded and counted');
 sleep 3;    # several launcher rounds
-my $log = slurp_file($node->logfile, $log_from);
-unlike($log, qr/database \d+ does not exist/,
-    'no flush job tries to connect to the dropped database');
+# A job the launcher started just before DROP DATABASE committed waits for
+# the drop and then finds no database: the server's own race, at most once.
+# Retrying a database known to be gone would show here again and again.
+my @tries = slurp_file($node->logfile, $log_from) =~ /database \d+ does not exist/g;
+cmp_ok(scalar(@tries), '<=', 1,
+    'no flush job tries to connect to the dropped database once it is gone');
 # its statistics go too (issue 23, point 6): no row with an empty database
 # name, and a database created again under the name never gives two rows
 # with the same labels
