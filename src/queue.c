@@ -361,6 +361,9 @@ evict_one(Oid dbid, Oid roleid)
  */
 #define IG_QUEUE_RESERVE	ig_queue_size
 
+/* owner rows: one per role with an entry (reserve included), plus databases */
+#define IG_MAX_OWNERS		(ig_queue_size + IG_QUEUE_RESERVE + 2 * IG_MAX_DATABASES)
+
 static inline bool
 in_reserve(void)
 {
@@ -1159,7 +1162,7 @@ ig_shmem_size(void)
 
 	size = add_size(size, hash_estimate_size(ig_queue_size + IG_QUEUE_RESERVE,
 											 sizeof(IgQueueEntry)));
-	size = add_size(size, hash_estimate_size(ig_queue_size + 2 * IG_MAX_DATABASES,
+	size = add_size(size, hash_estimate_size(IG_MAX_OWNERS,
 											 sizeof(IgOwner)));
 	return size;
 }
@@ -1208,8 +1211,8 @@ ig_queue_shmem_startup(void)
 	info.keysize = sizeof(IgOwnerKey);
 	info.entrysize = sizeof(IgOwner);
 	ig_owners = ShmemInitHash("pg_integrity_guard queue owners",
-							  ig_queue_size + 2 * IG_MAX_DATABASES,
-							  ig_queue_size + 2 * IG_MAX_DATABASES, &info,
+							  IG_MAX_OWNERS,
+							  IG_MAX_OWNERS, &info,
 							  HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 	LWLockRelease(AddinShmemInitLock);
 
@@ -1448,7 +1451,7 @@ copy_owners(int *n)
 {
 	HASH_SEQ_STATUS status;
 	IgOwner    *o;
-	int			count = ig_queue_size + 2 * IG_MAX_DATABASES;
+	int			count = IG_MAX_OWNERS;
 	IgOwner    *rows = palloc(sizeof(IgOwner) * count);
 
 	*n = 0;
