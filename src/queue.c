@@ -17,9 +17,10 @@
  * is full, a database below its share (queue_size / databases queueing)
  * takes the place of an entry of the database furthest above it, and inside
  * a database a role below its share likewise; an owner at or above its share
- * loses its own new incident.  When every entry it could displace is being
- * written, an owner below its share takes a place in a reserve of another
- * queue_size entries.  Drops are counted per database and role.
+ * loses its own new incident.  A share counts an owner's entries waiting
+ * for a job, not those a job took.  When every entry it could displace is
+ * being written, an owner below its share takes a place in a reserve of
+ * another 2 * queue_size entries.  Drops are counted per database and role.
  *
  * Nobody but a flush job (worker.c) writes the audit table.  A job marks
  * the entries it takes with its transaction id.  Marked entries stay in the
@@ -139,6 +140,7 @@ typedef struct IgOwner
 {
 	IgOwnerKey	key;
 	int32		queued;			/* queue entries */
+	int32		marked;			/* of those, taken by a flush job */
 	int32		nroles;			/* database rows: roles with queued > 0 */
 	int64		dropped;		/* events lost to a full queue */
 	int64		discarded;		/* events not written: no extension, dropped */
@@ -259,6 +261,7 @@ owner_get(Oid dbid, Oid roleid, bool create)
 	if (owner != NULL && !found)
 	{
 		owner->queued = 0;
+		owner->marked = 0;
 		owner->nroles = 0;
 		owner->dropped = 0;
 		owner->discarded = 0;
@@ -300,6 +303,40 @@ owner_add(Oid dbid, Oid roleid, int delta)
 		ig_shared->ndbs_active--;
 }
 
+/*
+ * Set or clear an entry's mark, keeping its owners' counts of marked
+ * entries: those are being written (or are written and wait for readers)
+ * and count against no share.
+ */
+static void
+entry_mark(IgQueueEntry *entry, TransactionId xid)
+{
+	IgOwner    *db;
+	IgOwner    *role;
+	int			delta;
+
+	delta = (int) TransactionIdIsValid(xid) -
+		(int) TransactionIdIsValid(entry->job_xid);
+	entry->job_xid = xid;
+	if (!TransactionIdIsValid(xid))
+		entry->taken = 0;
+	if (delta == 0)
+		return;
+	db = owner_get(entry->key.dbid, InvalidOid, false);
+	role = owner_get(entry->key.dbid, entry->key.roleid, false);
+	if (db != NULL)
+		db->marked += delta;
+	if (role != NULL)
+		role->marked += delta;
+}
+
+/* Entries an owner has waiting for a job: what its share limits. */
+static inline int
+owner_waiting(const IgOwner *o)
+{
+	return o->queued - o->marked;
+}
+
 static void
 owner_count_drop(Oid dbid, Oid roleid, int64 n, bool discarded)
 {
@@ -327,6 +364,7 @@ queue_remove(IgQueueEntry *entry)
 {
 	IgEventKey	key = entry->key;
 
+	entry_mark(entry, InvalidTransactionId);
 	owner_add(key.dbid, key.roleid, -1);
 	hash_search(ig_queue, &key, HASH_REMOVE, NULL);
 }
@@ -354,12 +392,19 @@ evict_one(Oid dbid, Oid roleid)
 
 /*
  * Room beyond queue_size for owners below their share, used only when every
- * entry they could displace is being written by a flush job (a taken entry
- * cannot go).  Such an owner enters only while under its share, and the
- * shares add up to queue_size, so a reserve of queue_size never runs out:
- * an owner below its share never loses an incident to a flood.
+ * entry they could displace is taken by a flush job (a taken entry cannot
+ * go).  A share limits an owner's waiting entries only: those a job took
+ * are on their way out and count against nobody, or an owner whose
+ * database's jobs fall behind would lose incidents below its share.  Such
+ * an owner enters only while its waiting entries are under its share, and
+ * the shares add up to queue_size; a database runs one job at a time, which
+ * takes at most what waited, and the entries of the job before it leave
+ * when it starts (once no snapshot of that database can miss the rows).  So
+ * twice queue_size holds the waiting, the running job's and its
+ * predecessor's entries of every owner below its share: it never loses an
+ * incident to a flood.
  */
-#define IG_QUEUE_RESERVE	ig_queue_size
+#define IG_QUEUE_RESERVE	(2 * ig_queue_size)
 
 /* owner rows: one per role with an entry (reserve included), plus databases */
 #define IG_MAX_OWNERS		(ig_queue_size + IG_QUEUE_RESERVE + 2 * IG_MAX_DATABASES)
@@ -400,8 +445,9 @@ queue_admit(const IgEventKey *key)
 	{
 		hash_seq_init(&status, ig_owners);
 		while ((o = hash_seq_search(&status)) != NULL)
-			if (o->key.roleid == InvalidOid && o->stalled && o->queued > 0 &&
-				(victim == NULL || o->queued > victim->queued))
+			if (o->key.roleid == InvalidOid && o->stalled &&
+				owner_waiting(o) > 0 &&
+				(victim == NULL || owner_waiting(o) > owner_waiting(victim)))
 				victim = o;
 		if (victim != NULL)
 		{
@@ -411,8 +457,9 @@ queue_admit(const IgEventKey *key)
 			hash_seq_init(&status, ig_owners);
 			while ((o = hash_seq_search(&status)) != NULL)
 				if (o->key.dbid == vdb && o->key.roleid != InvalidOid &&
-					o->queued > 0 &&
-					(victim == NULL || o->queued > victim->queued))
+					owner_waiting(o) > 0 &&
+					(victim == NULL ||
+					 owner_waiting(o) > owner_waiting(victim)))
 					victim = o;
 			if (victim != NULL &&
 				evict_one(victim->key.dbid, victim->key.roleid))
@@ -422,24 +469,25 @@ queue_admit(const IgEventKey *key)
 	}
 
 	share = ig_queue_size / Max(ig_shared->ndbs_active + (db->queued == 0), 1);
-	if (db->queued < share)
+	if (owner_waiting(db) < share)
 	{
-		/* the database queueing the most gives up an entry */
+		/* the database with the most waiting gives up an entry */
 		hash_seq_init(&status, ig_owners);
 		while ((o = hash_seq_search(&status)) != NULL)
 			if (o->key.roleid == InvalidOid && o->key.dbid != key->dbid &&
-				(victim == NULL || o->queued > victim->queued))
+				(victim == NULL || owner_waiting(o) > owner_waiting(victim)))
 				victim = o;
-		if (victim != NULL && victim->queued > db->queued + 1)
+		if (victim != NULL && owner_waiting(victim) > owner_waiting(db) + 1)
 		{
-			/* and inside it the role queueing the most */
+			/* and inside it the role with the most */
 			Oid			vdb = victim->key.dbid;
 
 			victim = NULL;
 			hash_seq_init(&status, ig_owners);
 			while ((o = hash_seq_search(&status)) != NULL)
 				if (o->key.dbid == vdb && o->key.roleid != InvalidOid &&
-					(victim == NULL || o->queued > victim->queued))
+					(victim == NULL ||
+					 owner_waiting(o) > owner_waiting(victim)))
 					victim = o;
 			if (victim != NULL && evict_one(victim->key.dbid, victim->key.roleid))
 				return true;
@@ -449,15 +497,15 @@ queue_admit(const IgEventKey *key)
 
 	/* at its share: only a role below its share inside it may displace */
 	share = share / Max(db->nroles + (role->queued == 0), 1);
-	if (role->queued >= share)
+	if (owner_waiting(role) >= share)
 		return false;
 	hash_seq_init(&status, ig_owners);
 	while ((o = hash_seq_search(&status)) != NULL)
 		if (o->key.dbid == key->dbid && o->key.roleid != InvalidOid &&
 			o->key.roleid != key->roleid &&
-			(victim == NULL || o->queued > victim->queued))
+			(victim == NULL || owner_waiting(o) > owner_waiting(victim)))
 			victim = o;
-	if (victim != NULL && victim->queued > role->queued + 1 &&
+	if (victim != NULL && owner_waiting(victim) > owner_waiting(role) + 1 &&
 		evict_one(victim->key.dbid, victim->key.roleid))
 		return true;
 	return in_reserve();
@@ -707,7 +755,7 @@ ig_queue_take(Oid dbid, TransactionId xid, IgJobIncident **out)
 		entry = hash_search(ig_queue, &copies[i].key, HASH_FIND, NULL);
 		if (entry == NULL || TransactionIdIsValid(entry->job_xid))
 			continue;
-		entry->job_xid = xid;
+		entry_mark(entry, xid);
 		SpinLockAcquire(&entry->counts.mutex);
 		entry->taken = entry->counts.occurrences;
 		entry->next_first_seen = 0;
@@ -748,8 +796,7 @@ ig_queue_settle(Oid dbid, TransactionId xid, bool committed)
 	while ((entry = hash_seq_search(&status)) != NULL)
 		if (entry->key.dbid == dbid && entry->job_xid == xid)
 		{
-			entry->job_xid = InvalidTransactionId;
-			entry->taken = 0;
+			entry_mark(entry, InvalidTransactionId);
 		}
 	LWLockRelease(ig_shared->queue_lock);
 }
@@ -810,8 +857,7 @@ ig_queue_settle_stale(Oid dbid)
 			continue;
 		if (!TransactionIdDidCommit(xid))
 		{
-			entry->job_xid = InvalidTransactionId;
-			entry->taken = 0;
+			entry_mark(entry, InvalidTransactionId);
 		}
 		else if (!TransactionIdIsValid(horizon) ||
 				 TransactionIdPrecedes(xid, horizon))
@@ -825,8 +871,7 @@ ig_queue_settle_stale(Oid dbid)
 				entry->counts.first_seen = entry->next_first_seen;
 			entry->next_first_seen = 0;
 			SpinLockRelease(&entry->counts.mutex);
-			entry->job_xid = InvalidTransactionId;
-			entry->taken = 0;
+			entry_mark(entry, InvalidTransactionId);
 			if (left <= 0)
 				queue_remove(entry);
 		}
