@@ -13,6 +13,9 @@
  * Who calls: the flush jobs (worker.c), and the incident API's
  * transactional path (incident.c) when the library is not preloaded.
  *
+ * Readers: the visibility rule's per-relation decisions
+ * (_relation_readable, _keys_readable), cached per query.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -27,10 +30,13 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -498,4 +504,178 @@ ig_audit_follow_rename(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not keep the audit's names in step with the renamed relation");
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * The readers' visibility rule (the privileges section of the extension
+ * script), decided once per relation, or per relation and key-column set,
+ * per query: the audit tables' row-level policies call these for every row
+ * a reader scans, so each keeps what it decided in its call site's fn_extra
+ * (which lives as long as the query) for the role that asked.  Both take
+ * any argument, NULL included, and never raise: a relation or column that
+ * is gone is simply not readable.
+ */
+typedef struct IgReadableKey
+{
+	Oid			relid;
+	int16		ncols;			/* -1: the relation, any column */
+	int16		cols[INDEX_MAX_KEYS];
+} IgReadableKey;
+
+typedef struct IgReadableEntry
+{
+	IgReadableKey key;
+	bool		readable;
+} IgReadableEntry;
+
+typedef struct IgReadableCache
+{
+	Oid			userid;
+	HTAB	   *decided;
+} IgReadableCache;
+
+static IgReadableEntry *
+readable_lookup(FunctionCallInfo fcinfo, IgReadableKey *key, bool *found)
+{
+	IgReadableCache *cache = fcinfo->flinfo->fn_extra;
+	Oid			userid = GetUserId();
+
+	if (cache == NULL || cache->userid != userid)
+	{
+		HASHCTL		ctl;
+
+		if (cache == NULL)
+			cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+										   sizeof(IgReadableCache));
+		else
+			hash_destroy(cache->decided);
+		ctl.keysize = sizeof(IgReadableKey);
+		ctl.entrysize = sizeof(IgReadableEntry);
+		ctl.hcxt = fcinfo->flinfo->fn_mcxt;
+		cache->decided = hash_create("pg_integrity_guard readable relations",
+									 16, &ctl,
+									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		cache->userid = userid;
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	return hash_search(cache->decided, key, HASH_ENTER, found);
+}
+
+/* SELECT on the table itself (not only on columns), by a role */
+static bool
+table_selectable(Oid relid, Oid userid)
+{
+	bool		missing = false;
+
+	return pg_class_aclcheck_ext(relid, userid, ACL_SELECT, &missing) ==
+		ACLCHECK_OK && !missing;
+}
+
+/*
+ * integrity_guard._relation_readable(relid oid) returns boolean: whether the
+ * current role may SELECT some column of the relation (false for NULL or a
+ * relation that is gone).  What makes an incident visible to a role that is
+ * not a member of pg_read_all_stats.
+ */
+PG_FUNCTION_INFO_V1(ig_relation_readable);
+
+Datum
+ig_relation_readable(PG_FUNCTION_ARGS)
+{
+	IgReadableKey key;
+	IgReadableEntry *entry;
+	bool		found;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	memset(&key, 0, sizeof(key));
+	key.relid = PG_GETARG_OID(0);
+	key.ncols = -1;
+	entry = readable_lookup(fcinfo, &key, &found);
+	if (!found)
+	{
+		Oid			userid = GetUserId();
+
+		/* the attribute check gives "no privilege" for a missing relation */
+		entry->readable = table_selectable(key.relid, userid) ||
+			pg_attribute_aclcheck_all(key.relid, userid, ACL_SELECT,
+									  ACLMASK_ANY) == ACLCHECK_OK;
+	}
+	PG_RETURN_BOOL(entry->readable);
+}
+
+/*
+ * integrity_guard._keys_readable(relid oid, key_columns smallint[]) returns
+ * boolean: whether the current role may see the key values of an incident
+ * of that relation, by the rule of the server's own error DETAIL
+ * (BuildIndexValueDescription): a superuser always; otherwise no row-level
+ * security in force on the relation for the role, and SELECT on the table
+ * or on every key column.  A NULL, empty or non-positive column list takes
+ * SELECT on the table.
+ */
+PG_FUNCTION_INFO_V1(ig_keys_readable);
+
+Datum
+ig_keys_readable(PG_FUNCTION_ARGS)
+{
+	IgReadableKey key;
+	IgReadableEntry *entry;
+	Datum	   *elems = NULL;
+	bool	   *nulls = NULL;
+	int			nelems = 0;
+	bool		found;
+	bool		cols_ok = true;
+	int			i;
+
+	if (superuser())
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	memset(&key, 0, sizeof(key));
+	key.relid = PG_GETARG_OID(0);
+	if (!PG_ARGISNULL(1))
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
+
+		if (ARR_ELEMTYPE(arr) != INT2OID)
+			PG_RETURN_BOOL(false);
+		deconstruct_array(arr, INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
+						  &elems, &nulls, &nelems);
+	}
+	/* a list too long for a key, or with a hole, needs the table */
+	if (nelems == 0 || nelems > INDEX_MAX_KEYS)
+		cols_ok = false;
+	for (i = 0; cols_ok && i < nelems; i++)
+	{
+		if (nulls[i] || DatumGetInt16(elems[i]) <= 0)
+			cols_ok = false;
+		else
+			key.cols[key.ncols++] = DatumGetInt16(elems[i]);
+	}
+	if (!cols_ok)
+		key.ncols = 0;
+	entry = readable_lookup(fcinfo, &key, &found);
+	if (!found)
+	{
+		Oid			userid = GetUserId();
+		bool		readable;
+
+		readable = check_enable_rls(key.relid, InvalidOid, true) != RLS_ENABLED &&
+			SearchSysCacheExists1(RELOID, ObjectIdGetDatum(key.relid));
+		if (readable && !table_selectable(key.relid, userid))
+		{
+			readable = key.ncols > 0;
+			for (i = 0; readable && i < key.ncols; i++)
+			{
+				bool		missing = false;
+
+				readable = pg_attribute_aclcheck_ext(key.relid, key.cols[i],
+													 userid, ACL_SELECT,
+													 &missing) == ACLCHECK_OK &&
+					!missing;
+			}
+		}
+		entry->readable = readable;
+	}
+	PG_RETURN_BOOL(entry->readable);
 }

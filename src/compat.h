@@ -54,6 +54,16 @@
 #endif
 
 /*
+ * 16 renamed the bitmap of every indexed column (INDEX_ATTR_BITMAP_ALL) to
+ * HOT_BLOCKING, leaving out summarizing indexes (never unique).
+ */
+#if PG_VERSION_NUM >= 160000
+#define IG_INDEX_ATTR_BITMAP_ALL	INDEX_ATTR_BITMAP_HOT_BLOCKING
+#else
+#define IG_INDEX_ATTR_BITMAP_ALL	INDEX_ATTR_BITMAP_ALL
+#endif
+
+/*
  * 16 replaced the per-catalog ACL checks (pg_namespace_aclcheck) with
  * object_aclcheck().
  */

@@ -126,6 +126,7 @@ typedef struct UniqueStatement
 	TupleTableSlot *genslot;	/* the row with its generated columns */
 	ResultRelInfo *rri;			/* to compute them */
 	bool		has_generated;
+	Bitmapset  *indexed;		/* columns any index of the table uses */
 	RelProbe   *probe;
 	IndexInfo **infos;			/* per-statement copies */
 	ExprState **predicates;
@@ -694,6 +695,7 @@ statement_state(FunctionCallInfo fcinfo, TriggerData *td, UniqueConfig *cfg)
 		st->rri = makeNode(ResultRelInfo);
 		InitResultRelInfo(st->rri, heap, 0, NULL, 0);
 	}
+	st->indexed = RelationGetIndexAttrBitmap(heap, IG_INDEX_ATTR_BITMAP_ALL);
 	st->probe = rel_probe(RelationGetRelid(heap));
 	namestrcpy(&st->probe->schema_name,
 			   get_namespace_name(RelationGetNamespace(heap)));
@@ -715,6 +717,43 @@ statement_state(FunctionCallInfo fcinfo, TriggerData *td, UniqueConfig *cfg)
 	MemoryContextSwitchTo(oldcxt);
 	*slot = st;
 	return st;
+}
+
+/*
+ * An UPDATE that leaves every indexed column as it was (binary equal) keeps
+ * its own keys: index_conflict() would find each key the same as the old
+ * row's and probe nothing, so nothing is formed or compared per index.
+ * Predicates and expressions read only indexed columns.  Stored generated
+ * columns are computed after this trigger, so their tables take the full
+ * path.
+ */
+static bool
+keys_unchanged(UniqueStatement *st, HeapTuple oldtup, HeapTuple newtup,
+			   TupleDesc desc)
+{
+	int			x = -1;
+
+	if (st->has_generated)
+		return false;
+	while ((x = bms_next_member(st->indexed, x)) >= 0)
+	{
+		AttrNumber	attnum = x + FirstLowInvalidHeapAttributeNumber;
+		Form_pg_attribute att;
+		Datum		a;
+		Datum		b;
+		bool		anull;
+		bool		bnull;
+
+		if (attnum <= 0)
+			return false;
+		att = TupleDescAttr(desc, attnum - 1);
+		a = heap_getattr(oldtup, attnum, desc, &anull);
+		b = heap_getattr(newtup, attnum, desc, &bnull);
+		if (anull != bnull ||
+			(!anull && !datumIsEqual(a, b, att->attbyval, att->attlen)))
+			return false;
+	}
+	return true;
 }
 
 /* The row as the server will index it: STORED generated columns computed. */
@@ -1076,6 +1115,15 @@ guard_unique(PG_FUNCTION_ARGS)
 	{
 		if (!upsert)
 			remember_pass(probe, tuple, desc);
+		return PointerGetDatum(tuple);
+	}
+
+	if (is_update && keys_unchanged(st, td->tg_trigtuple, tuple, desc))
+	{
+		if (probe->budget > 0)
+			probe->budget--;
+		if (merge_moves_tracked)
+			merge_remember(wc.level, tuple, desc);
 		return PointerGetDatum(tuple);
 	}
 

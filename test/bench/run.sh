@@ -167,3 +167,6 @@ printf '\nincidents written for all saturating and clamping statements: %s rows 
 
 # the durable audit pipeline under concurrent load: its own cluster
 bash "$TOP/test/bench/pipeline.sh"
+
+# reading the audit: its own cluster
+bash "$TOP/test/bench/readers.sh"
