@@ -395,30 +395,44 @@ ig_audit_insert(Oid owner, IgIncident *rows, int nrows, IgSetAside *aside)
 	return written;
 }
 
-/* Delete rows older than integrity_guard.retention, as the owner. */
-void
+/*
+ * Delete rows older than integrity_guard.retention, as the owner, at most
+ * IG_RETENTION_BATCH of them, oldest first: a job that finds a backlog (a
+ * retention shortened, a database swept for the first time) deletes it in
+ * short transactions of its own (worker.c) instead of one that holds row
+ * locks and the job for minutes.  Returns the rows deleted.
+ */
+int64
 ig_audit_apply_retention(Oid owner)
 {
 	Oid			save_userid;
 	int			save_sec_context;
-	Oid			argtypes[1] = {TIMESTAMPTZOID};
-	Datum		values[1];
+	Oid			argtypes[2] = {TIMESTAMPTZOID, INT4OID};
+	Datum		values[2];
+	int64		deleted;
 
 	if (ig_retention <= 0)
-		return;
+		return 0;
 	values[0] = TimestampTzGetDatum(GetCurrentTimestamp() -
 									(TimestampTz) ig_retention * USECS_PER_SEC);
+	values[1] = Int32GetDatum(IG_RETENTION_BATCH);
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("DELETE FROM integrity_guard.audit_log WHERE last_seen < $1",
-							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+	if (SPI_execute_with_args("DELETE FROM integrity_guard.audit_log"
+							  " WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+							  "SELECT a.ctid FROM integrity_guard.audit_log a"
+							  " WHERE a.last_seen OPERATOR(pg_catalog.<) $1"
+							  " ORDER BY a.last_seen LIMIT $2))",
+							  2, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not apply the retention to integrity_guard.audit_log");
+	deleted = (int64) SPI_processed;
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return deleted;
 }
 
 /*

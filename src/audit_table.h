@@ -43,7 +43,9 @@ typedef struct IgSetAside
 
 extern int64 ig_audit_insert(Oid owner, IgIncident *rows, int nrows,
 							 IgSetAside *aside);
-extern void ig_audit_apply_retention(Oid owner);
+/* rows the retention deletes per transaction */
+#define IG_RETENTION_BATCH 10000
+extern int64 ig_audit_apply_retention(Oid owner);
 extern void ig_audit_lock(void);
 extern bool ig_audit_writing_now(void);
 

@@ -204,11 +204,33 @@ ig_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		standard_ExecutorStart(queryDesc, eflags);
 }
 
-/* Running and finishing: guard_unique's stack of running statements. */
+/*
+ * Running and finishing: guard_unique's stack of running statements.  A
+ * statement that writes no rows (a SELECT without a data-modifying WITH)
+ * needs no level: whatever it runs that writes is a statement of its own,
+ * with its own level, so it goes straight through.
+ */
+static inline bool
+writes_rows(QueryDesc *queryDesc)
+{
+	return queryDesc->operation != CMD_SELECT ||
+		queryDesc->plannedstmt->hasModifyingCTE;
+}
+
 static void
 ig_ExecutorRun(IG_EXECUTOR_RUN_PARAMS)
 {
-	int			depth = ig_unique_enter(queryDesc);
+	int			depth;
+
+	if (!writes_rows(queryDesc))
+	{
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(IG_EXECUTOR_RUN_ARGS);
+		else
+			standard_ExecutorRun(IG_EXECUTOR_RUN_ARGS);
+		return;
+	}
+	depth = ig_unique_enter(queryDesc);
 
 	PG_TRY();
 	{
@@ -227,7 +249,17 @@ ig_ExecutorRun(IG_EXECUTOR_RUN_PARAMS)
 static void
 ig_ExecutorFinish(QueryDesc *queryDesc)
 {
-	int			depth = ig_unique_enter(queryDesc);
+	int			depth;
+
+	if (!writes_rows(queryDesc))
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+		return;
+	}
+	depth = ig_unique_enter(queryDesc);
 
 	PG_TRY();
 	{

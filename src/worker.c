@@ -530,6 +530,7 @@ drain_job(Oid dbid)
 	IgSetAside aside;
 	IgExpired  *volatile expired = NULL;
 	volatile int nexpired = 0;
+	volatile bool backlog = false;
 
 	memset(&aside, 0, sizeof(aside));
 	job_dbid = dbid;
@@ -607,7 +608,7 @@ drain_job(Oid dbid)
 				m++;
 			}
 			written = ig_audit_insert(owner, rows, m, &aside);
-			ig_audit_apply_retention(owner);
+			backlog = ig_audit_apply_retention(owner) >= IG_RETENTION_BATCH;
 		}
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -621,6 +622,23 @@ drain_job(Oid dbid)
 		{
 			StartTransactionCommand();
 			ig_queue_settle_stale(dbid);
+			CommitTransactionCommand();
+		}
+		/* a retention backlog: the rest in short transactions of its own */
+		while (backlog)
+		{
+			CHECK_FOR_INTERRUPTS();
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			pgstat_report_activity(STATE_RUNNING, "applying the retention");
+			backlog = false;
+			if (ig_audit_owner(&owner))
+			{
+				ig_audit_lock();
+				backlog = ig_audit_apply_retention(owner) >= IG_RETENTION_BATCH;
+			}
+			PopActiveSnapshot();
 			CommitTransactionCommand();
 		}
 		pgstat_report_activity(STATE_IDLE, NULL);

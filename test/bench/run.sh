@@ -170,3 +170,6 @@ bash "$TOP/test/bench/pipeline.sh"
 
 # reading the audit: its own cluster
 bash "$TOP/test/bench/readers.sh"
+
+# what preloading and guarding cost where there is little to do: its own clusters
+bash "$TOP/test/bench/overhead.sh"

@@ -65,5 +65,29 @@ is($node->safe_psql('held', q{
          = (SELECT value::bigint FROM integrity_guard.status() WHERE name = 'events_not_written')
          + (SELECT value::bigint FROM integrity_guard.status() WHERE name = 'queue_dropped') + 1}),
     't', 'the counts reconcile (the one written incident of quiet, purged since)');
+
+# -- a backlog (retention shortened, or a large audit swept for the first
+# time) goes in batches of 10,000, each in its own transaction, all by the
+# job that finds it: not one long transaction, and not one batch per job
+$node->append_conf('postgresql.conf', "integrity_guard.retention = '1h'");
+$node->reload;
+$node->safe_psql('quiet', q{
+    INSERT INTO integrity_guard.audit_log (event_type, target, occurrences, first_seen,
+                                           last_seen, detail)
+    SELECT 'backlog', 't', 1, now() - interval '2 hours', now() - interval '2 hours',
+           CASE WHEN g % 10 = 0 THEN jsonb_build_object('key', g) END
+    FROM generate_series(1, 25000) g});
+is($node->safe_psql('quiet', 'SELECT count(*) FROM integrity_guard.audit_keys'), '2500',
+    'the backlog has key values apart');
+$node->psql('quiet', 'SELECT 2147483647 + 1', extra_params => [ '-U', 'app' ]);
+ok($node->poll_query_until('quiet', q{
+    SELECT count(*) = 1 AND bool_and(event_type <> 'backlog') FROM integrity_guard.audit_log}),
+    'one job writes the new incident and deletes the whole backlog');
+is($node->safe_psql('quiet', 'SELECT count(*) FROM integrity_guard.audit_keys'), '0',
+    'with its key values');
+like($node->safe_psql('quiet', q{
+    SELECT n_tup_del FROM pg_stat_user_tables
+     WHERE relid = 'integrity_guard.audit_log'::regclass}), qr/^2500[0-9]$/,
+    'the rows deleted are the backlog (and the earlier incident)');
 $node->stop;
 done_testing();

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# What the extension costs where it has nothing, or little, to do:
+#  1. preload: pgbench -S (simple protocol, no guard anywhere) on a cluster
+#     with the library in shared_preload_libraries against a twin cluster
+#     without it;
+#  2. guarded TPC-B: pgbench's TPC-B (--foreign-keys, prepared) on a database
+#     where guard_counter holds the three balance columns and
+#     guard_duplicates and guard_children sit on accounts, branches and
+#     tellers, against the same database unguarded, on the preloaded
+#     cluster.
+# The two sides alternate, RUNS runs of SECS seconds each, and each figure
+# is the median tps.  Prints measured numbers only; nothing here passes or
+# fails.
+#   RUNS=5 SECS=15 SCALE=10 CLIENTS=2 bash test/bench/overhead.sh
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+trap stop_clusters EXIT
+trap 'exit 130' INT TERM
+
+RUNS=${RUNS:-5}
+SECS=${SECS:-15}
+SCALE=${SCALE:-10}
+CLIENTS=${CLIENTS:-2}
+PARTS=${PARTS:-"preload tpcb"}
+
+ensure_packages
+build_install
+common=("synchronous_commit = off" "autovacuum = off" "shared_buffers = '512MB'"
+        "max_wal_size = '4GB'" "checkpoint_timeout = '30min'")
+start_cluster pre "shared_preload_libraries = 'pg_integrity_guard'" "${common[@]}"
+start_cluster bare "${common[@]}"
+
+# tps DIR DB ARGS...: one pgbench run's tps
+tps() {
+    local dir=$1 db=$2
+    shift 2
+    PGHOST="$dir/sock" PGPORT=5432 PGUSER=postgres \
+        "$PGBIN/pgbench" -n -c "$CLIENTS" -j "$CLIENTS" -T "$SECS" "$@" "$db" 2>/dev/null |
+        sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+sql() {  # sql DIR DB SQL...
+    local dir=$1 db=$2
+    shift 2
+    PGHOST="$dir/sock" PGPORT=5432 PGUSER=postgres "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"
+}
+init() {  # init DIR DB [pgbench -i options]
+    local dir=$1 db=$2
+    shift 2
+    PGHOST="$dir/sock" PGPORT=5432 PGUSER=postgres "$PGBIN/createdb" "$db"
+    PGHOST="$dir/sock" PGPORT=5432 PGUSER=postgres \
+        "$PGBIN/pgbench" -i -q -s "$SCALE" "$@" "$db" >/dev/null 2>&1
+    sql "$dir" "$db" -c 'VACUUM ANALYZE' -c 'CHECKPOINT'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+
+printf '\n%s runs of %s s each, alternating, %s clients, scale %s; median tps\n\n' \
+    "$RUNS" "$SECS" "$CLIENTS" "$SCALE"
+printf '| %-70s | %10s | %10s | %7s |\n' "case" "base tps" "tps" "cost"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..72})" "------------" "------------" "---------"
+
+if [[ " $PARTS " == *" preload "* ]]; then
+    log "preload: pgbench -S, preloaded vs without the library"
+    init "$pre" sel
+    init "$bare" sel
+    a=() b=()
+    for ((r = 0; r < RUNS; r++)); do
+        b+=("$(tps "$bare" sel -S -M simple)")
+        a+=("$(tps "$pre" sel -S -M simple)")
+    done
+    base=$(median "${b[@]}") with=$(median "${a[@]}")
+    printf '| %-70s | %10.0f | %10.0f | %6sx |\n' \
+        "pgbench -S, simple protocol: preloaded vs without the library" "$base" "$with" "$(ratio "$base" "$with")"
+    printf '  runs without: %s\n  runs preloaded: %s\n' "${b[*]}" "${a[*]}"
+fi
+
+if [[ " $PARTS " == *" tpcb "* ]]; then
+    log "guarded TPC-B: guarded vs unguarded database, preloaded cluster"
+    init "$pre" tpcb_plain --foreign-keys
+    init "$pre" tpcb_guard --foreign-keys
+    sql "$pre" tpcb_guard <<'SQL' >/dev/null
+SET client_min_messages = warning;
+CREATE EXTENSION pg_integrity_guard;
+SELECT integrity_guard.guard_counter('pgbench_accounts', ARRAY['abalance']);
+SELECT integrity_guard.guard_counter('pgbench_branches', ARRAY['bbalance']);
+SELECT integrity_guard.guard_counter('pgbench_tellers', ARRAY['tbalance']);
+SELECT integrity_guard.guard_duplicates(t) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers']::regclass[]) t;
+SELECT integrity_guard.guard_children(t) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers']::regclass[]) t;
+SQL
+    sql "$pre" tpcb_plain -c 'CREATE EXTENSION pg_integrity_guard'
+    a=() b=()
+    for ((r = 0; r < RUNS; r++)); do
+        b+=("$(tps "$pre" tpcb_plain -M prepared)")
+        a+=("$(tps "$pre" tpcb_guard -M prepared)")
+    done
+    base=$(median "${b[@]}") with=$(median "${a[@]}")
+    printf '| %-70s | %10.0f | %10.0f | %6sx |\n' \
+        "TPC-B --foreign-keys, prepared: guarded vs unguarded" "$base" "$with" "$(ratio "$base" "$with")"
+    printf '  runs unguarded: %s\n  runs guarded: %s\n' "${b[*]}" "${a[*]}"
+    printf '  incidents written while guarded: %s\n' \
+        "$(sql "$pre" tpcb_guard -c 'SELECT count(*) FROM integrity_guard.audit_log')"
+fi
