@@ -56,15 +56,17 @@ CREATE POLICY audit_log_visible ON integrity_guard.audit_log FOR SELECT
          OR ((rel_incarnation IS NULL
               OR rel_incarnation = (SELECT i.token FROM integrity_guard.database_incarnation i))
              AND integrity_guard._relation_readable(relid)));
--- Stored rows keep their key columns in key_columns (a row with samples has
--- none: the table's privilege decides).
+-- audit_keys: the same rule for the row each key set belongs to, looked up
+-- by id in C (_key_row_readable: as the EXISTS over audit_log it replaces,
+-- but costed as one call, so that reading keys does not make the planner
+-- compile the query).  Stored rows keep their key columns in key_columns.
+CREATE FUNCTION integrity_guard._key_row_readable(id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'ig_key_row_readable'
+LANGUAGE C STABLE PARALLEL SAFE;
 DROP POLICY audit_keys_visible ON integrity_guard.audit_keys;
 CREATE POLICY audit_keys_visible ON integrity_guard.audit_keys FOR SELECT
-  USING (EXISTS (SELECT 1 FROM integrity_guard.audit_log a
-                 WHERE a.id = audit_keys.id
-                   AND (a.rel_incarnation IS NULL
-                        OR a.rel_incarnation = (SELECT i.token FROM integrity_guard.database_incarnation i))
-                   AND integrity_guard._keys_readable(a.relid, a.key_columns)));
+  USING (integrity_guard._key_row_readable(id));
 
 -- Readers: SQL-standard bodies, bound to their objects when created (no
 -- search_path to pin) and inlined into the caller's query, so each call is

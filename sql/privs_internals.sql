@@ -26,7 +26,7 @@ WHERE p.pronamespace = 'integrity_guard'::regnamespace AND p.proname LIKE '\_%'
   AND has_function_privilege('regress_ig_i_other', p.oid, 'EXECUTE')
   AND p.proname NOT IN ('_attach', '_check_args', '_children_immediate', '_trigger_name',
                         '_trigger_args', '_incident_relid', '_incident_visible', '_key_visible',
-                        '_relation_readable', '_keys_readable',
+                        '_relation_readable', '_keys_readable', '_key_row_readable',
                         '_incident_detail', '_counter_spec', '_consent_attached',
                         '_stats', '_preloaded', '_pipeline_status', '_pending', '_queue_usage',
                         '_statement_table', '_table_label',

@@ -20,7 +20,11 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -28,21 +32,25 @@
 #include "commands/dbcommands.h"
 #include "commands/event_trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/uuid.h"
 
 #include "audit_table.h"
 #include "queue.h"
 #include "settings.h"
+#include "compat.h"
 #include "util.h"
 
 #define IG_AUDIT_NPARAMS 12
@@ -546,6 +554,15 @@ typedef struct IgReadableCache
 {
 	Oid			userid;
 	HTAB	   *decided;
+	/* _key_row_readable: where audit rows are, and this database's token */
+	bool		audit_known;
+	Oid			audit_relid;
+	Oid			audit_index;	/* InvalidOid: no audit table */
+	AttrNumber	att_relid;
+	AttrNumber	att_incarnation;
+	AttrNumber	att_key_columns;
+	bool		token_valid;
+	pg_uuid_t	token;
 } IgReadableCache;
 
 static IgReadableEntry *
@@ -573,6 +590,89 @@ readable_lookup(FunctionCallInfo fcinfo, IgReadableKey *key, bool *found)
 		fcinfo->flinfo->fn_extra = cache;
 	}
 	return hash_search(cache->decided, key, HASH_ENTER, found);
+}
+
+/* A column of the audit tables by name, of the expected type, or none. */
+static AttrNumber
+attnum_of(Relation rel, const char *name, Oid type)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && att->atttypid == type &&
+			strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	return InvalidAttrNumber;
+}
+
+/* The call site's cache, made (and reset for a new role) if needed. */
+static IgReadableCache *
+readable_lookup_cache(FunctionCallInfo fcinfo)
+{
+	IgReadableKey key;
+	bool		found;
+
+	memset(&key, 0, sizeof(key));
+	key.ncols = -2;				/* never a real entry: only makes the cache */
+	(void) readable_lookup(fcinfo, &key, &found);
+	return fcinfo->flinfo->fn_extra;
+}
+
+/*
+ * Where _key_row_readable finds audit rows, and this database's incarnation
+ * token, once per query (the query holds the audit table's lock).
+ */
+static void
+audit_locate(IgReadableCache *cache)
+{
+	Oid			token_relid = audit_relid("database_incarnation");
+	Relation	rel;
+
+	cache->audit_known = true;
+	cache->audit_relid = audit_relid("audit_log");
+	cache->audit_index = InvalidOid;
+	if (!OidIsValid(cache->audit_relid))
+		return;
+	rel = table_open(cache->audit_relid, AccessShareLock);
+	cache->audit_index = ig_RelationGetPrimaryKeyIndex(rel);
+	cache->att_relid = attnum_of(rel, "relid", OIDOID);
+	cache->att_incarnation = attnum_of(rel, "rel_incarnation", UUIDOID);
+	cache->att_key_columns = attnum_of(rel, "key_columns", INT2ARRAYOID);
+	table_close(rel, NoLock);
+	if (cache->att_relid == InvalidAttrNumber ||
+		cache->att_incarnation == InvalidAttrNumber ||
+		cache->att_key_columns == InvalidAttrNumber)
+		cache->audit_index = InvalidOid;
+	if (OidIsValid(token_relid))
+	{
+		Relation	trel = table_open(token_relid, AccessShareLock);
+		AttrNumber	att = attnum_of(trel, "token", UUIDOID);
+		Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() :
+			GetTransactionSnapshot();
+		TableScanDesc scan = table_beginscan(trel, snapshot, 0, NULL);
+		TupleTableSlot *slot = table_slot_create(trel, NULL);
+
+		if (att != InvalidAttrNumber &&
+			table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			bool		isnull;
+			Datum		d = slot_getattr(slot, att, &isnull);
+
+			if (!isnull)
+			{
+				memcpy(&cache->token, DatumGetUUIDP(d), sizeof(pg_uuid_t));
+				cache->token_valid = true;
+			}
+		}
+		table_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		table_close(trel, NoLock);
+	}
 }
 
 /* SELECT on the table itself (not only on columns), by a role */
@@ -610,27 +710,23 @@ ig_relation_readable(PG_FUNCTION_ARGS)
 	{
 		Oid			userid = GetUserId();
 
-		/* the attribute check gives "no privilege" for a missing relation */
+		bool		missing = false;
+
 		entry->readable = table_selectable(key.relid, userid) ||
-			pg_attribute_aclcheck_all(key.relid, userid, ACL_SELECT,
-									  ACLMASK_ANY) == ACLCHECK_OK;
+			(ig_attribute_aclcheck_all(key.relid, userid, ACL_SELECT,
+									   ACLMASK_ANY, &missing) == ACLCHECK_OK &&
+			 !missing);
 	}
 	PG_RETURN_BOOL(entry->readable);
 }
 
 /*
- * integrity_guard._keys_readable(relid oid, key_columns smallint[]) returns
- * boolean: whether the current role may see the key values of an incident
- * of that relation, by the rule of the server's own error DETAIL
- * (BuildIndexValueDescription): a superuser always; otherwise no row-level
- * security in force on the relation for the role, and SELECT on the table
- * or on every key column.  A NULL, empty or non-positive column list takes
- * SELECT on the table.
+ * The key-values rule for a relation and its key columns, decided once per
+ * query and role (see ig_keys_readable).  'cols' NULL, empty or holding a
+ * NULL or non-positive entry takes SELECT on the table.
  */
-PG_FUNCTION_INFO_V1(ig_keys_readable);
-
-Datum
-ig_keys_readable(PG_FUNCTION_ARGS)
+static bool
+keys_decide(FunctionCallInfo fcinfo, Oid relid, ArrayType *cols)
 {
 	IgReadableKey key;
 	IgReadableEntry *entry;
@@ -641,21 +737,11 @@ ig_keys_readable(PG_FUNCTION_ARGS)
 	bool		cols_ok = true;
 	int			i;
 
-	if (superuser())
-		PG_RETURN_BOOL(true);
-	if (PG_ARGISNULL(0))
-		PG_RETURN_BOOL(false);
 	memset(&key, 0, sizeof(key));
-	key.relid = PG_GETARG_OID(0);
-	if (!PG_ARGISNULL(1))
-	{
-		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
-
-		if (ARR_ELEMTYPE(arr) != INT2OID)
-			PG_RETURN_BOOL(false);
-		deconstruct_array(arr, INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
+	key.relid = relid;
+	if (cols != NULL && ARR_ELEMTYPE(cols) == INT2OID)
+		deconstruct_array(cols, INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
 						  &elems, &nulls, &nelems);
-	}
 	/* a list too long for a key, or with a hole, needs the table */
 	if (nelems == 0 || nelems > INDEX_MAX_KEYS)
 		cols_ok = false;
@@ -674,16 +760,16 @@ ig_keys_readable(PG_FUNCTION_ARGS)
 		Oid			userid = GetUserId();
 		bool		readable;
 
-		readable = check_enable_rls(key.relid, InvalidOid, true) != RLS_ENABLED &&
-			SearchSysCacheExists1(RELOID, ObjectIdGetDatum(key.relid));
-		if (readable && !table_selectable(key.relid, userid))
+		readable = check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED &&
+			SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid));
+		if (readable && !table_selectable(relid, userid))
 		{
 			readable = key.ncols > 0;
 			for (i = 0; readable && i < key.ncols; i++)
 			{
 				bool		missing = false;
 
-				readable = pg_attribute_aclcheck_ext(key.relid, key.cols[i],
+				readable = pg_attribute_aclcheck_ext(relid, key.cols[i],
 													 userid, ACL_SELECT,
 													 &missing) == ACLCHECK_OK &&
 					!missing;
@@ -691,5 +777,96 @@ ig_keys_readable(PG_FUNCTION_ARGS)
 		}
 		entry->readable = readable;
 	}
-	PG_RETURN_BOOL(entry->readable);
+	return entry->readable;
+}
+
+/*
+ * integrity_guard._keys_readable(relid oid, key_columns smallint[]) returns
+ * boolean: whether the current role may see the key values of an incident
+ * of that relation, by the rule of the server's own error DETAIL
+ * (BuildIndexValueDescription): a superuser always; otherwise no row-level
+ * security in force on the relation for the role, and SELECT on the table
+ * or on every key column.  A NULL, empty or non-positive column list takes
+ * SELECT on the table.
+ */
+PG_FUNCTION_INFO_V1(ig_keys_readable);
+
+Datum
+ig_keys_readable(PG_FUNCTION_ARGS)
+{
+	if (superuser())
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(keys_decide(fcinfo, PG_GETARG_OID(0),
+							   PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1)));
+}
+
+/*
+ * integrity_guard._key_row_readable(id bigint) returns boolean: the
+ * audit_keys policy.  Whether the current role may see the key values of
+ * audit row 'id': the row is looked up by its primary key (as the query's
+ * snapshot sees it, whatever the role may read: the answer says no more
+ * than the rule), then the rule of _keys_readable applies to its relation,
+ * if that is one of this database, and its key columns.  A per-row index
+ * probe like the EXISTS it replaces, but the planner costs it as one call,
+ * so that reading keys does not make it compile the query (JIT).
+ */
+PG_FUNCTION_INFO_V1(ig_key_row_readable);
+
+Datum
+ig_key_row_readable(PG_FUNCTION_ARGS)
+{
+	IgReadableCache *cache;
+	Relation	rel;
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	TupleTableSlot *slot;
+	Snapshot	snapshot;
+	bool		readable = false;
+
+	if (superuser())
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	(void) readable_lookup_cache(fcinfo);
+	cache = fcinfo->flinfo->fn_extra;
+	if (!cache->audit_known)
+		audit_locate(cache);
+	if (!OidIsValid(cache->audit_index))
+		PG_RETURN_BOOL(false);
+
+	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	rel = table_open(cache->audit_relid, AccessShareLock);
+	index = index_open(cache->audit_index, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ,
+				PG_GETARG_DATUM(0));
+	scan = ig_index_beginscan(rel, index, snapshot, 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		relid = slot_getattr(slot, cache->att_relid, &isnull);
+
+		if (!isnull)
+		{
+			bool		inc_null;
+			Datum		inc = slot_getattr(slot, cache->att_incarnation, &inc_null);
+			bool		cols_null;
+			Datum		cols = slot_getattr(slot, cache->att_key_columns, &cols_null);
+
+			if (inc_null || (cache->token_valid &&
+							 memcmp(DatumGetUUIDP(inc), &cache->token,
+									sizeof(pg_uuid_t)) == 0))
+				readable = keys_decide(fcinfo, DatumGetObjectId(relid),
+									   cols_null ? NULL : DatumGetArrayTypeP(cols));
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	PG_RETURN_BOOL(readable);
 }

@@ -54,6 +54,22 @@
 #endif
 
 /*
+ * 17 (since 16) raises in pg_attribute_aclcheck_all() for a relation that
+ * is gone, and its _ext form says so instead; 15 answers "no privilege"
+ * and has no _ext form.  Before 17 the caller checks that the relation
+ * exists first (what 16 does is not built here).
+ */
+#if PG_VERSION_NUM >= 170000
+#define ig_attribute_aclcheck_all(relid, role, mode, how, missing) \
+	pg_attribute_aclcheck_all_ext((relid), (role), (mode), (how), (missing))
+#else
+#define ig_attribute_aclcheck_all(relid, role, mode, how, missing) \
+	(*(missing) = !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)), \
+	 *(missing) ? ACLCHECK_NO_PRIV : \
+	 pg_attribute_aclcheck_all((relid), (role), (mode), (how)))
+#endif
+
+/*
  * 16 renamed the bitmap of every indexed column (INDEX_ATTR_BITMAP_ALL) to
  * HOT_BLOCKING, leaving out summarizing indexes (never unique).
  */

@@ -17,10 +17,14 @@
  * is full, a database below its share (queue_size / databases queueing)
  * takes the place of an entry of the database furthest above it, and inside
  * a database a role below its share likewise; an owner at or above its share
- * loses its own new incident.  A share counts an owner's entries waiting
- * for a job, not those a job took.  When every entry it could displace is
- * being written, an owner below its share takes a place in a reserve of
- * another 2 * queue_size entries.  Drops are counted per database and role.
+ * loses its own new incident.  A role's entries that a job took count
+ * only against twice its share (they are on their way out): a quiet role
+ * beside a flooder keeps entering while its database's jobs fall behind,
+ * and never gives up an entry to a newcomer (only a role at its share
+ * does).
+ * When every entry it could displace is being written, an owner below its
+ * share takes a place in a reserve of another 2 * queue_size entries.
+ * Drops are counted per database and role.
  *
  * Nobody but a flush job (worker.c) writes the audit table.  A job marks
  * the entries it takes with its transaction id.  Marked entries stay in the
@@ -330,11 +334,26 @@ entry_mark(IgQueueEntry *entry, TransactionId xid)
 		role->marked += delta;
 }
 
-/* Entries an owner has waiting for a job: what its share limits. */
+/* Entries an owner has waiting for a job. */
 static inline int
 owner_waiting(const IgOwner *o)
 {
 	return o->queued - o->marked;
+}
+
+/*
+ * A role below its share inside a database at its own: fewer entries
+ * waiting for a job than the share, and fewer than twice the share in all.
+ * Entries a job took are on their way out, so they count only against the
+ * second bound: a quiet role whose database's jobs fall behind (slowed by a
+ * flooder beside it) keeps entering, while a flooder whose entries are all
+ * being written does not.  A database counts all its entries against its
+ * share: the slack is only ever a role's, inside its database's share.
+ */
+static inline bool
+below_share(const IgOwner *o, int share)
+{
+	return owner_waiting(o) < share && o->queued < 2 * share;
 }
 
 static void
@@ -393,16 +412,11 @@ evict_one(Oid dbid, Oid roleid)
 /*
  * Room beyond queue_size for owners below their share, used only when every
  * entry they could displace is taken by a flush job (a taken entry cannot
- * go).  A share limits an owner's waiting entries only: those a job took
- * are on their way out and count against nobody, or an owner whose
- * database's jobs fall behind would lose incidents below its share.  Such
- * an owner enters only while its waiting entries are under its share, and
- * the shares add up to queue_size; a database runs one job at a time, which
- * takes at most what waited, and the entries of the job before it leave
- * when it starts (once no snapshot of that database can miss the rows).  So
- * twice queue_size holds the waiting, the running job's and its
- * predecessor's entries of every owner below its share: it never loses an
- * incident to a flood.
+ * go).  A database enters it only while it holds fewer entries than its
+ * share, a role of a database at its share only while it holds fewer than
+ * twice the role's share (below_share); the shares add up to queue_size,
+ * so a reserve of twice queue_size holds what owners below their share
+ * bring: they never lose an incident to a flood.
  */
 #define IG_QUEUE_RESERVE	(2 * ig_queue_size)
 
@@ -413,6 +427,32 @@ static inline bool
 in_reserve(void)
 {
 	return hash_get_num_entries(ig_queue) < ig_queue_size + IG_QUEUE_RESERVE;
+}
+
+/*
+ * The role of database 'db' to give up an entry for a newcomer: of the
+ * roles not below their share, the one with the most entries waiting (only
+ * those can go); NULL when there is none.  A quiet role beside a flooder is
+ * never chosen, whatever the flooder has in the hands of a job.
+ */
+static IgOwner *
+victim_role(const IgOwner *db, Oid except)
+{
+	HASH_SEQ_STATUS status;
+	IgOwner    *o;
+	IgOwner    *victim = NULL;
+	int			share;
+
+	share = ig_queue_size / Max(ig_shared->ndbs_active, 1) /
+		Max(db->nroles, 1);
+	hash_seq_init(&status, ig_owners);
+	while ((o = hash_seq_search(&status)) != NULL)
+		if (o->key.dbid == db->key.dbid && o->key.roleid != InvalidOid &&
+			o->key.roleid != except && owner_waiting(o) > 0 &&
+			!below_share(o, share) &&
+			(victim == NULL || owner_waiting(o) > owner_waiting(victim)))
+			victim = o;
+	return victim;
 }
 
 /*
@@ -469,26 +509,17 @@ queue_admit(const IgEventKey *key)
 	}
 
 	share = ig_queue_size / Max(ig_shared->ndbs_active + (db->queued == 0), 1);
-	if (owner_waiting(db) < share)
+	if (db->queued < share)
 	{
-		/* the database with the most waiting gives up an entry */
+		/* the database queueing the most gives up an entry */
 		hash_seq_init(&status, ig_owners);
 		while ((o = hash_seq_search(&status)) != NULL)
 			if (o->key.roleid == InvalidOid && o->key.dbid != key->dbid &&
-				(victim == NULL || owner_waiting(o) > owner_waiting(victim)))
+				(victim == NULL || o->queued > victim->queued))
 				victim = o;
-		if (victim != NULL && owner_waiting(victim) > owner_waiting(db) + 1)
+		if (victim != NULL && victim->queued > db->queued + 1)
 		{
-			/* and inside it the role with the most */
-			Oid			vdb = victim->key.dbid;
-
-			victim = NULL;
-			hash_seq_init(&status, ig_owners);
-			while ((o = hash_seq_search(&status)) != NULL)
-				if (o->key.dbid == vdb && o->key.roleid != InvalidOid &&
-					(victim == NULL ||
-					 owner_waiting(o) > owner_waiting(victim)))
-					victim = o;
+			victim = victim_role(victim, InvalidOid);
 			if (victim != NULL && evict_one(victim->key.dbid, victim->key.roleid))
 				return true;
 		}
@@ -497,16 +528,10 @@ queue_admit(const IgEventKey *key)
 
 	/* at its share: only a role below its share inside it may displace */
 	share = share / Max(db->nroles + (role->queued == 0), 1);
-	if (owner_waiting(role) >= share)
+	if (!below_share(role, share))
 		return false;
-	hash_seq_init(&status, ig_owners);
-	while ((o = hash_seq_search(&status)) != NULL)
-		if (o->key.dbid == key->dbid && o->key.roleid != InvalidOid &&
-			o->key.roleid != key->roleid &&
-			(victim == NULL || owner_waiting(o) > owner_waiting(victim)))
-			victim = o;
-	if (victim != NULL && owner_waiting(victim) > owner_waiting(role) + 1 &&
-		evict_one(victim->key.dbid, victim->key.roleid))
+	victim = victim_role(db, key->roleid);
+	if (victim != NULL && evict_one(victim->key.dbid, victim->key.roleid))
 		return true;
 	return in_reserve();
 }
@@ -836,14 +861,15 @@ readers_horizon(void)
  * Resolve the marks of a database's entries, from a job connected to it: a
  * committed job's entries lose what it wrote once no reader's snapshot can
  * miss the rows (readers_horizon), an aborted one's are unmarked.  Needs a
- * transaction.
+ * transaction.  Returns how many entries still wait for readers.
  */
-void
+int
 ig_queue_settle_stale(Oid dbid)
 {
 	HASH_SEQ_STATUS status;
 	IgQueueEntry *entry;
 	TransactionId horizon = readers_horizon();
+	int			waiting = 0;
 
 	LWLockAcquire(ig_shared->queue_lock, LW_EXCLUSIVE);
 	hash_seq_init(&status, ig_queue);
@@ -875,8 +901,11 @@ ig_queue_settle_stale(Oid dbid)
 			if (left <= 0)
 				queue_remove(entry);
 		}
+		else
+			waiting++;
 	}
 	LWLockRelease(ig_shared->queue_lock);
+	return waiting;
 }
 
 /*

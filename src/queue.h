@@ -113,7 +113,7 @@ extern void ig_queue_push(const IgEventKey *key, const char *detail,
 /* flush jobs */
 extern int	ig_queue_take(Oid dbid, TransactionId xid, IgJobIncident **out);
 extern void ig_queue_settle(Oid dbid, TransactionId xid, bool committed);
-extern void ig_queue_settle_stale(Oid dbid);
+extern int	ig_queue_settle_stale(Oid dbid);
 extern void ig_queue_count_lost(Oid dbid, Oid roleid, int64 n);
 extern void ig_queue_discard(Oid dbid);
 extern uint32 ig_queue_registrations(Oid dbid);

@@ -504,6 +504,9 @@ count_lost_jobs(void)
 	FreeDir(dir);
 }
 
+/* 1 ms waits for the readers of what a job wrote, at most */
+#define IG_SETTLE_WAITS		50
+
 /* A job killed with incidents in hand: unmark them for the next job. */
 static void
 job_exit(int code, Datum arg)
@@ -531,6 +534,7 @@ drain_job(Oid dbid)
 	IgExpired  *volatile expired = NULL;
 	volatile int nexpired = 0;
 	volatile bool backlog = false;
+	int			waited;
 
 	memset(&aside, 0, sizeof(aside));
 	job_dbid = dbid;
@@ -618,11 +622,25 @@ drain_job(Oid dbid)
 		for (nexpired--; nexpired >= 0; nexpired--)
 			ig_queue_count_lost(dbid, expired[nexpired].roleid,
 								expired[nexpired].events);
-		if (installed)
+		/*
+		 * What it wrote leaves the queue once the snapshots taken before
+		 * its commit are gone: statements are short, so wait for them a
+		 * little (holding nothing) rather than keep the entries a whole
+		 * job cycle, counted against their owners.
+		 */
+		for (waited = 0; installed; waited++)
 		{
+			int			left;
+
 			StartTransactionCommand();
-			ig_queue_settle_stale(dbid);
+			left = ig_queue_settle_stale(dbid);
 			CommitTransactionCommand();
+			if (left == 0 || waited >= IG_SETTLE_WAITS)
+				break;
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1L, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
 		}
 		/* a retention backlog: the rest in short transactions of its own */
 		while (backlog)

@@ -1,8 +1,8 @@
 # Issue 23, point 2: quiet owners never lose an incident to a flood.  One
 # role floods one database with incidents of distinct keys from 4 clients;
 # a quiet role in the same database and one in another database each raise
-# 100, below their share of the queue.  Both keep all of theirs, the
-# flooder's drops are counted, and the counts reconcile.
+# 100 over half a minute, below their share of the queue.  Both keep all
+# of theirs, the flooder's drops are counted, and the counts reconcile.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -52,7 +52,7 @@ sub client
 my @flood = map {
     my $c = $_;
     client('flooder', 'app', "flood$c", join('', map {
-        "SET application_name = 'flood $c $_'; SELECT 2147483647 + 1;\n" } 1 .. 200000));
+        "SET application_name = 'flood $c $_'; SELECT 2147483647 + 1;\n" } 1 .. 400000));
 } 1 .. 4;
 # the quiet ones start once the queue overflows
 $node->poll_query_until('app', q{
@@ -61,7 +61,7 @@ $node->poll_query_until('app', q{
 my @quiet = map {
     my ($role, $db) = @$_;
     client($role, $db, $role, join('', map {
-        "SET application_name = '$role $_'; SELECT 2147483647 + 1; SELECT pg_sleep(0.15);\n" } 1 .. 100));
+        "SET application_name = '$role $_'; SELECT 2147483647 + 1; SELECT pg_sleep(0.3);\n" } 1 .. 100));
 } ([ 'calm', 'app' ], [ 'far', 'quiet' ]);
 $_->finish for @quiet;
 ok($node->safe_psql('postgres', q{
@@ -75,14 +75,18 @@ $node->poll_query_until('postgres', q{
 # Each quiet role keeps every incident.  The one in the flooder's own
 # database shares its flush jobs, slowed by the flood: its entries those
 # jobs took count against no share, so it never reaches its own.
+my $usage = q{SELECT string_agg(format('%s/%s: queued %s dropped %s discarded %s',
+    database_name, role_name, queued, dropped, discarded), '; ') FROM integrity_guard.queue_usage};
 ok($node->poll_query_until('quiet', q{
     SELECT coalesce(sum(occurrences), 0) = 100 FROM integrity_guard.audit_log
      WHERE role_name = 'far'}),
-    'the quiet role in another database keeps all 100 of its incidents');
+    'the quiet role in another database keeps all 100 of its incidents')
+  or diag($node->safe_psql('quiet', $usage));
 ok($node->poll_query_until('app', q{
     SELECT coalesce(sum(occurrences), 0) = 100 FROM integrity_guard.audit_log
      WHERE role_name = 'calm'}),
-    "the quiet role in the flooder's database keeps all 100 of its incidents");
+    "the quiet role in the flooder's database keeps all 100 of its incidents")
+  or diag($node->safe_psql('app', $usage));
 is($node->safe_psql('app', q{
     SELECT coalesce(sum(dropped), 0) FROM integrity_guard.queue_usage
      WHERE role_name IN ('calm', 'far')}), '0', 'no quiet incident was dropped');
