@@ -707,16 +707,7 @@ ig_relation_readable(PG_FUNCTION_ARGS)
 	key.ncols = -1;
 	entry = readable_lookup(fcinfo, &key, &found);
 	if (!found)
-	{
-		Oid			userid = GetUserId();
-
-		bool		missing = false;
-
-		entry->readable = table_selectable(key.relid, userid) ||
-			(ig_attribute_aclcheck_all(key.relid, userid, ACL_SELECT,
-									   ACLMASK_ANY, &missing) == ACLCHECK_OK &&
-			 !missing);
-	}
+		entry->readable = ig_relation_readable_by(key.relid, GetUserId());
 	PG_RETURN_BOOL(entry->readable);
 }
 

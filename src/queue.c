@@ -1650,6 +1650,37 @@ detail_jsonb(const char *json)
 	return result;
 }
 
+/* Whether the caller may read relid, decided once per relation per call. */
+typedef struct IgPendingReadable
+{
+	Oid			relid;
+	bool		readable;
+} IgPendingReadable;
+
+static bool
+pending_readable(HTAB **decided, Oid relid)
+{
+	IgPendingReadable *entry;
+	bool		found;
+
+	if (!OidIsValid(relid))
+		return false;
+	if (*decided == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(IgPendingReadable);
+		ctl.hcxt = CurrentMemoryContext;
+		*decided = hash_create("pg_integrity_guard pending readers", 16, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = hash_search(*decided, &relid, HASH_ENTER, &found);
+	if (!found)
+		entry->readable = ig_relation_readable_by(relid, GetUserId());
+	return entry->readable;
+}
+
 /*
  * integrity_guard._pending() (incident.c): this database's incidents still
  * in the queue, as rows of the audit table (id NULL), for the readers.
@@ -1665,9 +1696,10 @@ ig_queue_pending_rows(FunctionCallInfo fcinfo)
 	Datum	   *values;
 	bool	   *nulls;
 	char	   *dbname;
-	Oid			rowtype;
 	Oid			audit_relid;
-	Oid			visible_fn = InvalidOid;
+	bool		filter;
+	HTAB	   *readable = NULL;
+	Oid			relid;
 	int			inflight;
 	int			n;
 	int			i;
@@ -1689,15 +1721,14 @@ ig_queue_pending_rows(FunctionCallInfo fcinfo)
 	if (!OidIsValid(audit_relid) ||
 		pg_class_aclcheck(audit_relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		return;
-	rowtype = get_rel_type_id(audit_relid);
-	if (check_enable_rls(audit_relid, InvalidOid, true) == RLS_ENABLED)
-	{
-		visible_fn = LookupFuncName(list_make2(makeString(IG_SCHEMA_NAME),
-											   makeString("_incident_visible")),
-									1, &rowtype, true);
-		if (!OidIsValid(visible_fn))
-			return;
-	}
+	/*
+	 * The table's rule (_incident_visible) for a role under its policy:
+	 * pg_read_all_stats sees all, any other role the incidents of
+	 * relations it may read (a queued incident is of this database).
+	 * Decided here once per relation, not by a SQL call per entry.
+	 */
+	filter = check_enable_rls(audit_relid, InvalidOid, true) == RLS_ENABLED &&
+		!has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 	values = palloc(sizeof(Datum) * desc->natts);
 	nulls = palloc(sizeof(bool) * desc->natts);
 	dbname = get_database_name(MyDatabaseId);
@@ -1706,6 +1737,7 @@ ig_queue_pending_rows(FunctionCallInfo fcinfo)
 	{
 		IgEventKey *k = &entries[i].key;
 
+		relid = InvalidOid;
 		for (a = 0; a < desc->natts; a++)
 		{
 			Form_pg_attribute att = TupleDescAttr(desc, a);
@@ -1725,9 +1757,9 @@ ig_queue_pending_rows(FunctionCallInfo fcinfo)
 			else if (strcmp(name, "relid") == 0)
 			{
 				/* a captured error's table: bound as the writer will bind it */
-				Oid			relid = OidIsValid(k->relid) ? k->relid :
+				relid = OidIsValid(k->relid) ? k->relid :
 					ig_bind_relid(k->schema_name, k->table_name,
-										entries[i].counts.bind_horizon);
+								  entries[i].counts.bind_horizon);
 
 				if (OidIsValid(relid))
 					v = ObjectIdGetDatum(relid);
@@ -1772,20 +1804,8 @@ ig_queue_pending_rows(FunctionCallInfo fcinfo)
 			values[a] = isnull ? (Datum) 0 : v;
 			nulls[a] = isnull;
 		}
-		if (OidIsValid(visible_fn))
-		{
-			/* the row as a value of the table's row type */
-			TupleDesc	rowdesc = lookup_rowtype_tupdesc(rowtype, -1);
-			HeapTuple	tuple = heap_form_tuple(rowdesc, values, nulls);
-			Datum		row = heap_copy_tuple_as_datum(tuple, rowdesc);
-			bool		visible;
-
-			ReleaseTupleDesc(rowdesc);
-			visible = DatumGetBool(OidFunctionCall1(visible_fn, row));
-			heap_freetuple(tuple);
-			if (!visible)
-				continue;
-		}
+		if (filter && !pending_readable(&readable, relid))
+			continue;
 		tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
 	}
 }

@@ -18,12 +18,14 @@
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "mb/pg_wchar.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
+#include "compat.h"
 #include "util.h"
 
 /*
@@ -228,4 +230,22 @@ ig_bind_relid(const char *schema_name, const char *table_name,
 	before = catalog_row_before(tuple, horizon);
 	ReleaseSysCache(tuple);
 	return before ? relid : InvalidOid;
+}
+
+/*
+ * Whether a role may SELECT the relation or some column of it: what shows
+ * an incident to a role outside pg_read_all_stats (the readers' rule).
+ * False for a relation that is gone; never raises.
+ */
+bool
+ig_relation_readable_by(Oid relid, Oid roleid)
+{
+	bool		missing = false;
+
+	if (pg_class_aclcheck_ext(relid, roleid, ACL_SELECT, &missing) ==
+		ACLCHECK_OK && !missing)
+		return true;
+	missing = false;
+	return ig_attribute_aclcheck_all(relid, roleid, ACL_SELECT, ACLMASK_ANY,
+									 &missing) == ACLCHECK_OK && !missing;
 }

@@ -183,4 +183,25 @@ is(as_role('dst_notrig', 'reader', q{SELECT count(*) FROM integrity_guard.events
 is(as_role('dst_notrig', 'watcher', q{SELECT count(*) FROM integrity_guard.events()}), '3',
     'but to pg_read_all_stats');
 
+# incidents still queued follow the same rule, decided per relation
+$node->append_conf('postgresql.conf', "integrity_guard.flush_interval = '1h'");
+$node->reload;
+sleep(1);
+$node->safe_psql('app', q{
+    SET ROLE owner1;
+    CREATE TABLE qa (n int); CREATE TABLE qb (n int);
+    GRANT SELECT (n) ON qa TO reader;
+    SELECT integrity_guard.guard_counter('qa', ARRAY['n'], 10, 0);
+    SELECT integrity_guard.guard_counter('qb', ARRAY['n'], 10, 0);
+    INSERT INTO qa SELECT 99 FROM generate_series(1, 3);
+    INSERT INTO qb VALUES (99);});
+my $queued = q{SELECT coalesce(string_agg(table_name || ':' || occurrences, ',' ORDER BY table_name), '')
+    FROM integrity_guard.events() WHERE id IS NULL AND table_name IN ('qa', 'qb')};
+is(as_role('app', 'watcher', $queued), 'qa:3,qb:1', 'both incidents are still queued');
+is(as_role('app', 'reader', $queued), 'qa:3',
+    'a reader sees the queued incidents of the table it may read (a column of), not the others');
+is(as_role('app', 'tenant', $queued), '', 'a role that may read neither sees none');
+$node->append_conf('postgresql.conf', "integrity_guard.flush_interval = '100ms'");
+$node->reload;
+
 done_testing();
