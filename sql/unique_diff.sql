@@ -125,3 +125,60 @@ COPY d_skip (id, part, email) FROM stdin;
 \.
 SELECT ud_same_rows('d_plain', 'd_raise') AS raise_same, ud_same_rows('d_plain', 'd_skip') AS skip_same;
 SELECT count(*) AS rows FROM d_plain;
+
+-- UPDATEs that change no indexed column skip the guard's index work (a
+-- binary comparison of the old and new row).  A key changed through an
+-- expression index, a partial index's predicate or another BEFORE trigger
+-- is still guarded: the same statements on an unguarded twin and guarded
+-- ones.  No generated column here, so that the shortcut is the one taken.
+CREATE FUNCTION uk_rename() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.n = 100 THEN NEW.email := 'a'; END IF;
+    RETURN NEW;
+END $$;
+CREATE FUNCTION uk_make_twin(name text) RETURNS void LANGUAGE plpgsql AS $f$
+BEGIN
+    EXECUTE format('CREATE TABLE %I (id int PRIMARY KEY, email text, tag text, active boolean, n int)', name);
+    EXECUTE format('CREATE UNIQUE INDEX ON %I (lower(email))', name);
+    EXECUTE format('CREATE UNIQUE INDEX ON %I (tag) WHERE active', name);
+    -- sorts before the guard's trigger, so the guard sees what it wrote
+    EXECUTE format('CREATE TRIGGER aa_rename BEFORE UPDATE ON %I FOR EACH ROW EXECUTE FUNCTION uk_rename()', name);
+    EXECUTE format($$INSERT INTO %I VALUES (1, 'a', 't1', true, 0), (2, 'B', 't1', false, 0),
+                                           (3, 'x', 't3', false, 0)$$, name);
+END $f$;
+SELECT uk_make_twin('uk_plain'), uk_make_twin('uk_raise'), uk_make_twin('uk_skip');
+SELECT integrity_guard.guard_duplicates('uk_raise');
+SELECT integrity_guard.guard_duplicates('uk_skip', 'skip');
+CREATE TABLE uk_steps (step int PRIMARY KEY, sql text NOT NULL);
+INSERT INTO uk_steps VALUES
+ (1, $$UPDATE %I SET n = n + 1$$),
+ (2, $$UPDATE %I SET email = 'A' WHERE id = 2$$),
+ (3, $$UPDATE %I SET active = true WHERE id = 2$$),
+ (4, $$UPDATE %I SET n = 100 WHERE id = 3$$),
+ (5, $$UPDATE %I SET email = 'b', n = n + 1 WHERE id = 2$$),
+ (6, $$UPDATE %I SET n = n + 1, active = true WHERE id = 3$$);
+CREATE TABLE uk_outcomes (step int, twin text, ok boolean, rows text);
+DO $$
+DECLARE s record; t text; ok boolean; r text;
+BEGIN
+    FOR s IN SELECT * FROM uk_steps ORDER BY step LOOP
+        FOREACH t IN ARRAY ARRAY['uk_plain', 'uk_raise', 'uk_skip'] LOOP
+            BEGIN
+                EXECUTE format(s.sql, t);
+                ok := true;
+            EXCEPTION WHEN unique_violation THEN
+                ok := false;
+            END;
+            EXECUTE format('SELECT string_agg(row(id, email, tag, active, n)::text, %L ORDER BY id) FROM %I', ' ', t)
+              INTO STRICT r;
+            INSERT INTO uk_outcomes VALUES (s.step, t, ok, r);
+        END LOOP;
+    END LOOP;
+END $$;
+-- the server refuses steps 2 to 4; raise does the same, skip leaves the
+-- duplicate out and keeps the rows the server kept
+SELECT p.step, p.ok AS server_ok, r.ok = p.ok AND r.rows = p.rows AS raise_same,
+       s.ok AS skip_ok, s.rows = p.rows AS skip_rows_same
+  FROM uk_outcomes p JOIN uk_outcomes r USING (step) JOIN uk_outcomes s USING (step)
+ WHERE p.twin = 'uk_plain' AND r.twin = 'uk_raise' AND s.twin = 'uk_skip'
+ ORDER BY step;

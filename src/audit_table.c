@@ -48,9 +48,9 @@
 #include "utils/uuid.h"
 
 #include "audit_table.h"
+#include "compat.h"
 #include "queue.h"
 #include "settings.h"
-#include "compat.h"
 #include "util.h"
 
 #define IG_AUDIT_NPARAMS 12
@@ -565,8 +565,9 @@ typedef struct IgReadableCache
 	pg_uuid_t	token;
 } IgReadableCache;
 
-static IgReadableEntry *
-readable_lookup(FunctionCallInfo fcinfo, IgReadableKey *key, bool *found)
+/* The call site's cache, made (and emptied for a new role) if needed. */
+static IgReadableCache *
+readable_cache(FunctionCallInfo fcinfo)
 {
 	IgReadableCache *cache = fcinfo->flinfo->fn_extra;
 	Oid			userid = GetUserId();
@@ -589,7 +590,13 @@ readable_lookup(FunctionCallInfo fcinfo, IgReadableKey *key, bool *found)
 		cache->userid = userid;
 		fcinfo->flinfo->fn_extra = cache;
 	}
-	return hash_search(cache->decided, key, HASH_ENTER, found);
+	return cache;
+}
+
+static IgReadableEntry *
+readable_lookup(FunctionCallInfo fcinfo, IgReadableKey *key, bool *found)
+{
+	return hash_search(readable_cache(fcinfo)->decided, key, HASH_ENTER, found);
 }
 
 /* A column of the audit tables by name, of the expected type, or none. */
@@ -608,19 +615,6 @@ attnum_of(Relation rel, const char *name, Oid type)
 			return att->attnum;
 	}
 	return InvalidAttrNumber;
-}
-
-/* The call site's cache, made (and reset for a new role) if needed. */
-static IgReadableCache *
-readable_lookup_cache(FunctionCallInfo fcinfo)
-{
-	IgReadableKey key;
-	bool		found;
-
-	memset(&key, 0, sizeof(key));
-	key.ncols = -2;				/* never a real entry: only makes the cache */
-	(void) readable_lookup(fcinfo, &key, &found);
-	return fcinfo->flinfo->fn_extra;
 }
 
 /*
@@ -673,16 +667,6 @@ audit_locate(IgReadableCache *cache)
 		ExecDropSingleTupleTableSlot(slot);
 		table_close(trel, NoLock);
 	}
-}
-
-/* SELECT on the table itself (not only on columns), by a role */
-static bool
-table_selectable(Oid relid, Oid userid)
-{
-	bool		missing = false;
-
-	return pg_class_aclcheck_ext(relid, userid, ACL_SELECT, &missing) ==
-		ACLCHECK_OK && !missing;
 }
 
 /*
@@ -753,7 +737,7 @@ keys_decide(FunctionCallInfo fcinfo, Oid relid, ArrayType *cols)
 
 		readable = check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED &&
 			SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid));
-		if (readable && !table_selectable(relid, userid))
+		if (readable && !ig_table_selectable_by(relid, userid))
 		{
 			readable = key.ncols > 0;
 			for (i = 0; readable && i < key.ncols; i++)
@@ -821,8 +805,7 @@ ig_key_row_readable(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(true);
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
-	(void) readable_lookup_cache(fcinfo);
-	cache = fcinfo->flinfo->fn_extra;
+	cache = readable_cache(fcinfo);
 	if (!cache->audit_known)
 		audit_locate(cache);
 	if (!OidIsValid(cache->audit_index))

@@ -233,6 +233,19 @@ ig_bind_relid(const char *schema_name, const char *table_name,
 }
 
 /*
+ * Whether a role may SELECT the table itself (not only some columns).
+ * False for a relation that is gone; never raises.
+ */
+bool
+ig_table_selectable_by(Oid relid, Oid roleid)
+{
+	bool		missing = false;
+
+	return pg_class_aclcheck_ext(relid, roleid, ACL_SELECT, &missing) ==
+		ACLCHECK_OK && !missing;
+}
+
+/*
  * Whether a role may SELECT the relation or some column of it: what shows
  * an incident to a role outside pg_read_all_stats (the readers' rule).
  * False for a relation that is gone; never raises.
@@ -242,10 +255,7 @@ ig_relation_readable_by(Oid relid, Oid roleid)
 {
 	bool		missing = false;
 
-	if (pg_class_aclcheck_ext(relid, roleid, ACL_SELECT, &missing) ==
-		ACLCHECK_OK && !missing)
-		return true;
-	missing = false;
-	return ig_attribute_aclcheck_all(relid, roleid, ACL_SELECT, ACLMASK_ANY,
-									 &missing) == ACLCHECK_OK && !missing;
+	return ig_table_selectable_by(relid, roleid) ||
+		(ig_attribute_aclcheck_all(relid, roleid, ACL_SELECT, ACLMASK_ANY,
+								   &missing) == ACLCHECK_OK && !missing);
 }

@@ -53,6 +53,20 @@ init() {  # init DIR DB [pgbench -i options]
     sql "$dir" "$db" -c 'VACUUM ANALYZE' -c 'CHECKPOINT'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+# compare LABEL BASE_DIR BASE_DB DIR DB PGBENCH_ARGS...: the two sides
+# alternate, RUNS runs each; one table row of the medians, then the runs
+compare() {
+    local label=$1 bdir=$2 bdb=$3 dir=$4 db=$5 r base with
+    local -a b=() a=()
+    shift 5
+    for ((r = 0; r < RUNS; r++)); do
+        b+=("$(tps "$bdir" "$bdb" "$@")")
+        a+=("$(tps "$dir" "$db" "$@")")
+    done
+    base=$(median "${b[@]}") with=$(median "${a[@]}")
+    printf '| %-70s | %10.0f | %10.0f | %6sx |\n' "$label" "$base" "$with" "$(ratio "$base" "$with")"
+    printf '  runs, base: %s\n  runs: %s\n' "${b[*]}" "${a[*]}"
+}
 
 printf '\n%s runs of %s s each, alternating, %s clients, scale %s; median tps\n\n' \
     "$RUNS" "$SECS" "$CLIENTS" "$SCALE"
@@ -63,15 +77,8 @@ if [[ " $PARTS " == *" preload "* ]]; then
     log "preload: pgbench -S, preloaded vs without the library"
     init "$pre" sel
     init "$bare" sel
-    a=() b=()
-    for ((r = 0; r < RUNS; r++)); do
-        b+=("$(tps "$bare" sel -S -M simple)")
-        a+=("$(tps "$pre" sel -S -M simple)")
-    done
-    base=$(median "${b[@]}") with=$(median "${a[@]}")
-    printf '| %-70s | %10.0f | %10.0f | %6sx |\n' \
-        "pgbench -S, simple protocol: preloaded vs without the library" "$base" "$with" "$(ratio "$base" "$with")"
-    printf '  runs without: %s\n  runs preloaded: %s\n' "${b[*]}" "${a[*]}"
+    compare "pgbench -S, simple protocol: preloaded vs without the library" \
+        "$bare" sel "$pre" sel -S -M simple
 fi
 
 if [[ " $PARTS " == *" tpcb "* ]]; then
@@ -88,15 +95,8 @@ SELECT integrity_guard.guard_duplicates(t) FROM unnest(ARRAY['pgbench_accounts',
 SELECT integrity_guard.guard_children(t) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers']::regclass[]) t;
 SQL
     sql "$pre" tpcb_plain -c 'CREATE EXTENSION pg_integrity_guard'
-    a=() b=()
-    for ((r = 0; r < RUNS; r++)); do
-        b+=("$(tps "$pre" tpcb_plain -M prepared)")
-        a+=("$(tps "$pre" tpcb_guard -M prepared)")
-    done
-    base=$(median "${b[@]}") with=$(median "${a[@]}")
-    printf '| %-70s | %10.0f | %10.0f | %6sx |\n' \
-        "TPC-B --foreign-keys, prepared: guarded vs unguarded" "$base" "$with" "$(ratio "$base" "$with")"
-    printf '  runs unguarded: %s\n  runs guarded: %s\n' "${b[*]}" "${a[*]}"
+    compare "TPC-B --foreign-keys, prepared: guarded vs unguarded" \
+        "$pre" tpcb_plain "$pre" tpcb_guard -M prepared
     printf '  incidents written while guarded: %s\n' \
         "$(sql "$pre" tpcb_guard -c 'SELECT count(*) FROM integrity_guard.audit_log')"
 fi
