@@ -64,28 +64,51 @@ static const char *const ig_audit_insert_1_1 =
 
 /*
  * Key values ("key", and the other keys aggregated in "samples") and the
- * server's DETAIL ("detail", which shows row values) go to audit_keys, readable under the rule of the server's own
- * error DETAIL; "key_columns" becomes audit_log.key_columns.
+ * server's DETAIL ("detail", which shows row values) go to audit_keys,
+ * readable under the rule of the server's own error DETAIL; "key_columns"
+ * becomes audit_log.key_columns.  From 1.6 the key set also carries copies
+ * of the audit row's last_seen, relid, rel_incarnation and key_columns,
+ * which order it and decide who sees it.
+ */
+#define IG_AUDIT_INSERT_HEAD \
+"WITH d AS (SELECT $12::pg_catalog.jsonb AS j)," \
+" ins AS (INSERT INTO integrity_guard.audit_log (event_type, schema_name," \
+" table_name, relid, target, occurrences, first_seen, last_seen, role_name," \
+" database_name, application_name, detail, key_columns)" \
+" SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11," \
+" d.j OPERATOR(pg_catalog.-) '{key,detail,samples,key_columns}'::pg_catalog.text[]," \
+" CASE WHEN NOT d.j OPERATOR(pg_catalog.?) 'samples' THEN" \
+" (SELECT pg_catalog.array_agg(x::pg_catalog.int2)" \
+" FROM pg_catalog.jsonb_array_elements_text(d.j OPERATOR(pg_catalog.->) 'key_columns') x) END" \
+" FROM d RETURNING id"
+#define IG_AUDIT_KEYS_VALUES \
+" (SELECT pg_catalog.jsonb_object_agg(e.key, e.value)" \
+" FROM pg_catalog.jsonb_each(d.j) e WHERE e.key IN ('key', 'detail', 'samples'))"
+#define IG_AUDIT_INSERT_TAIL \
+" FROM ins, d WHERE d.j OPERATOR(pg_catalog.?|) '{key,detail,samples}'::pg_catalog.text[]"
+
+/* 1.2 to 1.5: the key set alone */
+static const char *const ig_audit_insert_1_2 =
+IG_AUDIT_INSERT_HEAD ")"
+" INSERT INTO integrity_guard.audit_keys (id, key_values)"
+" SELECT ins.id," IG_AUDIT_KEYS_VALUES
+IG_AUDIT_INSERT_TAIL;
+
+/*
+ * From 1.6: with its copies, given here because the audit row is not
+ * visible inside its own statement to audit_keys' trigger.
  */
 static const char *const ig_audit_insert_sql =
-"WITH d AS (SELECT $12::pg_catalog.jsonb AS j),"
-" ins AS (INSERT INTO integrity_guard.audit_log (event_type, schema_name,"
-" table_name, relid, target, occurrences, first_seen, last_seen, role_name,"
-" database_name, application_name, detail, key_columns)"
-" SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-" d.j OPERATOR(pg_catalog.-) '{key,detail,samples,key_columns}'::pg_catalog.text[],"
-" CASE WHEN NOT d.j OPERATOR(pg_catalog.?) 'samples' THEN"
-" (SELECT pg_catalog.array_agg(x::pg_catalog.int2)"
-" FROM pg_catalog.jsonb_array_elements_text(d.j OPERATOR(pg_catalog.->) 'key_columns') x) END"
-" FROM d RETURNING id)"
-" INSERT INTO integrity_guard.audit_keys (id, key_values)"
-" SELECT ins.id, (SELECT pg_catalog.jsonb_object_agg(e.key, e.value)"
-" FROM pg_catalog.jsonb_each(d.j) e WHERE e.key IN ('key', 'detail', 'samples'))"
-" FROM ins, d WHERE d.j OPERATOR(pg_catalog.?|) '{key,detail,samples}'::pg_catalog.text[]";
+IG_AUDIT_INSERT_HEAD ", last_seen, relid, rel_incarnation, key_columns)"
+" INSERT INTO integrity_guard.audit_keys (id, key_values, last_seen, relid,"
+" rel_incarnation, key_columns)"
+" SELECT ins.id," IG_AUDIT_KEYS_VALUES ", ins.last_seen, ins.relid,"
+" ins.rel_incarnation, ins.key_columns"
+IG_AUDIT_INSERT_TAIL;
 
-/* The kept INSERT, and which of the two texts it is. */
+/* The kept INSERT, and which of the three texts it is. */
 static SPIPlanPtr insert_plan = NULL;
-static bool insert_plan_keys = false;
+static const char *insert_plan_text = NULL;
 
 /* The owner found for the audit table with this OID and owner. */
 static Oid	owner_relid = InvalidOid;
@@ -185,12 +208,19 @@ static SPIPlanPtr
 insert_statement(void)
 {
 	/* the library serves every version of the extension's objects */
-	bool		keys = OidIsValid(audit_relid("audit_keys"));
+	Oid			keys = audit_relid("audit_keys");
+	const char *text;
 	Oid			argtypes[IG_AUDIT_NPARAMS];
 	SPIPlanPtr	plan;
 	int			i;
 
-	if (insert_plan != NULL && insert_plan_keys == keys)
+	if (!OidIsValid(keys))
+		text = ig_audit_insert_1_1;
+	else if (get_attnum(keys, "last_seen") == InvalidAttrNumber)
+		text = ig_audit_insert_1_2;
+	else
+		text = ig_audit_insert_sql;
+	if (insert_plan != NULL && insert_plan_text == text)
 		return insert_plan;
 	for (i = 0; i < IG_AUDIT_NPARAMS; i++)
 		argtypes[i] = TEXTOID;
@@ -198,8 +228,7 @@ insert_statement(void)
 	argtypes[5] = INT8OID;
 	argtypes[6] = TIMESTAMPTZOID;
 	argtypes[7] = TIMESTAMPTZOID;
-	plan = SPI_prepare(keys ? ig_audit_insert_sql : ig_audit_insert_1_1,
-					   IG_AUDIT_NPARAMS, argtypes);
+	plan = SPI_prepare(text, IG_AUDIT_NPARAMS, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s",
 			 SPI_result_code_string(SPI_result));
@@ -208,7 +237,7 @@ insert_statement(void)
 	if (insert_plan != NULL)
 		SPI_freeplan(insert_plan);
 	insert_plan = plan;
-	insert_plan_keys = keys;
+	insert_plan_text = text;
 	return plan;
 }
 

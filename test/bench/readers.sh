@@ -44,7 +44,8 @@ END \$\$;
 -- one more table readable through a column only: visible incidents, hidden keys
 GRANT SELECT (id) ON t11 TO bench_reader;
 -- loaded as a restore would, without the audit tables' triggers (what they
--- would do is done here: this database's token, key values apart)
+-- would do is done here: this database's token, key values apart with
+-- their audit rows' columns)
 SET session_replication_role = replica;
 INSERT INTO integrity_guard.audit_log (event_type, schema_name, table_name, relid, target,
                                        occurrences, first_seen, last_seen, role_name,
@@ -59,8 +60,8 @@ SELECT CASE WHEN g % 2 = 0 THEN 'duplicate_key' ELSE 'counter_saturated' END,
        (SELECT token FROM integrity_guard.database_incarnation),
        CASE WHEN g % 2 = 0 THEN '{2}'::smallint[] END
 FROM generate_series(1, $ROWS) g;
-INSERT INTO integrity_guard.audit_keys (id, key_values)
-SELECT id, jsonb_build_object('key', '(k)=(v' || id || ')')
+INSERT INTO integrity_guard.audit_keys (id, key_values, last_seen, relid, rel_incarnation, key_columns)
+SELECT id, jsonb_build_object('key', '(k)=(v' || id || ')'), last_seen, relid, rel_incarnation, key_columns
 FROM integrity_guard.audit_log WHERE event_type = 'duplicate_key';
 RESET session_replication_role;
 VACUUM ANALYZE integrity_guard.audit_log;

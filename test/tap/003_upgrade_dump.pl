@@ -25,7 +25,7 @@ my $members = q{
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION pg_integrity_guard');
 is($node->safe_psql('fresh', q{SELECT extversion FROM pg_extension WHERE extname = 'pg_integrity_guard'}),
-    '1.5', 'CREATE EXTENSION installs 1.5');
+    '1.6', 'CREATE EXTENSION installs 1.6');
 
 # -- 1.0 with guards and audit data, then ALTER EXTENSION UPDATE
 $node->safe_psql('postgres', 'CREATE DATABASE app');
@@ -49,14 +49,22 @@ my $guards_before = $node->safe_psql('app',
 
 $node->safe_psql('app', 'ALTER EXTENSION pg_integrity_guard UPDATE');
 is($node->safe_psql('app', q{SELECT extversion FROM pg_extension WHERE extname = 'pg_integrity_guard'}),
-    '1.5', 'ALTER EXTENSION UPDATE reaches 1.5');
+    '1.6', 'ALTER EXTENSION UPDATE reaches 1.6');
 is($node->safe_psql('app', $members), $node->safe_psql('fresh', $members),
-    'the updated extension has exactly the objects of a fresh 1.5');
+    'the updated extension has exactly the objects of a fresh 1.6');
 is($node->safe_psql('app',
     'SELECT string_agg(id || event_type || occurrences, \',\' ORDER BY id) FROM integrity_guard.audit_log'),
     $audit_before, 'audit rows are kept');
 is($node->safe_psql('app', 'SELECT string_agg(trigger_name, \',\' ORDER BY 1) FROM integrity_guard.guards'),
     $guards_before, 'guards are kept');
+# 1.6: a key set carries its audit row's order and visibility columns; the
+# update fills them for the rows it finds
+my $copies = q{SELECT count(*) || ' key sets, ' ||
+    count(*) FILTER (WHERE (k.last_seen, k.relid, k.rel_incarnation, k.key_columns)
+                          IS DISTINCT FROM (a.last_seen, a.relid, a.rel_incarnation, a.key_columns))
+    || ' differ' FROM integrity_guard.audit_keys k JOIN integrity_guard.audit_log a USING (id)};
+is($node->safe_psql('app', $copies), '1 key sets, 0 differ',
+    'the update gives the key set its audit row\'s columns');
 $node->safe_psql('app', 'UPDATE grp SET times_seen = times_seen + 1');
 $node->safe_psql('app', q{INSERT INTO conference VALUES (1, 'c')});
 is($node->safe_psql('app', q{SELECT count(*) FROM integrity_guard.events()}), '4',
@@ -80,6 +88,16 @@ is($node->safe_psql('restored',
     'the restored database has the audit rows');
 is($node->safe_psql('restored', 'SELECT string_agg(trigger_name, \',\' ORDER BY 1) FROM integrity_guard.guards'),
     $guards_before, 'and the guards');
+# the restore binds audit rows to this database's relations and token; their
+# key sets follow, so a role that may read the table sees the keys
+is($node->safe_psql('restored', $copies), '2 key sets, 0 differ',
+    'restored key sets carry the rebound audit rows\' columns');
+$node->safe_psql('restored', q{
+    CREATE ROLE keyreader; GRANT SELECT ON conference TO keyreader});
+is($node->safe_psql('restored', q{
+    SET ROLE keyreader;
+    SELECT count(*) FROM integrity_guard.events() WHERE detail ? 'key'}),
+    '2', 'a role that may read the table sees the restored key values');
 $node->safe_psql('restored', 'UPDATE grp SET times_seen = times_seen + 1');
 $node->safe_psql('restored', q{INSERT INTO conference VALUES (1, 'd')});
 ok($node->poll_query_until('restored', 'SELECT count(*) = 6 FROM integrity_guard.audit_log'),
