@@ -143,3 +143,42 @@ SELECT bool_and(c1 AND c2 AND c3) AS identical FROM compare(9);
 SELECT step, variant, c1, c2, c3 FROM compare(10) ORDER BY variant;
 SELECT count(*) FILTER (WHERE p IS NOT NULL) AS c1_left FROM d_native.c1;
 SELECT sum(occurrences) > 0 AS audited FROM integrity_guard.audit_log WHERE schema_name LIKE 'd\_%';
+
+-- A composite reference with a NOT NULL column (a tenant id, as Citus's
+-- distribution column): set_null clears the columns that can be cleared
+-- and keeps the others, as ON DELETE SET NULL (columns) does.
+CREATE SCHEMA p_native;
+CREATE SCHEMA p_guard;
+CREATE TABLE p_native.parent (tenant int, id int, PRIMARY KEY (tenant, id));
+CREATE TABLE p_guard.parent (tenant int, id int, PRIMARY KEY (tenant, id));
+CREATE TABLE p_native.child (id int, tenant int NOT NULL, pid int,
+    FOREIGN KEY (tenant, pid) REFERENCES p_native.parent ON DELETE SET NULL (pid));
+CREATE TABLE p_guard.child (id int, tenant int NOT NULL, pid int,
+    FOREIGN KEY (tenant, pid) REFERENCES p_guard.parent);
+INSERT INTO p_native.parent SELECT g % 5, g FROM generate_series(1, 500) g;
+INSERT INTO p_guard.parent TABLE p_native.parent;
+INSERT INTO p_native.child
+SELECT g, t.tenant, t.id FROM generate_series(1, 2000) g,
+       LATERAL (SELECT tenant, id FROM p_native.parent ORDER BY random() + g * 0 LIMIT 1) t;
+INSERT INTO p_guard.child TABLE p_native.child;
+SELECT integrity_guard.guard_children('p_guard.parent');
+DELETE FROM p_native.parent WHERE id % 3 = 0;
+DELETE FROM p_guard.parent WHERE id % 3 = 0;
+BEGIN;
+DELETE FROM p_native.parent WHERE tenant = 2;
+DELETE FROM p_guard.parent WHERE tenant = 2;
+COMMIT;
+SELECT NOT EXISTS ((TABLE p_native.child EXCEPT ALL TABLE p_guard.child)
+                   UNION ALL (TABLE p_guard.child EXCEPT ALL TABLE p_native.child)) AS identical,
+       (SELECT count(*) FROM p_guard.child WHERE pid IS NULL) > 500 AS cleared,
+       (SELECT count(*) FROM p_guard.child WHERE tenant IS NULL) AS tenant_cleared;
+-- MATCH FULL: some NULLs and some values fail the key, so it is refused;
+-- every column NOT NULL: nothing to clear, refused
+CREATE TABLE p_guard.fparent (tenant int, id int, PRIMARY KEY (tenant, id));
+CREATE TABLE p_guard.full_child (tenant int NOT NULL, pid int,
+    FOREIGN KEY (tenant, pid) REFERENCES p_guard.fparent MATCH FULL);
+SELECT integrity_guard.guard_children('p_guard.fparent');
+CREATE TABLE p_guard.nparent (tenant int, id int, PRIMARY KEY (tenant, id));
+CREATE TABLE p_guard.fixed_child (tenant int NOT NULL, pid int NOT NULL,
+    FOREIGN KEY (tenant, pid) REFERENCES p_guard.nparent);
+SELECT integrity_guard.guard_children('p_guard.nparent');

@@ -539,6 +539,10 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 	const char *child_name;
 	const char *parent_name;
 	const char *only;
+	const char *notnull_first = NULL;
+	char		matchtype = FKCONSTR_MATCH_SIMPLE;
+	const char *fkname = NULL;
+	int			nclear = 0;
 	int			i;
 
 	ref->child_relid = RelationGetRelid(child);
@@ -565,6 +569,8 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 							NameStr(con->conname), RelationGetRelationName(child)),
 					 errhint("The server already acts on it; leave it out of nullify_children().")));
 		ref->deferred = con->condeferred;
+		matchtype = con->confmatchtype;
+		fkname = pstrdup(NameStr(con->conname));
 		DeconstructFkConstraintRow(fk, &n, conkey, confkey, pf_eq_oprs,
 								   NULL, NULL, NULL, NULL);
 	}
@@ -588,20 +594,18 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 		Oid			opr;
 
 		/*
-		 * A NOT NULL added after attach fails only the deletes that have a
-		 * child to clear (see run_reference); at attach time it is refused.
+		 * set_null clears the columns that can be cleared and keeps the
+		 * NOT NULL ones, as ON DELETE SET NULL (columns) does: one NULL
+		 * column is enough for the reference to match no parent.
 		 */
-		if (!delete_action && catt->attnotnull && args->trigger != NULL)
+		if (!delete_action && catt->attnotnull)
 		{
-			if (ref->notnull_col == NULL)
-				ref->notnull_col = pstrdup(NameStr(catt->attname));
+			if (notnull_first == NULL)
+				notnull_first = NameStr(catt->attname);
 		}
-		else if (!delete_action && catt->attnotnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("column \"%s\" of table \"%s\" is NOT NULL: action=set_null cannot clear it",
-							NameStr(catt->attname), RelationGetRelationName(child)),
-					 errhint("Use action=delete for this reference, or drop the NOT NULL constraint.")));
+		else
+			appendStringInfo(&set_clause, "%s%s = NULL",
+							 nclear++ > 0 ? ", " : "", ccol);
 
 		ref->parent_attnums[i] = parent_attnums[i];
 		ref->parent_types[i] = patt->atttypid;
@@ -609,7 +613,6 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 			key_equality_operator(patt->atttypid, catt->atttypid,
 								  NameStr(patt->attname), NameStr(catt->attname));
 
-		appendStringInfo(&set_clause, "%s%s = NULL", i > 0 ? ", " : "", ccol);
 		cref = psprintf("x.%s", ccol);
 		pref = psprintf("o.%s", quote_identifier(NameStr(patt->attname)));
 		snprintf(param, sizeof(param), "$%d", i + 1);
@@ -627,6 +630,34 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 								 patt->atttypid,
 								 lookup_type_cache(patt->atttypid, TYPECACHE_EQ_OPR)->eq_opr,
 								 param, patt->atttypid);
+	}
+
+	/*
+	 * Nothing to clear (every column NOT NULL), or a MATCH FULL key that
+	 * some NULLs would leave invalid: refused at attach; a NOT NULL added
+	 * since fails only the deletes that have a child to clear (see
+	 * run_reference).
+	 */
+	if (!delete_action && notnull_first != NULL &&
+		(nclear == 0 || matchtype == FKCONSTR_MATCH_FULL))
+	{
+		if (args->trigger != NULL)
+			ref->notnull_col = pstrdup(notnull_first);
+		else if (nclear == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("column \"%s\" of table \"%s\" is NOT NULL: action=set_null cannot clear it",
+							notnull_first, RelationGetRelationName(child)),
+					 nkeys > 1 ? errdetail("Every column of the reference is NOT NULL.") : 0,
+					 errhint("Use action=delete for this reference, or drop the NOT NULL constraint.")));
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("column \"%s\" of table \"%s\" is NOT NULL: action=set_null cannot clear it",
+							notnull_first, RelationGetRelationName(child)),
+					 errdetail("Foreign key \"%s\" is MATCH FULL: a row with some of its columns NULL and others not fails it.",
+							   fkname),
+					 errhint("Use action=delete for this reference, or drop the NOT NULL constraint.")));
 	}
 
 	/*

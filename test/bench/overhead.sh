@@ -7,7 +7,11 @@
 #     where guard_counter holds the three balance columns and
 #     guard_duplicates and guard_children sit on accounts, branches and
 #     tellers, against the same database unguarded, on the preloaded
-#     cluster.
+#     cluster; and, as the server's own floor, the unguarded database with
+#     one built-in C trigger (suppress_redundant_updates_trigger, which
+#     returns the new row here) BEFORE UPDATE on those tables: before any
+#     BEFORE UPDATE row trigger runs, the server locks the old row (a WAL
+#     record), whatever the trigger then does.
 # The two sides alternate, RUNS runs of SECS seconds each, and each figure
 # is the median tps.  Prints measured numbers only; nothing here passes or
 # fails.
@@ -85,6 +89,7 @@ if [[ " $PARTS " == *" tpcb "* ]]; then
     log "guarded TPC-B: guarded vs unguarded database, preloaded cluster"
     init "$pre" tpcb_plain --foreign-keys
     init "$pre" tpcb_guard --foreign-keys
+    init "$pre" tpcb_floor --foreign-keys
     sql "$pre" tpcb_guard <<'SQL' >/dev/null
 SET client_min_messages = warning;
 CREATE EXTENSION pg_integrity_guard;
@@ -95,8 +100,18 @@ SELECT integrity_guard.guard_duplicates(t) FROM unnest(ARRAY['pgbench_accounts',
 SELECT integrity_guard.guard_children(t) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers']::regclass[]) t;
 SQL
     sql "$pre" tpcb_plain -c 'CREATE EXTENSION pg_integrity_guard'
+    sql "$pre" tpcb_floor <<'SQL' >/dev/null
+CREATE EXTENSION pg_integrity_guard;
+CREATE TRIGGER floor BEFORE UPDATE ON pgbench_accounts FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+CREATE TRIGGER floor BEFORE UPDATE ON pgbench_branches FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+CREATE TRIGGER floor BEFORE UPDATE ON pgbench_tellers FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger();
+SQL
     compare "TPC-B --foreign-keys, prepared: guarded vs unguarded" \
         "$pre" tpcb_plain "$pre" tpcb_guard -M prepared
+    compare "the server's floor: a no-op C BEFORE UPDATE trigger vs unguarded" \
+        "$pre" tpcb_plain "$pre" tpcb_floor -M prepared
+    compare "guarded vs that floor" \
+        "$pre" tpcb_floor "$pre" tpcb_guard -M prepared
     printf '  incidents written while guarded: %s\n' \
         "$(sql "$pre" tpcb_guard -c 'SELECT count(*) FROM integrity_guard.audit_log')"
 fi
