@@ -130,6 +130,7 @@ typedef struct UniqueStatement
 	RelProbe   *probe;
 	IndexInfo **infos;			/* per-statement copies */
 	ExprState **predicates;
+	bool		named;			/* probe's names set for this statement */
 } UniqueStatement;
 
 /* What writes the row: the innermost running statement's ModifyTable. */
@@ -663,6 +664,13 @@ unique_parse(IgArgs *args)
 	return cfg;
 }
 
+/*
+ * The statement's state, in two steps: what every row needs (the indexed
+ * columns, the probe), made with the statement; what probing and recording
+ * need (executor state, slots, index infos), made on first use, so that a
+ * single-row UPDATE that keeps its keys or a row let through to the server
+ * pays for none of it.
+ */
 static UniqueStatement *
 statement_state(FunctionCallInfo fcinfo, TriggerData *td, UniqueConfig *cfg)
 {
@@ -670,8 +678,6 @@ statement_state(FunctionCallInfo fcinfo, TriggerData *td, UniqueConfig *cfg)
 	UniqueStatement *st = *slot;
 	Relation	heap = td->tg_relation;
 	MemoryContext oldcxt;
-	TupleDesc	tupdesc;
-	int			i;
 
 	if (st != NULL && st->config == cfg)
 		return st;
@@ -679,6 +685,39 @@ statement_state(FunctionCallInfo fcinfo, TriggerData *td, UniqueConfig *cfg)
 	oldcxt = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	st = palloc0(sizeof(UniqueStatement));
 	st->config = cfg;
+	st->has_generated = RelationGetDescr(heap)->constr != NULL &&
+		RelationGetDescr(heap)->constr->has_generated_stored;
+	st->indexed = RelationGetIndexAttrBitmap(heap, IG_INDEX_ATTR_BITMAP_ALL);
+	st->probe = rel_probe(RelationGetRelid(heap));
+	MemoryContextSwitchTo(oldcxt);
+	*slot = st;
+	return st;
+}
+
+/* The table's names for the error hook, which reads no catalog. */
+static void
+statement_name(UniqueStatement *st, Relation heap)
+{
+	if (st->named)
+		return;
+	namestrcpy(&st->probe->schema_name,
+			   get_namespace_name(RelationGetNamespace(heap)));
+	namestrcpy(&st->probe->table_name, RelationGetRelationName(heap));
+	st->named = true;
+}
+
+static void
+statement_prepare(FunctionCallInfo fcinfo, UniqueStatement *st, Relation heap)
+{
+	UniqueConfig *cfg = st->config;
+	MemoryContext oldcxt;
+	TupleDesc	tupdesc;
+	int			i;
+
+	statement_name(st, heap);
+	if (st->estate != NULL)
+		return;
+	oldcxt = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 	st->estate = CreateExecutorState();
 	/* an unpinned copy: these slots are never dropped, only freed */
 	tupdesc = CreateTupleDescCopy(RelationGetDescr(heap));
@@ -686,8 +725,6 @@ statement_state(FunctionCallInfo fcinfo, TriggerData *td, UniqueConfig *cfg)
 	st->oldslot = MakeSingleTupleTableSlot(tupdesc, &TTSOpsHeapTuple);
 	st->existing = MakeSingleTupleTableSlot(tupdesc,
 											table_slot_callbacks(heap));
-	st->has_generated = RelationGetDescr(heap)->constr != NULL &&
-		RelationGetDescr(heap)->constr->has_generated_stored;
 	if (st->has_generated)
 	{
 		/* the server computes them after BEFORE ROW triggers */
@@ -695,11 +732,6 @@ statement_state(FunctionCallInfo fcinfo, TriggerData *td, UniqueConfig *cfg)
 		st->rri = makeNode(ResultRelInfo);
 		InitResultRelInfo(st->rri, heap, 0, NULL, 0);
 	}
-	st->indexed = RelationGetIndexAttrBitmap(heap, IG_INDEX_ATTR_BITMAP_ALL);
-	st->probe = rel_probe(RelationGetRelid(heap));
-	namestrcpy(&st->probe->schema_name,
-			   get_namespace_name(RelationGetNamespace(heap)));
-	namestrcpy(&st->probe->table_name, RelationGetRelationName(heap));
 	st->infos = palloc0(sizeof(IndexInfo *) * Max(cfg->nindexes, 1));
 	st->predicates = palloc0(sizeof(ExprState *) * Max(cfg->nindexes, 1));
 	st->keyed = palloc0(sizeof(int) * Max(cfg->nindexes, 1));
@@ -715,8 +747,6 @@ statement_state(FunctionCallInfo fcinfo, TriggerData *td, UniqueConfig *cfg)
 												st->estate);
 	}
 	MemoryContextSwitchTo(oldcxt);
-	*slot = st;
-	return st;
 }
 
 /*
@@ -1080,7 +1110,10 @@ guard_unique(PG_FUNCTION_ARGS)
 	if (probe->pending)
 	{
 		if (probe->suspect)
+		{
+			statement_prepare(fcinfo, st, heap);
 			recheck_pass(st, heap);
+		}
 		probe->pending = false;
 	}
 
@@ -1114,7 +1147,10 @@ guard_unique(PG_FUNCTION_ARGS)
 		ig_unique_capture_on && MyBackendType == B_BACKEND)
 	{
 		if (!upsert)
+		{
+			statement_name(st, heap);
 			remember_pass(probe, tuple, desc);
+		}
 		return PointerGetDatum(tuple);
 	}
 
@@ -1127,6 +1163,7 @@ guard_unique(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tuple);
 	}
 
+	statement_prepare(fcinfo, st, heap);
 	ResetPerTupleExprContext(st->estate);
 	ExecStoreHeapTuple(tuple, st->newslot, false);
 	row = indexed_row(st, st->newslot);

@@ -12,6 +12,11 @@
 #     returns the new row here) BEFORE UPDATE on those tables: before any
 #     BEFORE UPDATE row trigger runs, the server locks the old row (a WAL
 #     record), whatever the trigger then does.
+#  3. profile: where the guarded TPC-B's time goes, from perf samples of
+#     the whole machine (pgbench, server, kernel) during one run: the
+#     library's own code, guard_unique, and the server's BEFORE UPDATE row
+#     trigger machinery with the row lock it takes first (skipped without
+#     perf).  A cost of 1-2% hides in the runs' spread; the samples show it.
 # The two sides alternate, RUNS runs of SECS seconds each, and each figure
 # is the median tps.  Prints measured numbers only; nothing here passes or
 # fails.
@@ -25,7 +30,7 @@ RUNS=${RUNS:-5}
 SECS=${SECS:-15}
 SCALE=${SCALE:-10}
 CLIENTS=${CLIENTS:-2}
-PARTS=${PARTS:-"preload tpcb"}
+PARTS=${PARTS:-"preload tpcb profile"}
 
 ensure_packages
 build_install
@@ -114,4 +119,42 @@ SQL
         "$pre" tpcb_floor "$pre" tpcb_guard -M prepared
     printf '  incidents written while guarded: %s\n' \
         "$(sql "$pre" tpcb_guard -c 'SELECT count(*) FROM integrity_guard.audit_log')"
+fi
+
+if [[ " $PARTS " == *" profile "* ]]; then
+    if ! command -v perf >/dev/null; then
+        log "profile: perf is not installed (apt-get install linux-perf); skipped"
+        exit 0
+    fi
+    log "profile: perf samples of one guarded TPC-B run"
+    if [[ " $PARTS " != *" tpcb "* ]]; then
+        init "$pre" tpcb_guard --foreign-keys
+        sql "$pre" tpcb_guard <<'SQL' >/dev/null
+SET client_min_messages = warning;
+CREATE EXTENSION pg_integrity_guard;
+SELECT integrity_guard.guard_counter('pgbench_accounts', ARRAY['abalance']);
+SELECT integrity_guard.guard_counter('pgbench_branches', ARRAY['bbalance']);
+SELECT integrity_guard.guard_counter('pgbench_tellers', ARRAY['tbalance']);
+SELECT integrity_guard.guard_duplicates(t) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers']::regclass[]) t;
+SELECT integrity_guard.guard_children(t) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers']::regclass[]) t;
+SQL
+    fi
+    data=$(mktemp /tmp/pg_integrity_guard_perf.XXXXXX)
+    perf record -q -e cpu-clock -a -g -o "$data" -- \
+        env PGHOST="$pre/sock" PGPORT=5432 PGUSER=postgres \
+        "$PGBIN/pgbench" -n -c "$CLIENTS" -j "$CLIENTS" -T "$SECS" -M prepared tpcb_guard >/dev/null 2>&1
+    # each sample's stack: leaf first; a share is samples / all samples
+    perf script -i "$data" -F ip,sym,dso 2>/dev/null | awk '
+        BEGIN { RS = "" }
+        { all++ }
+        { split($0, f, "\n"); if (f[1] ~ /pg_integrity_guard/) self++ }
+        /guard_unique/ { unique++ }
+        /ExecBRUpdateTriggers/ { br++; if (/heap_lock_tuple/) lock++ }
+        END {
+            printf "\nguarded TPC-B, %d perf samples of the whole machine:\n", all
+            printf "  the library'"'"'s own code (self): %.2f%%\n", 100 * self / all
+            printf "  guard_unique with what it calls: %.2f%%\n", 100 * unique / all
+            printf "  the server'"'"'s BEFORE UPDATE row trigger machinery: %.2f%%, of which its row lock (taken for any such trigger): %.2f%%\n", 100 * br / all, 100 * lock / all
+        }'
+    rm -f "$data"
 fi
