@@ -61,6 +61,19 @@ init() {  # init DIR DB [pgbench -i options]
         "$PGBIN/pgbench" -i -q -s "$SCALE" "$@" "$db" >/dev/null 2>&1
     sql "$dir" "$db" -c 'VACUUM ANALYZE' -c 'CHECKPOINT'
 }
+# the guarded TPC-B database: every guard a hot table of it can take
+init_guarded() {
+    init "$pre" tpcb_guard --foreign-keys
+    sql "$pre" tpcb_guard <<'SQL' >/dev/null
+SET client_min_messages = warning;
+CREATE EXTENSION pg_integrity_guard;
+SELECT integrity_guard.guard_counter('pgbench_accounts', ARRAY['abalance']);
+SELECT integrity_guard.guard_counter('pgbench_branches', ARRAY['bbalance']);
+SELECT integrity_guard.guard_counter('pgbench_tellers', ARRAY['tbalance']);
+SELECT integrity_guard.guard_duplicates(t) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers']::regclass[]) t;
+SELECT integrity_guard.guard_children(t) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers']::regclass[]) t;
+SQL
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 # compare LABEL BASE_DIR BASE_DB DIR DB PGBENCH_ARGS...: the two sides
 # alternate, RUNS runs each; one table row of the medians, then the runs
@@ -93,17 +106,8 @@ fi
 if [[ " $PARTS " == *" tpcb "* ]]; then
     log "guarded TPC-B: guarded vs unguarded database, preloaded cluster"
     init "$pre" tpcb_plain --foreign-keys
-    init "$pre" tpcb_guard --foreign-keys
+    init_guarded
     init "$pre" tpcb_floor --foreign-keys
-    sql "$pre" tpcb_guard <<'SQL' >/dev/null
-SET client_min_messages = warning;
-CREATE EXTENSION pg_integrity_guard;
-SELECT integrity_guard.guard_counter('pgbench_accounts', ARRAY['abalance']);
-SELECT integrity_guard.guard_counter('pgbench_branches', ARRAY['bbalance']);
-SELECT integrity_guard.guard_counter('pgbench_tellers', ARRAY['tbalance']);
-SELECT integrity_guard.guard_duplicates(t) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers']::regclass[]) t;
-SELECT integrity_guard.guard_children(t) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers']::regclass[]) t;
-SQL
     sql "$pre" tpcb_plain -c 'CREATE EXTENSION pg_integrity_guard'
     sql "$pre" tpcb_floor <<'SQL' >/dev/null
 CREATE EXTENSION pg_integrity_guard;
@@ -127,18 +131,7 @@ if [[ " $PARTS " == *" profile "* ]]; then
         exit 0
     fi
     log "profile: perf samples of one guarded TPC-B run"
-    if [[ " $PARTS " != *" tpcb "* ]]; then
-        init "$pre" tpcb_guard --foreign-keys
-        sql "$pre" tpcb_guard <<'SQL' >/dev/null
-SET client_min_messages = warning;
-CREATE EXTENSION pg_integrity_guard;
-SELECT integrity_guard.guard_counter('pgbench_accounts', ARRAY['abalance']);
-SELECT integrity_guard.guard_counter('pgbench_branches', ARRAY['bbalance']);
-SELECT integrity_guard.guard_counter('pgbench_tellers', ARRAY['tbalance']);
-SELECT integrity_guard.guard_duplicates(t) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers']::regclass[]) t;
-SELECT integrity_guard.guard_children(t) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers']::regclass[]) t;
-SQL
-    fi
+    [[ " $PARTS " == *" tpcb "* ]] || init_guarded
     data=$(mktemp /tmp/pg_integrity_guard_perf.XXXXXX)
     perf record -q -e cpu-clock -a -g -o "$data" -- \
         env PGHOST="$pre/sock" PGPORT=5432 PGUSER=postgres \
