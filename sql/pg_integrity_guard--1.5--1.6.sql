@@ -40,10 +40,10 @@ CREATE INDEX audit_log_unlabelled_idx ON integrity_guard.audit_log (last_seen)
   WHERE table_name IS NULL OR target IS NULL;
 
 -- The copies are the audit row's, whoever inserts the key set: the writer
--- passes them (its audit row is not visible yet inside its own statement),
--- a restore loads them from the dump, then this takes them from the audit
--- row whenever it is there to read (a restore rebinds audit rows to this
--- database's relations and incarnation before their keys are loaded).
+-- passes them, a restore loads them from the dump (a library older than
+-- this version passes none), then this takes them from the audit row
+-- whenever it is there to read: a restore rebinds audit rows to this
+-- database's relations and incarnation before their keys are loaded.
 CREATE FUNCTION integrity_guard._audit_keys_copy()
 RETURNS trigger
 LANGUAGE plpgsql

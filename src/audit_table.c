@@ -95,8 +95,9 @@ IG_AUDIT_INSERT_HEAD ")"
 IG_AUDIT_INSERT_TAIL;
 
 /*
- * From 1.6: with its copies, given here because the audit row is not
- * visible inside its own statement to audit_keys' trigger.
+ * From 1.6: with its copies, given here from the row just inserted rather
+ * than left to audit_keys' trigger (which finds them too, for a library
+ * older than the catalog).
  */
 static const char *const ig_audit_insert_sql =
 IG_AUDIT_INSERT_HEAD ", last_seen, relid, rel_incarnation, key_columns)"
