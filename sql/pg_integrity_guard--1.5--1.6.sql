@@ -69,12 +69,17 @@ CREATE TRIGGER audit_keys_copy BEFORE INSERT ON integrity_guard.audit_keys
 
 -- An audit row that changes (a dropped relation unbinds its rows) changes
 -- its key set's copies, in one statement however many rows it touched.
+-- Every DROP runs an UPDATE of audit_log that mostly touches nothing: then
+-- audit_keys is not even locked.
 CREATE FUNCTION integrity_guard._audit_keys_follow()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM audit_new) THEN
+        RETURN NULL;
+    END IF;
     UPDATE integrity_guard.audit_keys k
        SET last_seen = n.last_seen, relid = n.relid,
            rel_incarnation = n.rel_incarnation, key_columns = n.key_columns

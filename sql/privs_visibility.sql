@@ -188,6 +188,14 @@ DROP FUNCTION foreign_seen(name);
 DROP FUNCTION seen(name);
 DROP FUNCTION keys_seen(name);
 DROP TABLE public.privs_open, public.privs_victim, public.privs_new, public.privs_old, public.privs_keyed, public.privs_periods;
+-- a key set decides its visibility from copies of its audit row's columns:
+-- a dropped table unbinds both, so no later relation that reuses the OID
+-- can show its keys
+SELECT count(*) FILTER (WHERE k.relid IS NULL) AS keys_unbound,
+       count(*) FILTER (WHERE (k.last_seen, k.relid, k.rel_incarnation, k.key_columns)
+                              IS DISTINCT FROM (a.last_seen, a.relid, a.rel_incarnation, a.key_columns)) AS copies_differ
+FROM integrity_guard.audit_keys k JOIN integrity_guard.audit_log a USING (id)
+WHERE a.table_name = 'privs_keyed';
 DROP SCHEMA privs_hidden CASCADE;
 REVOKE CREATE ON SCHEMA public FROM regress_ig_p_owner1, regress_ig_p_owner2;
 DROP ROLE regress_ig_p_owner1, regress_ig_p_owner2, regress_ig_p_reader, regress_ig_p_stats;
