@@ -21,6 +21,7 @@ OBJS = \
 	src/children.o \
 	src/unique.o \
 	src/repair.o \
+	src/citus.o \
 	src/saturate.o \
 	src/rewrite.o \
 	src/capture.o \

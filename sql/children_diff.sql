@@ -174,6 +174,7 @@ SELECT NOT EXISTS ((TABLE p_native.child EXCEPT ALL TABLE p_guard.child)
        (SELECT count(*) FROM p_guard.child WHERE tenant IS NULL) AS tenant_cleared;
 -- MATCH FULL: some NULLs and some values fail the key, so it is refused;
 -- every column NOT NULL: nothing to clear, refused
+\set SHOW_CONTEXT never
 CREATE TABLE p_guard.fparent (tenant int, id int, PRIMARY KEY (tenant, id));
 CREATE TABLE p_guard.full_child (tenant int NOT NULL, pid int,
     FOREIGN KEY (tenant, pid) REFERENCES p_guard.fparent MATCH FULL);
@@ -182,3 +183,4 @@ CREATE TABLE p_guard.nparent (tenant int, id int, PRIMARY KEY (tenant, id));
 CREATE TABLE p_guard.fixed_child (tenant int NOT NULL, pid int NOT NULL,
     FOREIGN KEY (tenant, pid) REFERENCES p_guard.nparent);
 SELECT integrity_guard.guard_children('p_guard.nparent');
+\set SHOW_CONTEXT errors

@@ -29,6 +29,7 @@
 
 #include "capture.h"
 #include "children.h"
+#include "citus.h"
 #include "compat.h"
 #include "counter.h"
 #include "incident.h"
@@ -224,10 +225,15 @@ ig_ExecutorRun(IG_EXECUTOR_RUN_PARAMS)
 
 	if (!writes_rows(queryDesc))
 	{
+		/* Citus distributing a guarded table: see citus.c */
+		int			nest = ig_citus_allow_guarded(queryDesc);
+
 		if (prev_ExecutorRun)
 			prev_ExecutorRun(IG_EXECUTOR_RUN_ARGS);
 		else
 			standard_ExecutorRun(IG_EXECUTOR_RUN_ARGS);
+		if (nest != 0)
+			AtEOXact_GUC(true, nest);
 		return;
 	}
 	depth = ig_unique_enter(queryDesc);

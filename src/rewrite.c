@@ -65,6 +65,7 @@
 #include "registry.h"
 #include "rewrite.h"
 #include "settings.h"
+#include "citus.h"
 #include "util.h"
 
 /*
@@ -1071,6 +1072,9 @@ rewrite_modify(Query *q)
 		return;
 	columns = guarded_columns(rte->relid);
 	if (columns == NIL)
+		return;
+	/* Citus's logical table: its shards' statements are rewritten */
+	if (ig_citus_table(rte->relid))
 		return;
 	ctx.query = q;
 	if (!load_funcs(&ctx))

@@ -39,6 +39,50 @@ ensure_packages() {
     id postgres >/dev/null 2>&1 || useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
 }
 
+# Citus for TAP 090 (issue 26), from the release sources in ../shared/citus
+# (or IG_CITUS_SOURCES), built once per release and major and kept in
+# /var/cache/pg_integrity_guard, installed into PG_CONFIG's installation.
+# Returns non-zero, saying why, where it cannot be had: the test skips.
+ensure_citus() {
+    local libdir ver src tarball="" cache
+    libdir=$("$PG_CONFIG" --pkglibdir)
+    [ -f "$libdir/citus.so" ] && return 0
+    case $PG_MAJOR in
+        15) ver=13.2.2 ;;
+        16 | 17 | 18) ver=14.0.1 ;;
+        *) log "citus: no release here for PostgreSQL $PG_MAJOR; TAP 090 skips"; return 1 ;;
+    esac
+    for src in "${IG_CITUS_SOURCES:-}" "$TOP/../shared/citus" /work/shared/citus; do
+        if [ -n "$src" ] && [ -f "$src/citus-$ver.tar.gz" ]; then tarball=$src/citus-$ver.tar.gz; break; fi
+    done
+    if [ -z "$tarball" ]; then
+        log "citus: citus-$ver.tar.gz not found (../shared/citus, or set IG_CITUS_SOURCES); TAP 090 skips"
+        return 1
+    fi
+    cache=/var/cache/pg_integrity_guard/citus-$ver-pg$PG_MAJOR
+    if [ ! -f "$cache/built" ]; then
+        ensure_packages liblz4-dev libzstd-dev libkrb5-dev libselinux1-dev libxslt1-dev \
+            libpam0g-dev libreadline-dev libicu-dev flex bison perl
+        log "citus: building $ver for PostgreSQL $PG_MAJOR (about a minute, kept in $cache)"
+        rm -rf "$cache" && mkdir -p "$cache" && tar xzf "$tarball" -C "$cache" --strip-components=1 || return 1
+        # a server that declares have_createdb_privilege() (15.20) clashes
+        # with the static copy Citus keeps for majors below 16
+        if grep -q 'extern bool have_createdb_privilege' \
+            "$("$PG_CONFIG" --includedir-server)/commands/dbcommands.h"; then
+            perl -0pi -e 's/static inline bool\nhave_createdb_privilege\(void\)\n\{.*?\n\}\n//s' \
+                "$cache/src/include/pg_version_compat.h"
+        fi
+        if ! (cd "$cache" && ./configure PG_CONFIG="$PG_CONFIG" --without-libcurl &&
+            make -j2) >"$cache/build.log" 2>&1; then
+            log "citus: the build failed (see $cache/build.log); TAP 090 skips"
+            return 1
+        fi
+        touch "$cache/built"
+    fi
+    make -C "$cache" install >"$cache/install.log" 2>&1 ||
+        { log "citus: make install failed (see $cache/install.log); TAP 090 skips"; return 1; }
+}
+
 build_install() {
     log "building and installing pg_integrity_guard"
     make -C "$TOP" -s PG_CONFIG="$PG_CONFIG" >/dev/null

@@ -1,0 +1,16 @@
+/*-------------------------------------------------------------------------
+ *
+ * citus.h
+ *		What the guards need to know of Citus, when it is installed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IG_CITUS_H
+#define IG_CITUS_H
+
+#include "executor/execdesc.h"
+
+extern bool ig_citus_table(Oid relid);
+extern int	ig_citus_allow_guarded(QueryDesc *queryDesc);
+
+#endif							/* IG_CITUS_H */

@@ -1,0 +1,138 @@
+# Issue 26, first part: the row-local guards on Citus.  A coordinator and
+# two workers, shared_preload_libraries = 'citus,pg_integrity_guard'.  The
+# helpers attach to distributed and reference tables, and a guarded table
+# can be distributed, with no setting asked of the user; the rewrite leaves
+# the logical statement to Citus and each shard's statement saturates
+# (router, multi-shard, prepared, ON CONFLICT, after a shard move); skip
+# mode skips on a shard; a children guard is refused on a Citus table.
+# Skipped where Citus is not installed (test/run.sh builds it from the
+# release sources in ../shared/citus when they are there).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $libdir = `pg_config --pkglibdir`;
+chomp $libdir;
+plan skip_all => "Citus is not installed in $libdir"
+  unless -f "$libdir/citus.so";
+
+my @nodes;
+for my $name ('coordinator', 'worker1', 'worker2') {
+    my $n = PostgreSQL::Test::Cluster->new($name);
+    $n->init;
+    # Citus reaches the node itself (shard moves) at citus.local_hostname
+    $n->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'citus,pg_integrity_guard'
+integrity_guard.flush_interval = '200ms'
+max_worker_processes = 32
+citus.local_hostname = '@{[ $n->host ]}'
+});
+    $n->start;
+    $n->safe_psql('postgres', 'CREATE EXTENSION citus');
+    push @nodes, $n;
+}
+my ($coord, @workers) = @nodes;
+$coord->safe_psql('postgres', sprintf(q{SELECT citus_set_coordinator_host('%s', %d)},
+    $coord->host, $coord->port));
+$coord->safe_psql('postgres', sprintf(q{SELECT citus_add_node('%s', %d)}, $_->host, $_->port))
+  for @workers;
+$coord->safe_psql('postgres', 'CREATE EXTENSION pg_integrity_guard');
+is(join(',', map { $_->safe_psql('postgres',
+    q{SELECT extversion FROM pg_extension WHERE extname = 'pg_integrity_guard'}) } @workers),
+    '1.6,1.6', 'Citus creates the extension on the workers');
+
+my $max = '2147483647';
+sub coord { return $coord->safe_psql('postgres', shift) }
+
+# a counter attached to a distributed table, with no setting
+coord(q{
+    CREATE TABLE groupedmessage (project_id int, id int, times_seen int NOT NULL DEFAULT 0,
+                                 PRIMARY KEY (project_id, id));
+    SELECT create_distributed_table('groupedmessage', 'project_id');
+    INSERT INTO groupedmessage SELECT g % 8, g, 2147483600 FROM generate_series(1, 40) g});
+is(coord(q{SELECT integrity_guard.guard_counter('groupedmessage', ARRAY['times_seen']);
+           SHOW citus.enable_unsafe_triggers}),
+    "integrity_guard_counter\noff", 'a counter attaches to a distributed table, the setting left as it was');
+is(coord(q{UPDATE groupedmessage SET times_seen = times_seen + 100 WHERE project_id = 1 AND id = 1
+           RETURNING times_seen}), $max, 'a router UPDATE saturates');
+is(coord(q{UPDATE groupedmessage SET times_seen = times_seen + 1000 WHERE id < 20;
+           SELECT count(*) FROM groupedmessage WHERE id < 20 AND times_seen = 2147483647}),
+    '19', 'a multi-shard UPDATE saturates on every shard');
+is(coord(q{PREPARE bump(int) AS UPDATE groupedmessage SET times_seen = times_seen + $1 WHERE project_id = 3;
+           EXECUTE bump(50); EXECUTE bump(50); EXECUTE bump(50);
+           EXECUTE bump(50); EXECUTE bump(50); EXECUTE bump(50);
+           SELECT min(times_seen) FROM groupedmessage WHERE project_id = 3}),
+    $max, 'a prepared UPDATE saturates, generic plan included');
+is(coord(q{INSERT INTO groupedmessage VALUES (2, 2, 1)
+           ON CONFLICT (project_id, id) DO UPDATE SET times_seen = groupedmessage.times_seen + 1000
+           RETURNING times_seen}), $max, 'ON CONFLICT DO UPDATE saturates');
+
+# guarded first, then distributed
+is(coord(q{
+    CREATE TABLE conference (project_id int, id int, times_seen int NOT NULL DEFAULT 0,
+                             PRIMARY KEY (project_id, id));
+    SELECT integrity_guard.guard_counter('conference', ARRAY['times_seen']);
+    SELECT integrity_guard.guard_duplicates('conference', 'skip');
+    SELECT create_distributed_table('conference', 'project_id');
+    SHOW citus.enable_unsafe_triggers}),
+    "integrity_guard_counter\nintegrity_guard_unique\n\noff",
+    'a guarded table is distributed with no setting, and the setting is left as it was');
+is(coord(q{INSERT INTO conference VALUES (1, 1, 2147483647), (5, 5, 0);
+           INSERT INTO conference VALUES (1, 1, 7), (5, 5, 7) ON CONFLICT DO NOTHING;
+           INSERT INTO conference VALUES (1, 1, 9);
+           UPDATE conference SET times_seen = times_seen + 1;
+           SELECT string_agg(project_id || ':' || times_seen, ',' ORDER BY project_id) FROM conference}),
+    "1:$max,5:1", 'its shards skip a duplicate and saturate a counter');
+# another trigger: Citus's own rule still decides
+my ($rc, $out, $err) = $coord->psql('postgres', q{
+    CREATE TABLE other (project_id int, n int);
+    CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+    CREATE TRIGGER noop BEFORE INSERT ON other FOR EACH ROW EXECUTE FUNCTION noop();
+    SELECT integrity_guard.guard_counter('other', ARRAY['n']);
+    SELECT create_distributed_table('other', 'project_id')});
+like($err, qr/because it has triggers/, 'a table with a trigger of its own is still refused by Citus');
+
+# a reference table: every copy, the coordinator's local one included
+coord(q{
+    CREATE TABLE project (id int PRIMARY KEY, events int NOT NULL);
+    SELECT create_reference_table('project');
+    INSERT INTO project VALUES (1, 2147483000);
+    SELECT integrity_guard.guard_counter('project', ARRAY['events'])});
+is(coord(q{UPDATE project SET events = events + 1000 RETURNING events}), $max,
+    'a reference table saturates');
+is(join(',', map { $_->safe_psql('postgres', q{
+    SELECT events FROM project_} . $_->safe_psql('postgres', q{
+        SELECT shardid FROM pg_dist_shard WHERE logicalrelid = 'project'::regclass})) } @workers),
+    "$max,$max", 'on each worker\'s copy');
+
+# a shard moved to the other worker keeps its guard
+my ($shard, $from) = split /\|/, coord(q{
+    SELECT s.shardid, p.nodeport FROM pg_dist_shard s JOIN pg_dist_placement pl USING (shardid)
+    JOIN pg_dist_node p USING (groupid)
+    WHERE s.logicalrelid = 'groupedmessage'::regclass AND p.nodeport <> } . $coord->port . q{
+    ORDER BY s.shardid LIMIT 1});
+my ($to) = grep { $_->port != $from } @workers;
+coord(sprintf(q{SELECT citus_move_shard_placement(%d, '%s', %d, '%s', %d, shard_transfer_mode => 'block_writes')},
+    $shard, $workers[0]->host, $from, $to->host, $to->port));
+is($to->safe_psql('postgres', qq{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'groupedmessage_$shard'::regclass
+                                 AND tgfoid = 'integrity_guard.saturate_counter'::regproc}), '1',
+    'a moved shard keeps its guard');
+is(coord(q{UPDATE groupedmessage SET times_seen = times_seen + 1000;
+           SELECT count(*) = count(*) FILTER (WHERE times_seen = 2147483647) FROM groupedmessage
+            WHERE times_seen > 2147483000}), 't', 'and saturates after the move');
+
+# a children guard names other tables, which on a worker are not the shards
+($rc, $out, $err) = $coord->psql('postgres', q{
+    CREATE TABLE parents (project_id int, id int, PRIMARY KEY (project_id, id));
+    CREATE TABLE kids (project_id int NOT NULL, id int, pid int,
+                       FOREIGN KEY (project_id, pid) REFERENCES parents);
+    SELECT create_distributed_table('parents', 'project_id');
+    SELECT create_distributed_table('kids', 'project_id', colocate_with => 'parents');
+    SELECT integrity_guard.guard_children('parents')});
+like($err, qr/guard_children on Citus table public\.parents is not supported yet/,
+    'a children guard on a distributed table is refused, with its reason');
+
+$_->stop for reverse @nodes;
+done_testing();
