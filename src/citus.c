@@ -148,11 +148,12 @@ ig_citus_allow_guarded(QueryDesc *queryDesc)
 		if (!IsA(tle->expr, FuncExpr))
 			continue;
 		fe = (FuncExpr *) tle->expr;
-		if (fe->args == NIL || !distributes(fe))
+		if (fe->args == NIL)
 			continue;
+		/* a table named by a constant first, then the function's name */
 		arg = linitial(fe->args);
 		if (!IsA(arg, Const) || ((Const *) arg)->consttype != REGCLASSOID ||
-			((Const *) arg)->constisnull ||
+			((Const *) arg)->constisnull || !distributes(fe) ||
 			!only_row_local_guards(DatumGetObjectId(((Const *) arg)->constvalue)))
 			continue;
 		nest = NewGUCNestLevel();
