@@ -267,3 +267,32 @@ BEGIN
     RETURN trigger_name;
 END
 $$;
+
+-- guards shows logical tables: on a Citus cluster, not the copies of their
+-- triggers on every shard (nor the coordinator's copy of a reference
+-- table).  PUBLIC executes _citus_shard (the view runs as its reader); it
+-- never raises, and answers false where Citus is not installed.
+CREATE FUNCTION integrity_guard._citus_shard(rel oid)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'ig_citus_shard_sql'
+LANGUAGE C STABLE PARALLEL SAFE;
+CREATE OR REPLACE VIEW integrity_guard.guards
+WITH (security_invoker = true) AS
+SELECT t.tgrelid::regclass AS table_name,
+       CASE p.proname
+            WHEN 'saturate_counter' THEN 'counter'
+            WHEN 'clamp_range' THEN 'range'
+            WHEN 'nullify_children' THEN 'children'
+            WHEN 'guard_unique' THEN 'unique'
+       END AS kind,
+       ARRAY(SELECT a FROM unnest(g.args) a WHERE a !~ '^[a-z_]+=') AS columns,
+       ARRAY(SELECT a FROM unnest(g.args) a WHERE a ~ '^[a-z_]+=') AS options,
+       t.tgname AS trigger_name,
+       t.tgenabled <> 'D' AS enabled
+FROM pg_catalog.pg_trigger t
+JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+CROSS JOIN LATERAL integrity_guard._trigger_args(t.tgargs) AS g(args)
+WHERE p.pronamespace = 'integrity_guard'::regnamespace
+  AND p.proname IN ('saturate_counter', 'clamp_range', 'nullify_children', 'guard_unique')
+  AND t.tgparentid = 0
+  AND NOT integrity_guard._citus_shard(t.tgrelid);

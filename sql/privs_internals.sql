@@ -29,7 +29,7 @@ WHERE p.pronamespace = 'integrity_guard'::regnamespace AND p.proname LIKE '\_%'
                         '_relation_readable', '_keys_readable', '_key_row_readable',
                         '_incident_detail', '_counter_spec', '_consent_attached',
                         '_stats', '_preloaded', '_pipeline_status', '_pending', '_queue_usage',
-                        '_statement_table', '_table_label',
+                        '_statement_table', '_table_label', '_citus_shard',
                         '_saturate', '_sat_add', '_sat_sub', '_sat_mul', '_sat_neg',
                         '_sat_div', '_sat_abs', '_numeric_int8_sat', '_float8_int8_sat',
                         '_tstzrange_guarded', '_tsrange_guarded', '_daterange_guarded',
@@ -41,7 +41,7 @@ SELECT p.proname, has_function_privilege('regress_ig_i_other', p.oid, 'EXECUTE')
 FROM pg_proc p
 WHERE p.pronamespace = 'integrity_guard'::regnamespace
   AND p.proname IN ('_incident_table', '_writing', '_audit_bind', '_audit_follow_ddl', '_audit_keys_apart',
-                    '_guard_retype', '_pipeline_register')
+                    '_audit_keys_copy', '_audit_keys_follow', '_guard_retype', '_pipeline_register')
 ORDER BY 1;
 
 SET ROLE regress_ig_i_owner;

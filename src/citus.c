@@ -18,6 +18,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -26,6 +28,7 @@
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "nodes/plannodes.h"
+#include "fmgr.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -64,6 +67,80 @@ ig_citus_table(Oid relid)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/*
+ * Whether relid is one of Citus's shards (a table named after its logical
+ * table and shard id, in pg_catalog.pg_dist_shard): what lists guards shows
+ * the logical tables, not the copies of their triggers on each shard.
+ */
+bool
+ig_citus_shard(Oid relid)
+{
+	Oid			catalog = get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE);
+	char	   *name;
+	char	   *suffix;
+	char	   *end;
+	int64		shardid;
+	AttrNumber	att_shardid;
+	AttrNumber	att_logical;
+	Oid			index;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tuple;
+	bool		shard = false;
+
+	if (!OidIsValid(catalog) || (name = get_rel_name(relid)) == NULL)
+		return false;
+	suffix = strrchr(name, '_');
+	if (suffix == NULL || suffix == name || !isdigit((unsigned char) suffix[1]))
+		return false;
+	errno = 0;
+	shardid = strtoi64(suffix + 1, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return false;
+	att_shardid = get_attnum(catalog, "shardid");
+	att_logical = get_attnum(catalog, "logicalrelid");
+	if (att_shardid == InvalidAttrNumber || att_logical == InvalidAttrNumber)
+		return false;
+	index = get_relname_relid("pg_dist_shard_shardid_index", PG_CATALOG_NAMESPACE);
+	rel = table_open(catalog, AccessShareLock);
+	ScanKeyInit(&key, att_shardid, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(shardid));
+	scan = systable_beginscan(rel, index, OidIsValid(index), NULL, 1, &key);
+	if (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		logical = heap_getattr(tuple, att_logical,
+										   RelationGetDescr(rel), &isnull);
+		char	   *logical_name = isnull ? NULL :
+			get_rel_name(DatumGetObjectId(logical));
+
+		/* the shard of that logical table: its name and schema */
+		shard = logical_name != NULL &&
+			strlen(logical_name) == (size_t) (suffix - name) &&
+			strncmp(logical_name, name, suffix - name) == 0 &&
+			get_rel_namespace(DatumGetObjectId(logical)) == get_rel_namespace(relid);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return shard;
+}
+
+/*
+ * integrity_guard._citus_shard(rel oid) returns boolean: ig_citus_shard for
+ * the guards view.  False for NULL, a relation that is gone, or a server
+ * without Citus; it never raises.
+ */
+PG_FUNCTION_INFO_V1(ig_citus_shard_sql);
+
+Datum
+ig_citus_shard_sql(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(ig_citus_shard(PG_GETARG_OID(0)));
 }
 
 /* Citus's functions that make a table distributed or a reference table. */

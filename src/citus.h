@@ -11,6 +11,7 @@
 #include "executor/execdesc.h"
 
 extern bool ig_citus_table(Oid relid);
+extern bool ig_citus_shard(Oid relid);
 extern int	ig_citus_allow_guarded(QueryDesc *queryDesc);
 
 #endif							/* IG_CITUS_H */

@@ -123,6 +123,16 @@ is(coord(q{UPDATE groupedmessage SET times_seen = times_seen + 1000;
            SELECT count(*) = count(*) FILTER (WHERE times_seen = 2147483647) FROM groupedmessage
             WHERE times_seen > 2147483000}), 't', 'and saturates after the move');
 
+# guards lists logical tables, on every node: not the shards' copies of
+# their triggers, nor the coordinator's copy of the reference table
+my $listed = q{SELECT string_agg(table_name || ':' || kind, ',' ORDER BY table_name::text, kind)
+               FROM integrity_guard.guards};
+is(coord($listed), 'conference:counter,conference:unique,groupedmessage:counter,other:counter,project:counter',
+    'guards lists the logical tables on the coordinator');
+is($workers[0]->safe_psql('postgres', $listed),
+    'conference:counter,conference:unique,groupedmessage:counter,project:counter',
+    'and on a worker');
+
 # a children guard names other tables, which on a worker are not the shards
 ($rc, $out, $err) = $coord->psql('postgres', q{
     CREATE TABLE parents (project_id int, id int, PRIMARY KEY (project_id, id));
