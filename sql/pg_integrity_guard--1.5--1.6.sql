@@ -227,15 +227,14 @@ BEGIN
                                   rel::text, trigger_name);
     END IF;
 
-    -- A Citus table (distributed, reference): Citus copies its triggers to
+    -- A Citus table (distributed, reference, local): Citus copies its triggers to
     -- the shards, where the row-local guards (counter, range, unique) act on
     -- each shard's rows; it asks for citus.enable_unsafe_triggers, which the
     -- guard turns on for its own CREATE TRIGGER only.  A children guard
     -- names other tables, which on a worker are not the shards: refused.
     IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
         EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d
-                                 WHERE d.logicalrelid = $1 AND d.partmethod IN (''h'', ''n'')
-                                   AND NOT (d.partmethod = ''n'' AND d.repmodel = ''s''))'
+                                 WHERE d.logicalrelid = $1)'
            INTO citus USING rel;
     END IF;
     IF citus AND kind = 'children' THEN

@@ -38,31 +38,43 @@
 #include "registry.h"
 
 /*
+ * A scan of Citus's catalog 'catalog' for rows whose 'column' equals
+ * 'value' (by 'eq'), through 'index' when there is one; NULL where Citus
+ * is not installed.  The caller ends the scan and closes *rel.
+ */
+static SysScanDesc
+citus_scan(const char *catalog, const char *index, const char *column,
+		   RegProcedure eq, Datum value, Relation *rel)
+{
+	Oid			relid = get_relname_relid(catalog, PG_CATALOG_NAMESPACE);
+	Oid			indexid;
+	AttrNumber	attnum;
+	ScanKeyData key;
+
+	if (!OidIsValid(relid) ||
+		(attnum = get_attnum(relid, column)) == InvalidAttrNumber)
+		return NULL;
+	indexid = get_relname_relid(index, PG_CATALOG_NAMESPACE);
+	*rel = table_open(relid, AccessShareLock);
+	ScanKeyInit(&key, attnum, BTEqualStrategyNumber, eq, value);
+	return systable_beginscan(*rel, indexid, OidIsValid(indexid), NULL, 1, &key);
+}
+
+/*
  * Whether relid is a table Citus plans itself (distributed, reference, or
  * local in its metadata): a row of pg_catalog.pg_dist_partition.
  */
 bool
 ig_citus_table(Oid relid)
 {
-	Oid			catalog = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
-	Oid			index;
-	AttrNumber	attnum;
 	Relation	rel;
 	SysScanDesc scan;
-	ScanKeyData key;
 	bool		found;
 
-	if (!OidIsValid(catalog))
+	scan = citus_scan("pg_dist_partition", "pg_dist_partition_logical_relid_index",
+					  "logicalrelid", F_OIDEQ, ObjectIdGetDatum(relid), &rel);
+	if (scan == NULL)
 		return false;
-	attnum = get_attnum(catalog, "logicalrelid");
-	if (attnum == InvalidAttrNumber)
-		return false;
-	index = get_relname_relid("pg_dist_partition_logical_relid_index",
-							  PG_CATALOG_NAMESPACE);
-	rel = table_open(catalog, AccessShareLock);
-	ScanKeyInit(&key, attnum, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(relid));
-	scan = systable_beginscan(rel, index, OidIsValid(index), NULL, 1, &key);
 	found = HeapTupleIsValid(systable_getnext(scan));
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -70,50 +82,39 @@ ig_citus_table(Oid relid)
 }
 
 /*
- * Whether relid is one of Citus's shards (a table named after its logical
- * table and shard id, in pg_catalog.pg_dist_shard): what lists guards shows
- * the logical tables, not the copies of their triggers on each shard.
+ * If relid is one of Citus's shards (a table named after its logical table
+ * and its shard id, which pg_catalog.pg_dist_shard holds), the suffix
+ * Citus gives the names of the shard's objects ("_102008"); else NULL.
  */
-bool
-ig_citus_shard(Oid relid)
+char *
+ig_citus_shard_suffix(Oid relid)
 {
-	Oid			catalog = get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE);
-	char	   *name;
+	char	   *name = get_rel_name(relid);
 	char	   *suffix;
 	char	   *end;
 	int64		shardid;
-	AttrNumber	att_shardid;
-	AttrNumber	att_logical;
-	Oid			index;
 	Relation	rel;
 	SysScanDesc scan;
-	ScanKeyData key;
 	HeapTuple	tuple;
 	bool		shard = false;
 
-	if (!OidIsValid(catalog) || (name = get_rel_name(relid)) == NULL)
-		return false;
-	suffix = strrchr(name, '_');
-	if (suffix == NULL || suffix == name || !isdigit((unsigned char) suffix[1]))
-		return false;
+	if (name == NULL || (suffix = strrchr(name, '_')) == NULL ||
+		suffix == name || !isdigit((unsigned char) suffix[1]))
+		return NULL;
 	errno = 0;
 	shardid = strtoi64(suffix + 1, &end, 10);
 	if (errno != 0 || *end != '\0')
-		return false;
-	att_shardid = get_attnum(catalog, "shardid");
-	att_logical = get_attnum(catalog, "logicalrelid");
-	if (att_shardid == InvalidAttrNumber || att_logical == InvalidAttrNumber)
-		return false;
-	index = get_relname_relid("pg_dist_shard_shardid_index", PG_CATALOG_NAMESPACE);
-	rel = table_open(catalog, AccessShareLock);
-	ScanKeyInit(&key, att_shardid, BTEqualStrategyNumber, F_INT8EQ,
-				Int64GetDatum(shardid));
-	scan = systable_beginscan(rel, index, OidIsValid(index), NULL, 1, &key);
+		return NULL;
+	scan = citus_scan("pg_dist_shard", "pg_dist_shard_shardid_index", "shardid",
+					  F_INT8EQ, Int64GetDatum(shardid), &rel);
+	if (scan == NULL)
+		return NULL;
 	if (HeapTupleIsValid(tuple = systable_getnext(scan)))
 	{
-		bool		isnull;
-		Datum		logical = heap_getattr(tuple, att_logical,
-										   RelationGetDescr(rel), &isnull);
+		AttrNumber	att = get_attnum(RelationGetRelid(rel), "logicalrelid");
+		bool		isnull = true;
+		Datum		logical = att == InvalidAttrNumber ? (Datum) 0 :
+			heap_getattr(tuple, att, RelationGetDescr(rel), &isnull);
 		char	   *logical_name = isnull ? NULL :
 			get_rel_name(DatumGetObjectId(logical));
 
@@ -125,7 +126,17 @@ ig_citus_shard(Oid relid)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	return shard;
+	return shard ? suffix : NULL;
+}
+
+/*
+ * Whether relid is one of Citus's shards: what lists guards shows the
+ * logical tables, not the copies of their triggers on each shard.
+ */
+bool
+ig_citus_shard(Oid relid)
+{
+	return ig_citus_shard_suffix(relid) != NULL;
 }
 
 /*

@@ -12,6 +12,7 @@
 
 extern bool ig_citus_table(Oid relid);
 extern bool ig_citus_shard(Oid relid);
+extern char *ig_citus_shard_suffix(Oid relid);
 extern int	ig_citus_allow_guarded(QueryDesc *queryDesc);
 
 #endif							/* IG_CITUS_H */

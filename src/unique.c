@@ -63,6 +63,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "citus.h"
 #include "incident.h"
 #include "registry.h"
 #include "settings.h"
@@ -566,18 +567,33 @@ ig_unique_passed(const char *schema_name, const char *table_name)
  * ---------------------------------------------------------------------
  */
 
-/* Does the index, or an index it is a partition of, have this name? */
+/* An index name, or that name with a Citus shard's suffix. */
 static bool
-index_has_name(Oid indexoid, const char *name)
+name_matches(const char *indexname, const char *name, const char *suffix)
+{
+	size_t		len = strlen(name);
+
+	return strcmp(indexname, name) == 0 ||
+		(suffix != NULL && strncmp(indexname, name, len) == 0 &&
+		 strcmp(indexname + len, suffix) == 0);
+}
+
+/*
+ * Does the index, or an index it is a partition of, have this name?  On a
+ * Citus shard (suffix: "_" and its shard id, else NULL) the shard's copy of
+ * the named index answers too: Citus names it NAME_SHARDID.
+ */
+static bool
+index_has_name(Oid indexoid, const char *name, const char *suffix)
 {
 	List	   *ancestors;
 	ListCell   *lc;
 
-	if (strcmp(get_rel_name(indexoid), name) == 0)
+	if (name_matches(get_rel_name(indexoid), name, suffix))
 		return true;
 	ancestors = get_partition_ancestors(indexoid);
 	foreach(lc, ancestors)
-		if (strcmp(get_rel_name(lfirst_oid(lc)), name) == 0)
+		if (name_matches(get_rel_name(lfirst_oid(lc)), name, suffix))
 			return true;
 	return false;
 }
@@ -588,6 +604,7 @@ unique_parse(IgArgs *args)
 	UniqueConfig *cfg = palloc0(sizeof(UniqueConfig));
 	List	   *indexoids = RelationGetIndexList(args->rel);
 	List	   *wanted = NIL;
+	const char *suffix = NULL;
 	ListCell   *lc;
 	int			i;
 
@@ -603,6 +620,8 @@ unique_parse(IgArgs *args)
 	for (i = 0; i < args->noptions; i++)
 		if (strcmp(args->options[i].key, "constraint") == 0)
 			wanted = lappend(wanted, args->options[i].value);
+	if (wanted != NIL)
+		suffix = ig_citus_shard_suffix(RelationGetRelid(args->rel));
 
 	cfg->indexes = palloc0(sizeof(UniqueIndex) * Max(list_length(indexoids), 1));
 	foreach(lc, indexoids)
@@ -629,7 +648,7 @@ unique_parse(IgArgs *args)
 				ListCell   *wc;
 
 				foreach(wc, wanted)
-					if (index_has_name(indexoid, (char *) lfirst(wc)))
+					if (index_has_name(indexoid, (char *) lfirst(wc), suffix))
 						ui->watched = true;
 			}
 			if (ui->watched)
@@ -644,7 +663,7 @@ unique_parse(IgArgs *args)
 		const char *name = (const char *) lfirst(lc);
 
 		for (i = 0; i < cfg->nindexes; i++)
-			if (index_has_name(cfg->indexes[i].indexoid, name))
+			if (index_has_name(cfg->indexes[i].indexoid, name, suffix))
 				break;
 		if (i == cfg->nindexes)
 			ereport(ERROR,
@@ -1232,10 +1251,11 @@ static bool
 table_has_index_named(Relation rel, const char *name)
 {
 	List	   *indexoids = RelationGetIndexList(rel);
+	const char *suffix = ig_citus_shard_suffix(RelationGetRelid(rel));
 	ListCell   *lc;
 
 	foreach(lc, indexoids)
-		if (index_has_name(lfirst_oid(lc), name))
+		if (index_has_name(lfirst_oid(lc), name, suffix))
 			return true;
 	return false;
 }

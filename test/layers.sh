@@ -27,7 +27,8 @@ FLOORS=(
     "worker"                                # launcher and flush jobs
     "incident"                              # incident API
     "registry"                              # guard registry
-    "counter range children unique repair citus"  # the guards, the repair kit, Citus
+    "citus"                                 # what the guards know of Citus
+    "counter range children unique repair"  # the guards, the repair kit
     "saturate rewrite capture"              # the rewrite, error capture
     "pg_integrity_guard"                    # _PG_init: settings, hooks
 )

@@ -4,7 +4,8 @@
 # can be distributed, with no setting asked of the user; the rewrite leaves
 # the logical statement to Citus and each shard's statement saturates
 # (router, multi-shard, prepared, ON CONFLICT, after a shard move); skip
-# mode skips on a shard; a children guard is refused on a Citus table.
+# mode skips on a shard, also a guard that names its constraint; guards
+# lists logical tables; a children guard is refused on a Citus table.
 # Skipped where Citus is not installed (test/run.sh builds it from the
 # release sources in ../shared/citus when they are there).
 use strict;
@@ -69,6 +70,18 @@ is(coord(q{INSERT INTO groupedmessage VALUES (2, 2, 1)
            ON CONFLICT (project_id, id) DO UPDATE SET times_seen = groupedmessage.times_seen + 1000
            RETURNING times_seen}), $max, 'ON CONFLICT DO UPDATE saturates');
 
+# a range pair on a distributed table: an inverted period is clamped on
+# its shard
+is(coord(q{
+    CREATE TABLE groupopenperiod (project_id int, id int, date_started timestamptz NOT NULL,
+                                  date_ended timestamptz, PRIMARY KEY (project_id, id));
+    SELECT create_distributed_table('groupopenperiod', 'project_id');
+    SELECT integrity_guard.guard_range('groupopenperiod', 'date_started', 'date_ended');
+    INSERT INTO groupopenperiod VALUES (4, 1, '2026-01-02', NULL);
+    UPDATE groupopenperiod SET date_ended = '2026-01-01' WHERE project_id = 4 AND id = 1
+    RETURNING date_ended = date_started}),
+    "\nintegrity_guard_range_date_started_date_ended\nt", 'a range pair is clamped on a distributed table');
+
 # guarded first, then distributed
 is(coord(q{
     CREATE TABLE conference (project_id int, id int, times_seen int NOT NULL DEFAULT 0,
@@ -85,6 +98,17 @@ is(coord(q{INSERT INTO conference VALUES (1, 1, 2147483647), (5, 5, 0);
            UPDATE conference SET times_seen = times_seen + 1;
            SELECT string_agg(project_id || ':' || times_seen, ',' ORDER BY project_id) FROM conference}),
     "1:$max,5:1", 'its shards skip a duplicate and saturate a counter');
+# a guard naming its constraint finds the shard's copy (Citus names it
+# NAME_SHARDID): a duplicate is skipped, not every write refused
+is(coord(q{
+    CREATE TABLE release (project_id int, version text, n int, PRIMARY KEY (project_id, version));
+    CREATE TRIGGER named_unique BEFORE INSERT OR UPDATE ON release FOR EACH ROW
+        EXECUTE FUNCTION integrity_guard.guard_unique('mode=skip', 'constraint=release_pkey');
+    SELECT create_distributed_table('release', 'project_id');
+    INSERT INTO release VALUES (1, 'a', 1), (2, 'b', 1);
+    INSERT INTO release VALUES (1, 'a', 2);
+    SELECT string_agg(project_id || version || n, ',' ORDER BY project_id) FROM release}),
+    "\n1a1,2b1", 'a guard naming its constraint skips a duplicate on the shards');
 # another trigger: Citus's own rule still decides
 my ($rc, $out, $err) = $coord->psql('postgres', q{
     CREATE TABLE other (project_id int, n int);
@@ -127,10 +151,10 @@ is(coord(q{UPDATE groupedmessage SET times_seen = times_seen + 1000;
 # their triggers, nor the coordinator's copy of the reference table
 my $listed = q{SELECT string_agg(table_name || ':' || kind, ',' ORDER BY table_name::text, kind)
                FROM integrity_guard.guards};
-is(coord($listed), 'conference:counter,conference:unique,groupedmessage:counter,other:counter,project:counter',
+is(coord($listed), 'conference:counter,conference:unique,groupedmessage:counter,groupopenperiod:range,other:counter,project:counter,release:unique',
     'guards lists the logical tables on the coordinator');
 is($workers[0]->safe_psql('postgres', $listed),
-    'conference:counter,conference:unique,groupedmessage:counter,project:counter',
+    'conference:counter,conference:unique,groupedmessage:counter,groupopenperiod:range,project:counter,release:unique',
     'and on a worker');
 
 # a children guard names other tables, which on a worker are not the shards
