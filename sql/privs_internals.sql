@@ -29,7 +29,7 @@ WHERE p.pronamespace = 'integrity_guard'::regnamespace AND p.proname LIKE '\_%'
                         '_relation_readable', '_keys_readable', '_key_row_readable',
                         '_incident_detail', '_counter_spec', '_consent_attached',
                         '_stats', '_preloaded', '_pipeline_status', '_pending', '_queue_usage',
-                        '_statement_table', '_table_label', '_citus_shard',
+                        '_statement_table', '_table_label', '_citus_shard', '_cluster_read',
                         '_saturate', '_sat_add', '_sat_sub', '_sat_mul', '_sat_neg',
                         '_sat_div', '_sat_abs', '_numeric_int8_sat', '_float8_int8_sat',
                         '_tstzrange_guarded', '_tsrange_guarded', '_daterange_guarded',
@@ -53,6 +53,13 @@ SELECT privs_sqlstate_of($$SELECT integrity_guard._check_args('saturate_counter'
 SELECT privs_sqlstate_of($$SELECT integrity_guard._children_immediate(4294967295, '{}')$$);
 SELECT privs_sqlstate_of($$SELECT integrity_guard._attach(4294967295, 'counter', 'x', 'saturate_counter', '{n}')$$);
 SELECT privs_sqlstate_of($$SELECT integrity_guard._check_args('no_such_guard', 'public.privs_mine', '{n}')$$);
+
+-- the cluster readers run one of two fixed readers, and need Citus
+SELECT privs_sqlstate_of($$SELECT * FROM integrity_guard._cluster_read(NULL, NULL)$$);
+SELECT privs_sqlstate_of($$SELECT * FROM integrity_guard._cluster_read('pg_sleep(10)', now())$$);
+SELECT privs_sqlstate_of($$SELECT * FROM integrity_guard._cluster_read('events', NULL, 4294967295, NULL)$$);
+SELECT privs_sqlstate_of($$SELECT * FROM integrity_guard.cluster_events()$$);
+SELECT privs_sqlstate_of($$SELECT * FROM integrity_guard.cluster_summary(NULL)$$);
 
 -- a role that may not attach triggers to a table cannot lock it or probe it
 SET ROLE regress_ig_i_other;

@@ -247,6 +247,22 @@ file_in(const char *file, const char *const *list)
 }
 
 /*
+ * An error Citus relays on the coordinator from the node that raised it
+ * (its ReportResultError): that node's own hook, or its guard, recorded
+ * it, so it is not counted again here.  Known by where it was raised, as
+ * above: the relayed message carries nothing else that says so.
+ */
+static bool
+relayed_by_citus(const ErrorData *edata)
+{
+	static const char *const relay_files[] = {"remote_commands.c", NULL};
+
+	return edata->funcname != NULL &&
+		strcmp(edata->funcname, "ReportResultError") == 0 &&
+		file_in(edata->filename, relay_files);
+}
+
+/*
  * An error the server's checks did not raise: anything from a procedural
  * language's RAISE/elog, and any error naming a table that does not come
  * from the server's own constraint checks.  Such an error may say anything
@@ -459,7 +475,7 @@ ig_capture_error(ErrorData *edata)
 		const IgCaptureItem *item = capture_match(edata->sqlerrcode);
 
 		in_hook = true;
-		if (item != NULL)
+		if (item != NULL && !relayed_by_citus(edata))
 		{
 			/*
 			 * guard_unique queued this attempt already.  Known by where it

@@ -44,6 +44,7 @@
 #include "utils/timestamp.h"
 
 #include "audit_table.h"
+#include "citus_meta.h"
 #include "incident.h"
 #include "queue.h"
 #include "settings.h"
@@ -63,6 +64,8 @@ typedef struct IgPendingKey
 typedef struct IgPending
 {
 	IgPendingKey key;
+	Oid			relid;			/* the table it is shown under */
+	bool		counted;		/* false: another copy of the table tells it */
 	char	   *schema_name;
 	char	   *table_name;
 	int64		occurrences;
@@ -248,9 +251,18 @@ ig_incident_record_relid(IgEventType type, Oid relid, const char *target,
 	if (!found)
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(pending_cxt);
+		IgCitusShard shard;
 
-		entry->schema_name = get_namespace_name(get_rel_namespace(relid));
-		entry->table_name = get_rel_name(relid);
+		/* a Citus shard's incident is its logical table's */
+		entry->relid = relid;
+		entry->counted = true;
+		if (ig_citus_shard_of(relid, &shard))
+		{
+			entry->relid = shard.logical;
+			entry->counted = shard.counted;
+		}
+		entry->schema_name = get_namespace_name(get_rel_namespace(entry->relid));
+		entry->table_name = get_rel_name(entry->relid);
 		MemoryContextSwitchTo(oldcxt);
 		entry->occurrences = 0;
 		entry->first_seen = now;
@@ -282,9 +294,11 @@ push_pending(void)
 	hash_seq_init(&status, pending);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
+		if (!entry->counted)
+			continue;
 		memset(&key, 0, sizeof(key));
 		key.dbid = MyDatabaseId;
-		key.relid = entry->key.relid;
+		key.relid = entry->relid;
 		key.roleid = entry->key.roleid;
 		ig_copy_bounded(key.event_type, IG_TYPE_LEN,
 						ig_event_type_name(entry->key.type));
@@ -351,12 +365,15 @@ flush_pending(void)
 	hash_seq_init(&status, pending);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		IgIncident *row = &rows[n++];
+		IgIncident *row;
 
+		if (!entry->counted)
+			continue;
+		row = &rows[n++];
 		row->event_type = ig_event_type_name(entry->key.type);
 		row->schema_name = entry->schema_name;
 		row->table_name = entry->table_name;
-		row->relid = entry->key.relid;
+		row->relid = entry->relid;
 		row->target = entry->key.target;
 		row->occurrences = entry->occurrences;
 		row->first_seen = entry->first_seen;

@@ -107,6 +107,7 @@
 #include "utils/typcache.h"
 #include "utils/wait_event.h"
 
+#include "citus_meta.h"
 #include "queue.h"
 #include "settings.h"
 #include "stats.h"
@@ -989,13 +990,15 @@ ig_queue_registrations(Oid dbid)
 
 /*
  * A job ended: it wrote (or found no extension), or it failed.  A job that
- * found no extension while CREATE EXTENSION ran after it looked says
- * nothing about the database: the state stays unknown, and the return value
+ * found no extension while CREATE EXTENSION ran after it looked, or while
+ * a prepared transaction was pending (undecided), says nothing about the
+ * database: the state stays unknown, and the return value
  * (whether the database is known to have no extension, so its queued
  * incidents go) is false.
  */
 bool
-ig_queue_report_flush(Oid dbid, bool has_extension, uint32 registrations_seen,
+ig_queue_report_flush(Oid dbid, bool has_extension, bool undecided,
+					  uint32 registrations_seen,
 					  int64 written, int64 set_aside, const char *set_aside_error)
 {
 	IgDbSlot   *slot;
@@ -1008,7 +1011,8 @@ ig_queue_report_flush(Oid dbid, bool has_extension, uint32 registrations_seen,
 	slot = ig_queue_slot(dbid, true);
 	if (slot != NULL)
 	{
-		if (no_extension && slot->registrations != registrations_seen)
+		if (no_extension &&
+			(undecided || slot->registrations != registrations_seen))
 			no_extension = false;
 		slot->job_started = false;
 		slot->state = has_extension ? IG_DB_INSTALLED :
@@ -1736,8 +1740,15 @@ ig_queue_pending_rows(FunctionCallInfo fcinfo)
 	for (i = 0; i < n; i++)
 	{
 		IgEventKey *k = &entries[i].key;
+		const char *table_name = k->table_name;
+		const char *target = k->target;
 
-		relid = InvalidOid;
+		/* a captured error's table: bound as the writer will bind it */
+		relid = k->relid;
+		if (!OidIsValid(relid) &&
+			OidIsValid(relid = ig_bind_relid(k->schema_name, k->table_name,
+											 entries[i].counts.bind_horizon)))
+			relid = ig_citus_shown(relid, &table_name, &target);
 		for (a = 0; a < desc->natts; a++)
 		{
 			Form_pg_attribute att = TupleDescAttr(desc, a);
@@ -1753,21 +1764,16 @@ ig_queue_pending_rows(FunctionCallInfo fcinfo)
 			else if (strcmp(name, "schema_name") == 0)
 				s = k->schema_name;
 			else if (strcmp(name, "table_name") == 0)
-				s = k->table_name;
+				s = (char *) table_name;
 			else if (strcmp(name, "relid") == 0)
 			{
-				/* a captured error's table: bound as the writer will bind it */
-				relid = OidIsValid(k->relid) ? k->relid :
-					ig_bind_relid(k->schema_name, k->table_name,
-								  entries[i].counts.bind_horizon);
-
 				if (OidIsValid(relid))
 					v = ObjectIdGetDatum(relid);
 				else
 					isnull = true;
 			}
 			else if (strcmp(name, "target") == 0)
-				s = k->target;
+				s = (char *) target;
 			else if (strcmp(name, "occurrences") == 0)
 				v = Int64GetDatum(entries[i].counts.occurrences);
 			else if (strcmp(name, "first_seen") == 0)

@@ -118,7 +118,8 @@ extern void ig_queue_count_lost(Oid dbid, Oid roleid, int64 n);
 extern void ig_queue_discard(Oid dbid);
 extern uint32 ig_queue_registrations(Oid dbid);
 extern bool ig_queue_report_flush(Oid dbid, bool has_extension,
-								  uint32 registrations_seen, int64 written,
+								  bool undecided, uint32 registrations_seen,
+								  int64 written,
 								  int64 set_aside, const char *set_aside_error);
 extern void ig_queue_report_failure(Oid dbid, const char *message);
 extern void ig_queue_unbind_names(Oid dbid, const char *schema_name,

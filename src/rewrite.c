@@ -65,7 +65,7 @@
 #include "registry.h"
 #include "rewrite.h"
 #include "settings.h"
-#include "citus.h"
+#include "citus_meta.h"
 #include "util.h"
 
 /*

@@ -63,7 +63,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "citus.h"
+#include "citus_meta.h"
 #include "incident.h"
 #include "registry.h"
 #include "settings.h"
@@ -77,6 +77,7 @@ typedef struct UniqueIndex
 {
 	Oid			indexoid;
 	char	   *name;
+	const char *label;			/* the name the audit shows (a shard's: its table's) */
 	IndexInfo  *info;			/* with the equality operators; no states */
 	bool		watched;		/* else probed only as an ON CONFLICT arbiter */
 } UniqueIndex;
@@ -84,6 +85,7 @@ typedef struct UniqueIndex
 typedef struct UniqueConfig
 {
 	bool		skip;
+	Oid			logical;		/* on a Citus shard: its table, else InvalidOid */
 	int			nindexes;
 	int			nwatched;
 	UniqueIndex *indexes;		/* every unique index the server checks */
@@ -605,6 +607,7 @@ unique_parse(IgArgs *args)
 	List	   *indexoids = RelationGetIndexList(args->rel);
 	List	   *wanted = NIL;
 	const char *suffix = NULL;
+	IgCitusShard shard;
 	ListCell   *lc;
 	int			i;
 
@@ -620,8 +623,12 @@ unique_parse(IgArgs *args)
 	for (i = 0; i < args->noptions; i++)
 		if (strcmp(args->options[i].key, "constraint") == 0)
 			wanted = lappend(wanted, args->options[i].value);
-	if (wanted != NIL)
-		suffix = ig_citus_shard_suffix(RelationGetRelid(args->rel));
+	/* a shard's indexes answer to their table's names (NAME_SHARDID) */
+	if (ig_citus_shard_of(RelationGetRelid(args->rel), &shard))
+	{
+		cfg->logical = shard.logical;
+		suffix = shard.suffix;
+	}
 
 	cfg->indexes = palloc0(sizeof(UniqueIndex) * Max(list_length(indexoids), 1));
 	foreach(lc, indexoids)
@@ -640,6 +647,7 @@ unique_parse(IgArgs *args)
 
 			ui->indexoid = indexoid;
 			ui->name = pstrdup(RelationGetRelationName(index));
+			ui->label = ig_citus_unsuffixed(ui->name, suffix);
 			ui->info = BuildIndexInfo(index);
 			BuildSpeculativeIndexInfo(index, ui->info);
 			ui->watched = (wanted == NIL);
@@ -979,15 +987,22 @@ record_attempt(UniqueStatement *st, Relation heap, int i, Datum *values,
 		/* the key's columns: who may read the values (0: an expression) */
 		appendStringInfoChar(&key_columns, '[');
 		for (k = 0; k < IndexRelationGetNumberOfKeyAttributes(index); k++)
-			appendStringInfo(&key_columns, "%s%d", k > 0 ? ", " : "",
-							 index->rd_index->indkey.values[k]);
+		{
+			AttrNumber	att = index->rd_index->indkey.values[k];
+
+			/* on a shard: the table's own column, which readers are granted */
+			if (OidIsValid(st->config->logical) && att > 0)
+				att = get_attnum(st->config->logical,
+								 get_attname(RelationGetRelid(heap), att, false));
+			appendStringInfo(&key_columns, "%s%d", k > 0 ? ", " : "", att);
+		}
 		appendStringInfoChar(&key_columns, ']');
 		index_close(index, AccessShareLock);
 	}
 
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
-	ig_append_json_string(&detail, "constraint", ui->name, true);
+	ig_append_json_string(&detail, "constraint", ui->label, true);
 	ig_append_json_string(&detail, "mode", mode, false);
 	if (keyed && key != NULL)
 	{
@@ -996,7 +1011,7 @@ record_attempt(UniqueStatement *st, Relation heap, int i, Datum *values,
 		st->keyed[i]++;
 	}
 	appendStringInfoChar(&detail, '}');
-	ig_incident_record(IG_EVENT_DUPLICATE_KEY, heap, ui->name, detail.data, 1);
+	ig_incident_record(IG_EVENT_DUPLICATE_KEY, heap, ui->label, detail.data, 1);
 	return key;
 }
 

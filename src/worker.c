@@ -22,12 +22,14 @@
 #include <unistd.h>
 
 #include "access/heapam.h"
+#include "access/twophase.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_database.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -43,6 +45,7 @@
 #include "utils/wait_event.h"
 
 #include "audit_table.h"
+#include "citus_meta.h"
 #include "queue.h"
 #include "settings.h"
 #include "stats.h"
@@ -177,6 +180,29 @@ no_extension_lately(IgDbSlot *slot, TimestampTz now)
 	return slot->state == IG_DB_NO_EXTENSION &&
 		!TimestampDifferenceExceeds(slot->checked, now,
 									IG_NO_EXTENSION_RECHECK_MS);
+}
+
+/*
+ * Whether a prepared transaction of this database is pending: it may hold
+ * a CREATE EXTENSION, so a job that finds no extension meanwhile cannot
+ * tell that the database has none.
+ */
+static bool
+prepared_xact_pending(void)
+{
+	bool		pending;
+
+	if (max_prepared_xacts == 0)
+		return false;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_prepared_xacts"
+					" WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+					" LIMIT 1", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_prepared_xacts");
+	pending = SPI_processed > 0;
+	SPI_finish();
+	return pending;
 }
 
 /*
@@ -529,6 +555,7 @@ drain_job(Oid dbid)
 	Oid			owner;
 	volatile int64 written = 0;
 	volatile bool installed = false;
+	volatile bool undecided = false;
 	volatile uint32 registrations = 0;
 	IgSetAside aside;
 	IgExpired  *volatile expired = NULL;
@@ -547,6 +574,7 @@ drain_job(Oid dbid)
 		pgstat_report_activity(STATE_RUNNING, "writing queued incidents");
 		registrations = ig_queue_registrations(dbid);
 		installed = ig_audit_owner(&owner);
+		undecided = !installed && prepared_xact_pending();
 		if (installed)
 		{
 			IgJobIncident *jobs;
@@ -603,6 +631,11 @@ drain_job(Oid dbid)
 				/* a guard's target is never NULL; a captured error may have none */
 				rows[m].target = k->relid != InvalidOid ? k->target :
 					ig_empty_to_null(k->target);
+				/* a captured error on a Citus shard: its logical table's */
+				if (!OidIsValid(k->relid) && OidIsValid(rows[m].relid))
+					rows[m].relid = ig_citus_shown(rows[m].relid,
+												   &rows[m].table_name,
+												   &rows[m].target);
 				rows[m].occurrences = jobs[i].occurrences;
 				rows[m].first_seen = jobs[i].first_seen;
 				rows[m].last_seen = jobs[i].last_seen;
@@ -661,7 +694,7 @@ drain_job(Oid dbid)
 		}
 		pgstat_report_activity(STATE_IDLE, NULL);
 		/* no extension: its incidents go, unless one was created since */
-		if (ig_queue_report_flush(dbid, installed, registrations, written,
+		if (ig_queue_report_flush(dbid, installed, undecided, registrations, written,
 								  aside.count, aside.error))
 			ig_queue_discard(dbid);
 	}
@@ -816,7 +849,12 @@ ig_worker_xact_event(XactEvent event)
 		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		 event == XACT_EVENT_PREPARE))
 	{
-		if (event == XACT_EVENT_COMMIT)
+		/*
+		 * A prepared CREATE EXTENSION is almost always committed (Citus
+		 * creates it on its workers so); a job that finds no extension
+		 * before COMMIT PREPARED does not believe it (prepared_xact_pending)
+		 */
+		if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE)
 			registration_committed();
 		registration_pending = false;
 	}

@@ -20,14 +20,14 @@ OBJ=${1:-$SRC}
 
 FLOORS=(
     "compat"                                # version shims (header only)
-    "util settings"                         # shared helpers, setting values
+    "util settings citus_meta"              # shared helpers, setting values, Citus's catalog
     "stats"                                 # cumulative statistics
     "queue"                                 # shared-memory queue, flush state
     "audit_table"                           # writes into the audit table
     "worker"                                # launcher and flush jobs
     "incident"                              # incident API
     "registry"                              # guard registry
-    "citus"                                 # what the guards know of Citus
+    "citus"                                 # distributing a guarded table
     "counter range children unique repair"  # the guards, the repair kit
     "saturate rewrite capture"              # the rewrite, error capture
     "pg_integrity_guard"                    # _PG_init: settings, hooks

@@ -25,7 +25,7 @@ my $members = q{
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION pg_integrity_guard');
 is($node->safe_psql('fresh', q{SELECT extversion FROM pg_extension WHERE extname = 'pg_integrity_guard'}),
-    '1.6', 'CREATE EXTENSION installs 1.6');
+    '1.7', 'CREATE EXTENSION installs 1.7');
 
 # -- 1.0 with guards and audit data, then ALTER EXTENSION UPDATE
 $node->safe_psql('postgres', 'CREATE DATABASE app');
@@ -49,9 +49,9 @@ my $guards_before = $node->safe_psql('app',
 
 $node->safe_psql('app', 'ALTER EXTENSION pg_integrity_guard UPDATE');
 is($node->safe_psql('app', q{SELECT extversion FROM pg_extension WHERE extname = 'pg_integrity_guard'}),
-    '1.6', 'ALTER EXTENSION UPDATE reaches 1.6');
+    '1.7', 'ALTER EXTENSION UPDATE reaches 1.7');
 is($node->safe_psql('app', $members), $node->safe_psql('fresh', $members),
-    'the updated extension has exactly the objects of a fresh 1.6');
+    'the updated extension has exactly the objects of a fresh 1.7');
 is($node->safe_psql('app',
     'SELECT string_agg(id || event_type || occurrences, \',\' ORDER BY id) FROM integrity_guard.audit_log'),
     $audit_before, 'audit rows are kept');

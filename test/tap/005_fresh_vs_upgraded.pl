@@ -230,13 +230,13 @@ my $version = q{SELECT extversion FROM pg_extension WHERE extname = 'pg_integrit
 
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION pg_integrity_guard');
-is($node->safe_psql('fresh', $version), '1.6', 'CREATE EXTENSION installs 1.6');
+is($node->safe_psql('fresh', $version), '1.7', 'CREATE EXTENSION installs 1.7');
 
 $node->safe_psql('postgres', 'CREATE DATABASE upgraded');
 $node->safe_psql('upgraded', q{CREATE EXTENSION pg_integrity_guard VERSION '1.0'});
 is($node->safe_psql('upgraded', $version), '1.0', 'VERSION 1.0 installs 1.0');
 $node->safe_psql('upgraded', 'ALTER EXTENSION pg_integrity_guard UPDATE');
-is($node->safe_psql('upgraded', $version), '1.6', 'ALTER EXTENSION UPDATE from 1.0 reaches 1.6');
+is($node->safe_psql('upgraded', $version), '1.7', 'ALTER EXTENSION UPDATE from 1.0 reaches 1.7');
 
 my $fresh = describe('fresh');
 my $upgraded = describe('upgraded');
@@ -253,7 +253,7 @@ like($fresh, qr/^sequence integrity_guard\.\S+ \| sequence: AS /m, 'and sequence
 like($fresh, qr/^extension \| config integrity_guard\.audit_log: /m, 'and the configuration tables');
 
 same_catalog('fresh', $fresh, 'upgraded', $upgraded,
-    'fresh 1.6 and 1.0 updated to 1.6 have the same catalog: members, definitions, privileges, config');
+    'fresh 1.7 and 1.0 updated to 1.7 have the same catalog: members, definitions, privileges, config');
 
 $node->stop;
 done_testing();

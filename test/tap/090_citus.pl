@@ -42,7 +42,7 @@ $coord->safe_psql('postgres', sprintf(q{SELECT citus_add_node('%s', %d)}, $_->ho
 $coord->safe_psql('postgres', 'CREATE EXTENSION pg_integrity_guard');
 is(join(',', map { $_->safe_psql('postgres',
     q{SELECT extversion FROM pg_extension WHERE extname = 'pg_integrity_guard'}) } @workers),
-    '1.6,1.6', 'Citus creates the extension on the workers');
+    '1.7,1.7', 'Citus creates the extension on the workers');
 
 my $max = '2147483647';
 sub coord { return $coord->safe_psql('postgres', shift) }
@@ -167,6 +167,67 @@ is($workers[0]->safe_psql('postgres', $listed),
     SELECT integrity_guard.guard_children('parents')});
 like($err, qr/guard_children on Citus table public\.parents is not supported yet/,
     'a children guard on a distributed table is refused, with its reason');
+
+# one audit for the cluster: each incident once, on the node that absorbed
+# it, under the logical table and constraint; read from the coordinator
+coord(q{
+    CREATE TABLE dup (project_id int, id int, n int, CONSTRAINT dup_key UNIQUE (project_id, id));
+    SELECT create_distributed_table('dup', 'project_id');
+    SELECT integrity_guard.guard_duplicates('dup', 'raise');
+    CREATE TABLE tag (id int PRIMARY KEY, name text);
+    SELECT create_reference_table('tag');
+    SELECT integrity_guard.guard_duplicates('tag', 'skip');
+    INSERT INTO dup VALUES (1, 1, 1);
+    INSERT INTO tag VALUES (1, 'a');
+    INSERT INTO tag VALUES (1, 'b');
+    CREATE ROLE reader LOGIN;
+    GRANT SELECT ON tag TO reader});
+($rc, $out, $err) = $coord->psql('postgres', 'INSERT INTO dup VALUES (1, 1, 2)');
+like($err, qr/duplicate key value violates unique constraint "dup_key_\d+"/,
+    'raise mode: the server\'s own error, relayed from the worker');
+my $dup_node = coord(q{
+    SELECT n.nodename || ':' || n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)
+    WHERE p.shardid = get_shard_id_for_distribution_column('dup', 1)});
+# (the coordinator's own capture of the error relayed from the worker
+# would be a second event, on no table)
+is(coord(q{SELECT string_agg(node || ' ' || coalesce(table_name, '-') || ' ' || coalesce(target, '-')
+                             || ' ' || occurrences, ',')
+           FROM integrity_guard.cluster_events(event_type => 'duplicate_key')
+           WHERE table_name = 'dup' OR detail->>'message' LIKE '%dup_key%'}),
+    "$dup_node dup dup_key 1",
+    'a duplicate raised on a worker is one event, on that node, under the logical table and constraint');
+is(coord(q{SELECT string_agg(table_name || ' ' || target || ' ' || (detail->>'constraint'), ',')
+           FROM integrity_guard.cluster_events(rel => 'tag')}),
+    'tag tag_pkey tag_pkey', 'a reference table\'s duplicate is one event, not one per copy');
+is(coord(q{SELECT count(*) FROM integrity_guard.cluster_events()
+           WHERE table_name ~ '_[0-9]+$' OR target ~ '_[0-9]+$'}),
+    '0', 'no incident is shown under a shard\'s name');
+is(coord(q{SELECT count(DISTINCT node) || ' ' || bool_and(table_name = 'groupedmessage' AND target = 'times_seen')
+           FROM integrity_guard.cluster_events(rel => 'groupedmessage', event_type => 'counter_saturated')}),
+    '2 true', 'the saturations of both workers\' shards, under the logical table');
+# Citus creates the extension on a worker by two-phase commit: the
+# worker's queue must take its incidents from then on, none discarded
+is(join(',', map { $_->safe_psql('postgres', q{
+    SELECT value FROM integrity_guard.check() WHERE check_name = 'audit' AND target = 'dropped'}) } @workers),
+    '0,0', 'the workers keep every incident (a prepared CREATE EXTENSION counts)');
+is(coord(q{SELECT sum(incidents) || ' ' || sum(occurrences) FROM integrity_guard.cluster_summary()
+           WHERE table_name = 'dup' AND event_type = 'duplicate_key'}),
+    '1 1', 'cluster_summary counts it once');
+is(coord(q{SET ROLE reader;
+           SELECT string_agg(DISTINCT table_name, ',') FROM integrity_guard.cluster_events()}),
+    'tag', 'each node shows a role the incidents of the tables it may read, no others');
+is(coord(q{SELECT string_agg(DISTINCT rel::text, ',' ORDER BY rel::text)
+           FROM integrity_guard.check() WHERE check_name = 'guards'}),
+    'conference,dup,groupedmessage,groupopenperiod,other,project,release,tag',
+    'check() runs on the coordinator and reports the logical tables\' guards, no shard\'s');
+
+# a node that does not answer is reported, and the others still read
+$workers[1]->stop;
+($rc, $out, $err) = $coord->psql('postgres',
+    q{SELECT count(*) FROM integrity_guard.cluster_events(rel => 'tag')});
+is($out, '1', 'the cluster readers answer without a node that is down');
+like($err, qr/WARNING:  could not read the audit of node \S+:@{[ $workers[1]->port ]}/,
+    'and report it');
 
 $_->stop for reverse @nodes;
 done_testing();

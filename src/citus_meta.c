@@ -1,0 +1,248 @@
+/*-------------------------------------------------------------------------
+ *
+ * citus_meta.c
+ *		What the guards read of Citus's catalog, when it is installed.
+ *
+ * Nothing here links to Citus: its catalog is found by name, and where it
+ * is absent every answer is "not Citus".  Citus copies a distributed or
+ * reference table's triggers to its shards, where the row-local guards act
+ * on the shards' rows; the logical table's own statements are Citus's to
+ * plan (ig_citus_table).  An incident on a shard is the logical table's,
+ * under its names (ig_citus_shard_of), and a reference table's copies,
+ * which all see the same rows, count it once: on the copy in the lowest
+ * group.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_namespace.h"
+#include "fmgr.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "citus_meta.h"
+
+/*
+ * A scan of Citus's catalog 'catalog' for rows whose 'column' equals
+ * 'value' (by 'eq'), through 'index' when there is one; NULL where Citus
+ * is not installed.  The caller ends the scan and closes *rel.
+ */
+static SysScanDesc
+citus_scan(const char *catalog, const char *index, const char *column,
+		   RegProcedure eq, Datum value, Relation *rel)
+{
+	Oid			relid = get_relname_relid(catalog, PG_CATALOG_NAMESPACE);
+	Oid			indexid;
+	AttrNumber	attnum;
+	ScanKeyData key;
+
+	if (!OidIsValid(relid) ||
+		(attnum = get_attnum(relid, column)) == InvalidAttrNumber)
+		return NULL;
+	indexid = get_relname_relid(index, PG_CATALOG_NAMESPACE);
+	*rel = table_open(relid, AccessShareLock);
+	ScanKeyInit(&key, attnum, BTEqualStrategyNumber, eq, value);
+	return systable_beginscan(*rel, indexid, OidIsValid(indexid), NULL, 1, &key);
+}
+
+/* The int4 column 'column' of a row of rel; 'missing' when it is absent. */
+static int32
+int4_column(Relation rel, HeapTuple tuple, const char *column, int32 missing)
+{
+	AttrNumber	att = get_attnum(RelationGetRelid(rel), column);
+	bool		isnull = true;
+	Datum		value = att == InvalidAttrNumber ? (Datum) 0 :
+		heap_getattr(tuple, att, RelationGetDescr(rel), &isnull);
+
+	return isnull ? missing : DatumGetInt32(value);
+}
+
+/*
+ * Whether relid is a table Citus plans itself (distributed, reference, or
+ * local in its metadata): a row of pg_catalog.pg_dist_partition.
+ */
+bool
+ig_citus_table(Oid relid)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	bool		found;
+
+	scan = citus_scan("pg_dist_partition", "pg_dist_partition_logical_relid_index",
+					  "logicalrelid", F_OIDEQ, ObjectIdGetDatum(relid), &rel);
+	if (scan == NULL)
+		return false;
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * Whether this node's copy of the shard is the one whose incidents count:
+ * the copy in the lowest group (pg_dist_placement), which for a shard of a
+ * distributed table is its only copy.  Every copy of a reference table
+ * absorbs the same rows; one of them tells.
+ */
+static bool
+counted_here(int64 shardid)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	int32		lowest = PG_INT32_MAX;
+	int32		local = -1;
+
+	scan = citus_scan("pg_dist_placement", "pg_dist_placement_shardid_index",
+					  "shardid", F_INT8EQ, Int64GetDatum(shardid), &rel);
+	if (scan == NULL)
+		return true;
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+		lowest = Min(lowest, int4_column(rel, tuple, "groupid", PG_INT32_MAX));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (lowest == PG_INT32_MAX)
+		return true;
+
+	/* pg_dist_local_group: one row, this node's group */
+	scan = citus_scan("pg_dist_local_group", "", "groupid", F_INT4GE,
+					  Int32GetDatum(PG_INT32_MIN), &rel);
+	if (scan == NULL)
+		return true;
+	if (HeapTupleIsValid(tuple = systable_getnext(scan)))
+		local = int4_column(rel, tuple, "groupid", -1);
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return local == -1 || local == lowest;
+}
+
+/*
+ * Whether relid is one of Citus's shards: a table named after its logical
+ * table and its shard id, which pg_catalog.pg_dist_shard holds.  If so,
+ * *shard says which table, the suffix Citus gives the names of the shard's
+ * objects, and whether this copy counts.
+ */
+bool
+ig_citus_shard_of(Oid relid, IgCitusShard *shard)
+{
+	char	   *name = get_rel_name(relid);
+	char	   *suffix;
+	char	   *end;
+	int64		shardid;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			logical = InvalidOid;
+
+	if (name == NULL || (suffix = strrchr(name, '_')) == NULL ||
+		suffix == name || !isdigit((unsigned char) suffix[1]))
+		return false;
+	errno = 0;
+	shardid = strtoi64(suffix + 1, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return false;
+	scan = citus_scan("pg_dist_shard", "pg_dist_shard_shardid_index", "shardid",
+					  F_INT8EQ, Int64GetDatum(shardid), &rel);
+	if (scan == NULL)
+		return false;
+	if (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		AttrNumber	att = get_attnum(RelationGetRelid(rel), "logicalrelid");
+		bool		isnull = true;
+		Datum		value = att == InvalidAttrNumber ? (Datum) 0 :
+			heap_getattr(tuple, att, RelationGetDescr(rel), &isnull);
+		char	   *logical_name = isnull ? NULL :
+			get_rel_name(DatumGetObjectId(value));
+
+		/* the shard of that logical table: its name and schema */
+		if (logical_name != NULL &&
+			strlen(logical_name) == (size_t) (suffix - name) &&
+			strncmp(logical_name, name, suffix - name) == 0 &&
+			get_rel_namespace(DatumGetObjectId(value)) == get_rel_namespace(relid))
+			logical = DatumGetObjectId(value);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(logical))
+		return false;
+	shard->logical = logical;
+	shard->suffix = suffix;
+	shard->counted = counted_here(shardid);
+	return true;
+}
+
+/* The suffix of a shard's object names ("_102008"), or NULL. */
+char *
+ig_citus_shard_suffix(Oid relid)
+{
+	IgCitusShard shard;
+
+	return ig_citus_shard_of(relid, &shard) ? (char *) shard.suffix : NULL;
+}
+
+/*
+ * Whether relid is one of Citus's shards: what lists guards shows the
+ * logical tables, not the copies of their triggers on each shard.
+ */
+bool
+ig_citus_shard(Oid relid)
+{
+	IgCitusShard shard;
+
+	return ig_citus_shard_of(relid, &shard);
+}
+
+/*
+ * A shard object's name as its logical object's ("conference_key_102029"
+ * is "conference_key"): the name without the shard's suffix, when it ends
+ * with it.
+ */
+const char *
+ig_citus_unsuffixed(const char *name, const char *suffix)
+{
+	size_t		len = name ? strlen(name) : 0;
+	size_t		slen = suffix ? strlen(suffix) : 0;
+
+	if (slen == 0 || len <= slen || strcmp(name + len - slen, suffix) != 0)
+		return name;
+	return pnstrdup(name, len - slen);
+}
+
+/*
+ * The table a captured error is shown under, once bound to relid: on a
+ * shard, its logical table, with *table_name and *target (a constraint of
+ * the shard) as the logical table's names.  Else relid, names untouched.
+ */
+Oid
+ig_citus_shown(Oid relid, const char **table_name, const char **target)
+{
+	IgCitusShard shard;
+
+	if (!ig_citus_shard_of(relid, &shard))
+		return relid;
+	*table_name = get_rel_name(shard.logical);
+	*target = ig_citus_unsuffixed(*target, shard.suffix);
+	return shard.logical;
+}
+
+/*
+ * integrity_guard._citus_shard(rel oid) returns boolean: ig_citus_shard for
+ * the guards view.  False for NULL, a relation that is gone, or a server
+ * without Citus; it never raises.
+ */
+PG_FUNCTION_INFO_V1(ig_citus_shard_sql);
+
+Datum
+ig_citus_shard_sql(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(ig_citus_shard(PG_GETARG_OID(0)));
+}

@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * citus_meta.h
+ *		What the guards read of Citus's catalog, when it is installed
+ *		(citus_meta.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IG_CITUS_META_H
+#define IG_CITUS_META_H
+
+#include "postgres.h"
+
+/* A shard of a Citus table, as this node holds it. */
+typedef struct IgCitusShard
+{
+	Oid			logical;		/* its logical (distributed or reference) table */
+	const char *suffix;			/* "_102008": ends the names of its objects */
+	bool		counted;		/* this node's copy is the one the audit counts */
+} IgCitusShard;
+
+extern bool ig_citus_table(Oid relid);
+extern bool ig_citus_shard_of(Oid relid, IgCitusShard *shard);
+extern char *ig_citus_shard_suffix(Oid relid);
+extern bool ig_citus_shard(Oid relid);
+extern const char *ig_citus_unsuffixed(const char *name, const char *suffix);
+extern Oid	ig_citus_shown(Oid relid, const char **table_name,
+						   const char **target);
+
+#endif							/* IG_CITUS_META_H */
