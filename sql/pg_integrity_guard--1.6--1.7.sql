@@ -343,3 +343,106 @@ BEGIN
     END IF;
 END
 $$;
+
+-- == guard_children on Citus tables (issue 26, point 3) ==
+-- Attached like the other guards: on each parent shard it acts on the
+-- co-located shard of each child (nullify_children resolves it, and
+-- refuses references that are not co-located or do not join the
+-- distribution columns).  The rest is 1.6's.
+CREATE OR REPLACE FUNCTION integrity_guard._attach(rel regclass, kind text, trigger_name name,
+                                                   func text, args text[],
+                                                   timing text DEFAULT 'BEFORE INSERT OR UPDATE',
+                                                   level text DEFAULT 'ROW',
+                                                   transition name DEFAULT NULL,
+                                                   inert boolean DEFAULT false)
+RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind_of_rel "char";
+    timing_sql text;
+    level_sql text;
+    citus boolean := false;
+    unsafe text;
+BEGIN
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'table must not be NULL'
+              USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF kind IS NULL OR trigger_name IS NULL OR func IS NULL OR args IS NULL
+       OR inert IS NULL THEN
+        RAISE EXCEPTION 'integrity_guard._attach() arguments must not be NULL'
+              USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relkind INTO kind_of_rel FROM pg_class c WHERE c.oid = rel;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table with OID % does not exist', rel::oid
+              USING ERRCODE = 'undefined_table';
+    END IF;
+    IF kind_of_rel IS DISTINCT FROM 'r' AND kind_of_rel IS DISTINCT FROM 'p' THEN
+        RAISE EXCEPTION '"%" is not a table', rel
+              USING ERRCODE = 'wrong_object_type',
+                    HINT = 'Guards attach to ordinary and partitioned tables.';
+    END IF;
+    IF (kind, func) NOT IN (('counter', 'saturate_counter'), ('range', 'clamp_range'),
+                            ('children', 'nullify_children'), ('unique', 'guard_unique')) THEN
+        RAISE EXCEPTION 'unknown guard "%" with function "%"', kind, func
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the keywords come from this list, never from the argument's text
+    timing_sql := CASE timing WHEN 'BEFORE INSERT OR UPDATE' THEN 'BEFORE INSERT OR UPDATE'
+                              WHEN 'AFTER INSERT' THEN 'AFTER INSERT'
+                              WHEN 'AFTER DELETE' THEN 'AFTER DELETE' END;
+    level_sql := CASE level WHEN 'ROW' THEN 'ROW' WHEN 'STATEMENT' THEN 'STATEMENT' END;
+    IF timing_sql IS NULL OR level_sql IS NULL THEN
+        RAISE EXCEPTION 'invalid trigger timing "%" or level "%"', timing, level
+              USING ERRCODE = 'invalid_parameter_value',
+                    HINT = 'Timing is BEFORE INSERT OR UPDATE, AFTER INSERT or AFTER DELETE; level ROW or STATEMENT.';
+    END IF;
+
+    PERFORM integrity_guard._check_args(func, rel, args);
+
+    IF EXISTS (SELECT 1 FROM pg_trigger t
+               WHERE t.tgrelid = rel AND t.tgname = trigger_name) THEN
+        RAISE EXCEPTION 'table % already has a % guard named "%"', rel, kind, trigger_name
+              USING ERRCODE = 'duplicate_object',
+                    HINT = format('Remove it with integrity_guard.unguard(%L, %L) and attach again with all columns and options in one call.',
+                                  rel::text, trigger_name);
+    END IF;
+
+    -- A Citus table (distributed, reference, local): Citus copies its triggers to
+    -- the shards, where the row-local guards (counter, range, unique) act on
+    -- each shard's rows, and a children guard on each parent shard's
+    -- co-located children (_check_args above refused any other reference);
+    -- it asks for citus.enable_unsafe_triggers, which the guard turns on for
+    -- its own CREATE TRIGGER only.
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d
+                                 WHERE d.logicalrelid = $1)'
+           INTO citus USING rel;
+    END IF;
+    IF citus THEN
+        unsafe := current_setting('citus.enable_unsafe_triggers', true);
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
+
+    EXECUTE format('CREATE TRIGGER %I %s ON %s %s FOR EACH %s %s EXECUTE FUNCTION integrity_guard.%I(%s)',
+                   trigger_name, timing_sql, rel,
+                   CASE WHEN transition IS NULL THEN ''
+                        ELSE format('REFERENCING OLD TABLE AS %I', transition) END,
+                   level_sql, CASE WHEN inert THEN 'WHEN (false)' ELSE '' END, func,
+                   (SELECT string_agg(quote_literal(a), ', ' ORDER BY n)
+                    FROM unnest(args) WITH ORDINALITY AS u(a, n)));
+    IF citus THEN
+        PERFORM set_config('citus.enable_unsafe_triggers', coalesce(unsafe, 'off'), true);
+    END IF;
+
+    IF kind_of_rel = 'r' AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = rel) THEN
+        RAISE NOTICE 'the % guard covers rows stored in % itself, not in its inheritance children', kind, rel
+              USING HINT = 'Row triggers are not inherited: attach the guard to each child table too.';
+    END IF;
+    RETURN trigger_name;
+END
+$$;
+

@@ -82,6 +82,7 @@
 #include "utils/varlena.h"
 
 #include "children.h"
+#include "citus_meta.h"
 #include "incident.h"
 #include "registry.h"
 #include "settings.h"
@@ -543,6 +544,7 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 	char		matchtype = FKCONSTR_MATCH_SIMPLE;
 	const char *fkname = NULL;
 	int			nclear = 0;
+	IgCitusShard shard;
 	int			i;
 
 	ref->child_relid = RelationGetRelid(child);
@@ -725,10 +727,12 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 									  quote_identifier(args->trigger->tgoldtable),
 									  set_where.data);
 
+	/* the audit names a shard's child by its logical table */
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "%s.%s(",
 					 get_namespace_name(RelationGetNamespace(child)),
-					 RelationGetRelationName(child));
+					 ig_citus_shard_of(RelationGetRelid(child), &shard) ?
+					 get_rel_name(shard.logical) : RelationGetRelationName(child));
 	for (i = 0; i < nkeys; i++)
 		appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
 						 NameStr(TupleDescAttr(ctupdesc, child_attnums[i] - 1)->attname));
@@ -752,6 +756,76 @@ build_reference(IgArgs *args, ChildRef *ref, ChildrenConfig *cfg,
 	ref->left_detail = buf.data;
 
 	args->depends = lappend_oid(args->depends, ref->child_relid);
+}
+
+/*
+ * A reference on a Citus table.  A distributed table's rows are split in
+ * shards by its distribution column; the children of a parent shard's rows
+ * are all in one shard of the child, on the same node, only when the two
+ * tables are co-located and the reference joins their distribution
+ * columns.  On a parent shard (at fire time, on a worker) *child, the
+ * logical child the reference names, is swapped for that co-located shard
+ * and child_attnums resolved there: the logical child's statements would
+ * go to every node and reach other tenants' rows.
+ */
+static void
+citus_reference(IgArgs *args, const char *spec, Relation *child,
+				AttrNumber *child_attnums, AttrNumber *parent_attnums, int nkeys)
+{
+	IgCitusShard shard;
+	bool		on_shard = ig_citus_shard_of(RelationGetRelid(args->rel), &shard);
+	Oid			parent = on_shard ? shard.logical : RelationGetRelid(args->rel);
+	Oid			logical_child = RelationGetRelid(*child);
+	IgCitusTable ptable;
+	IgCitusTable ctable;
+	const char *pdist;
+	const char *cdist;
+	bool		joined = false;
+	Oid			shard_child;
+	int			i;
+
+	if (!ig_citus_table_of(parent, &ptable))
+		return;
+	if (ptable.method != 'h' || !ig_citus_table_of(logical_child, &ctable) ||
+		ctable.method != 'h' || ctable.colocation != ptable.colocation)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("reference \"%s\" of nullify_children() on Citus table \"%s\" does not name a co-located distributed table",
+						spec, get_rel_name(parent)),
+				 errdetail("A guard on a Citus table acts on each shard's co-located children, on the shard's node."),
+				 errhint("Distribute both tables co-located (colocate_with) and join their distribution columns, or declare the foreign key: a reference table's children must be declared.")));
+	pdist = get_attname(parent, ptable.distcol, true);
+	cdist = get_attname(logical_child, ctable.distcol, true);
+	for (i = 0; i < nkeys && pdist && cdist; i++)
+		if (strcmp(get_attname(RelationGetRelid(args->rel), parent_attnums[i], false), pdist) == 0 &&
+			strcmp(get_attname(logical_child, child_attnums[i], false), cdist) == 0)
+			joined = true;
+	if (!joined)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("reference \"%s\" of nullify_children() on Citus table \"%s\" does not join the distribution columns",
+						spec, get_rel_name(parent)),
+				 errdetail("Children are found on the parent's node only through %s.%s = %s.%s.",
+						   get_rel_name(logical_child), cdist ? cdist : "?",
+						   get_rel_name(parent), pdist ? pdist : "?"),
+				 errhint("Name the child's distribution column against the parent's: 'child(%s, col) = (%s, pcol)'.",
+						 cdist ? cdist : "dist_col", pdist ? pdist : "dist_col")));
+	if (!on_shard)
+		return;
+
+	shard_child = ig_citus_colocated_shard(shard.shardid, logical_child);
+	if (!OidIsValid(shard_child))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the shard of \"%s\" co-located with \"%s\" is not on this node",
+						get_rel_name(logical_child), RelationGetRelationName(args->rel)),
+				 errhint("Move co-located shards together (Citus does).")));
+	LockRelationOid(shard_child, AccessShareLock);
+	for (i = 0; i < nkeys; i++)
+		child_attnums[i] = get_attnum(shard_child,
+									  get_attname(logical_child, child_attnums[i], false));
+	table_close(*child, NoLock);
+	*child = table_open(shard_child, NoLock);
 }
 
 /* An explicit reference argument. */
@@ -852,6 +926,8 @@ parse_reference(IgArgs *args, const char *spec, ChildRef *ref,
 			parent_attnums[i++] = ig_column_attnum(args, (char *) lfirst(lc));
 	}
 
+	citus_reference(args, spec, &child, child_attnums, parent_attnums, nkeys);
+	child_relid = RelationGetRelid(child);
 	fk = find_declared_fk(args->rel, child_relid, child_attnums,
 						  parent_attnums, nkeys);
 	if (fk == NULL && parent_cols != NIL && args->trigger == NULL &&

@@ -23,6 +23,8 @@
 #include "access/table.h"
 #include "catalog/pg_namespace.h"
 #include "fmgr.h"
+#include "nodes/primnodes.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -83,6 +85,103 @@ ig_citus_table(Oid relid)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/* The text column 'column' of a row of rel, or NULL. */
+static char *
+text_column(Relation rel, HeapTuple tuple, const char *column)
+{
+	AttrNumber	att = get_attnum(RelationGetRelid(rel), column);
+	bool		isnull = true;
+	Datum		value = att == InvalidAttrNumber ? (Datum) 0 :
+		heap_getattr(tuple, att, RelationGetDescr(rel), &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(value);
+}
+
+/*
+ * How Citus distributes relid (its row of pg_dist_partition): false when
+ * it is not a Citus table.
+ */
+bool
+ig_citus_table_of(Oid relid, IgCitusTable *table)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		found = false;
+
+	scan = citus_scan("pg_dist_partition", "pg_dist_partition_logical_relid_index",
+					  "logicalrelid", F_OIDEQ, ObjectIdGetDatum(relid), &rel);
+	if (scan == NULL)
+		return false;
+	if (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		AttrNumber	att = get_attnum(RelationGetRelid(rel), "partmethod");
+		bool		isnull = true;
+		Datum		method = att == InvalidAttrNumber ? (Datum) 0 :
+			heap_getattr(tuple, att, RelationGetDescr(rel), &isnull);
+		char	   *partkey = text_column(rel, tuple, "partkey");
+		Node	   *key = partkey != NULL && partkey[0] == '{' ? stringToNode(partkey) : NULL;
+
+		found = true;
+		table->method = isnull ? '\0' : DatumGetChar(method);
+		table->colocation = int4_column(rel, tuple, "colocationid", -1);
+		table->distcol = key != NULL && IsA(key, Var) ? ((Var *) key)->varattno : 0;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * The shard of the logical table 'logical' co-located with shard
+ * 'shardid' (the one that holds the same hash range, so on the same node),
+ * or InvalidOid when this node has none.
+ */
+Oid
+ig_citus_colocated_shard(int64 shardid, Oid logical)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *min = NULL;
+	int64		found = 0;
+	char	   *name;
+
+	scan = citus_scan("pg_dist_shard", "pg_dist_shard_shardid_index", "shardid",
+					  F_INT8EQ, Int64GetDatum(shardid), &rel);
+	if (scan == NULL)
+		return InvalidOid;
+	if (HeapTupleIsValid(tuple = systable_getnext(scan)))
+		min = text_column(rel, tuple, "shardminvalue");
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (min == NULL)
+		return InvalidOid;
+
+	scan = citus_scan("pg_dist_shard", "pg_dist_shard_logical_relid_index",
+					  "logicalrelid", F_OIDEQ, ObjectIdGetDatum(logical), &rel);
+	if (scan == NULL)
+		return InvalidOid;
+	while (found == 0 && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		char	   *other = text_column(rel, tuple, "shardminvalue");
+		AttrNumber	att = get_attnum(RelationGetRelid(rel), "shardid");
+		bool		isnull = true;
+		Datum		id = att == InvalidAttrNumber ? (Datum) 0 :
+			heap_getattr(tuple, att, RelationGetDescr(rel), &isnull);
+
+		if (!isnull && other != NULL && strcmp(other, min) == 0)
+			found = DatumGetInt64(id);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (found == 0 || (name = get_rel_name(logical)) == NULL)
+		return InvalidOid;
+	/* Citus names a shard after its table and its id */
+	return get_relname_relid(psprintf("%s_" INT64_FORMAT, name, found),
+							 get_rel_namespace(logical));
 }
 
 /*
@@ -173,6 +272,7 @@ ig_citus_shard_of(Oid relid, IgCitusShard *shard)
 	if (!OidIsValid(logical))
 		return false;
 	shard->logical = logical;
+	shard->shardid = shardid;
 	shard->suffix = suffix;
 	shard->counted = counted_here(shardid);
 	return true;

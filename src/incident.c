@@ -253,13 +253,21 @@ ig_incident_record_relid(IgEventType type, Oid relid, const char *target,
 		MemoryContext oldcxt = MemoryContextSwitchTo(pending_cxt);
 		IgCitusShard shard;
 
-		/* a Citus shard's incident is its logical table's */
+		/*
+		 * A Citus shard's incident is its logical table's.  A reference
+		 * table's copies absorb the same rows and one of them tells; the
+		 * children of each copy are the node's own shards, so each copy
+		 * tells its own.
+		 */
 		entry->relid = relid;
 		entry->counted = true;
 		if (ig_citus_shard_of(relid, &shard))
 		{
 			entry->relid = shard.logical;
-			entry->counted = shard.counted;
+			entry->counted = shard.counted ||
+				type == IG_EVENT_CHILDREN_NULLIFIED ||
+				type == IG_EVENT_CHILDREN_DELETED ||
+				type == IG_EVENT_CHILDREN_LEFT;
 		}
 		entry->schema_name = get_namespace_name(get_rel_namespace(entry->relid));
 		entry->table_name = get_rel_name(entry->relid);

@@ -5,7 +5,8 @@
 # the logical statement to Citus and each shard's statement saturates
 # (router, multi-shard, prepared, ON CONFLICT, after a shard move); skip
 # mode skips on a shard, also a guard that names its constraint; guards
-# lists logical tables; a children guard is refused on a Citus table.
+# lists logical tables; a children guard acts on co-located shards; the
+# cluster readers merge every node's audit, each incident once.
 # Skipped where Citus is not installed (test/run.sh builds it from the
 # release sources in ../shared/citus when they are there).
 use strict;
@@ -157,16 +158,66 @@ is($workers[0]->safe_psql('postgres', $listed),
     'conference:counter,conference:unique,groupedmessage:counter,groupopenperiod:range,project:counter,release:unique',
     'and on a worker');
 
-# a children guard names other tables, which on a worker are not the shards
-($rc, $out, $err) = $coord->psql('postgres', q{
+# children: a composite foreign key of co-located tables (Citus requires
+# the distribution column in it); set_null clears the reference and keeps
+# the NOT NULL distribution column, shard by shard
+coord(q{
     CREATE TABLE parents (project_id int, id int, PRIMARY KEY (project_id, id));
     CREATE TABLE kids (project_id int NOT NULL, id int, pid int,
                        FOREIGN KEY (project_id, pid) REFERENCES parents);
     SELECT create_distributed_table('parents', 'project_id');
     SELECT create_distributed_table('kids', 'project_id', colocate_with => 'parents');
-    SELECT integrity_guard.guard_children('parents')});
-like($err, qr/guard_children on Citus table public\.parents is not supported yet/,
-    'a children guard on a distributed table is refused, with its reason');
+    SELECT integrity_guard.guard_children('parents');
+    INSERT INTO parents SELECT p, i FROM generate_series(1, 4) p, generate_series(1, 3) i;
+    INSERT INTO kids SELECT p, i * 10, i FROM generate_series(1, 4) p, generate_series(1, 3) i;
+    DELETE FROM parents WHERE id = 2});
+is(coord(q{SELECT string_agg(project_id || ':' || coalesce(pid::text, '-'), ',' ORDER BY project_id, id)
+      FROM kids WHERE id = 20}),
+    "1:-,2:-,3:-,4:-",
+    'a co-located composite foreign key: the children of deleted parents are cleared on every shard');
+# an undeclared reference resolves to the co-located shard: one tenant's
+# delete never touches another tenant's rows with the same key
+coord(q{
+    CREATE TABLE issues (project_id int, id int, PRIMARY KEY (project_id, id));
+    CREATE TABLE notes (project_id int NOT NULL, id int, issue_id int);
+    SELECT create_distributed_table('issues', 'project_id');
+    SELECT create_distributed_table('notes', 'project_id', colocate_with => 'issues');
+    SELECT integrity_guard.guard_children('issues',
+        ARRAY['notes(project_id, issue_id) = (project_id, id)'], 'delete');
+    INSERT INTO issues SELECT p, i FROM generate_series(1, 4) p, generate_series(1, 3) i;
+    INSERT INTO notes SELECT p, i * 10, i FROM generate_series(1, 4) p, generate_series(1, 3) i;
+    DELETE FROM issues WHERE project_id = 1 AND id = 3;
+    DELETE FROM issues WHERE id = 1});
+is(coord(q{SELECT string_agg(project_id || ':' || n, ',' ORDER BY project_id)
+      FROM (SELECT project_id, count(*) n FROM notes GROUP BY 1) c}),
+    "1:1,2:2,3:2,4:2",
+    'an undeclared reference deletes only the children of the deleted parents\' tenants');
+($rc, $out, $err) = $coord->psql('postgres', q{
+    SELECT integrity_guard.guard_children('issues', ARRAY['notes(issue_id) = (id)'])});
+like($err, qr/does not join the distribution columns.*HINT:  Name the child's distribution column against the parent's: 'child\(project_id, col\) = \(project_id, pcol\)'/s,
+    'an undeclared reference that does not join the distribution columns is refused, with the fix');
+($rc, $out, $err) = $coord->psql('postgres', q{
+    CREATE TABLE loose (project_id int NOT NULL, id int, issue_id int);
+    SELECT create_distributed_table('loose', 'id', colocate_with => 'none');
+    SELECT integrity_guard.guard_children('issues', ARRAY['loose(project_id, issue_id) = (project_id, id)'])});
+like($err, qr/ERROR:  reference .* does not name a co-located distributed table/,
+    'a reference to a table that is not co-located is refused');
+# a reference table's children, declared: each node clears its own shards
+# and tells its own count
+coord(q{
+    CREATE TABLE platform (id int PRIMARY KEY);
+    SELECT create_reference_table('platform');
+    CREATE TABLE event (project_id int, id int, platform_id int REFERENCES platform);
+    SELECT create_distributed_table('event', 'project_id');
+    SELECT integrity_guard.guard_children('platform');
+    INSERT INTO platform SELECT generate_series(1, 3);
+    INSERT INTO event SELECT p, i, i FROM generate_series(1, 8) p, generate_series(1, 3) i;
+    DELETE FROM platform WHERE id = 2});
+is(coord(q{SELECT count(*) FROM event WHERE platform_id IS NULL}),
+    "8", 'a reference table\'s declared children are cleared on every worker');
+is(coord(q{SELECT count(DISTINCT node) || ' ' || sum(occurrences) || ' ' || string_agg(DISTINCT target, ',')
+           FROM integrity_guard.cluster_events(rel => 'platform', event_type => 'children_nullified')}),
+    '2 8 public.event(platform_id)', 'each worker tells the children it cleared, under the logical tables');
 
 # one audit for the cluster: each incident once, on the node that absorbed
 # it, under the logical table and constraint; read from the coordinator
@@ -218,7 +269,7 @@ is(coord(q{SET ROLE reader;
     'tag', 'each node shows a role the incidents of the tables it may read, no others');
 is(coord(q{SELECT string_agg(DISTINCT rel::text, ',' ORDER BY rel::text)
            FROM integrity_guard.check() WHERE check_name = 'guards'}),
-    'conference,dup,groupedmessage,groupopenperiod,other,project,release,tag',
+    'conference,dup,groupedmessage,groupopenperiod,issues,other,parents,platform,project,release,tag',
     'check() runs on the coordinator and reports the logical tables\' guards, no shard\'s');
 
 # a node that does not answer is reported, and the others still read
