@@ -70,6 +70,10 @@ is(coord(q{PREPARE bump(int) AS UPDATE groupedmessage SET times_seen = times_see
 is(coord(q{INSERT INTO groupedmessage VALUES (2, 2, 1)
            ON CONFLICT (project_id, id) DO UPDATE SET times_seen = groupedmessage.times_seen + 1000
            RETURNING times_seen}), $max, 'ON CONFLICT DO UPDATE saturates');
+is(coord(q{INSERT INTO groupedmessage (project_id, id, times_seen)
+           SELECT project_id, id + 1000, times_seen + 2000000000 FROM groupedmessage WHERE id <= 40;
+           SELECT count(*) || ' ' || min(times_seen) FROM groupedmessage WHERE id > 1000}),
+    "40 $max", 'a co-located INSERT ... SELECT saturates on every shard');
 
 # a range pair on a distributed table: an inverted period is clamped on
 # its shard
