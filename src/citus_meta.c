@@ -21,6 +21,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "fmgr.h"
 #include "nodes/primnodes.h"
@@ -28,6 +29,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "citus_meta.h"
 
@@ -64,6 +66,20 @@ int4_column(Relation rel, HeapTuple tuple, const char *column, int32 missing)
 		heap_getattr(tuple, att, RelationGetDescr(rel), &isnull);
 
 	return isnull ? missing : DatumGetInt32(value);
+}
+
+/* The owner of a relation, or InvalidOid when it is gone. */
+static Oid
+rel_owner(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		return InvalidOid;
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
 }
 
 /*
@@ -148,6 +164,7 @@ ig_citus_colocated_shard(int64 shardid, Oid logical)
 	char	   *min = NULL;
 	int64		found = 0;
 	char	   *name;
+	Oid			shard;
 
 	scan = citus_scan("pg_dist_shard", "pg_dist_shard_shardid_index", "shardid",
 					  F_INT8EQ, Int64GetDatum(shardid), &rel);
@@ -179,9 +196,11 @@ ig_citus_colocated_shard(int64 shardid, Oid logical)
 	table_close(rel, AccessShareLock);
 	if (found == 0 || (name = get_rel_name(logical)) == NULL)
 		return InvalidOid;
-	/* Citus names a shard after its table and its id */
-	return get_relname_relid(psprintf("%s_" INT64_FORMAT, name, found),
-							 get_rel_namespace(logical));
+	/* Citus names a shard after its table and its id, and gives it its owner */
+	shard = get_relname_relid(psprintf("%s_" INT64_FORMAT, name, found),
+							  get_rel_namespace(logical));
+	return OidIsValid(shard) && rel_owner(shard) == rel_owner(logical) ?
+		shard : InvalidOid;
 }
 
 /*
@@ -260,11 +279,16 @@ ig_citus_shard_of(Oid relid, IgCitusShard *shard)
 		char	   *logical_name = isnull ? NULL :
 			get_rel_name(DatumGetObjectId(value));
 
-		/* the shard of that logical table: its name and schema */
+		/*
+		 * the shard of that logical table: its name, schema and owner (a
+		 * table another role made under a shard's name, on a node without
+		 * that shard, is not one: its incidents are not the table's)
+		 */
 		if (logical_name != NULL &&
 			strlen(logical_name) == (size_t) (suffix - name) &&
 			strncmp(logical_name, name, suffix - name) == 0 &&
-			get_rel_namespace(DatumGetObjectId(value)) == get_rel_namespace(relid))
+			get_rel_namespace(DatumGetObjectId(value)) == get_rel_namespace(relid) &&
+			rel_owner(DatumGetObjectId(value)) == rel_owner(relid))
 			logical = DatumGetObjectId(value);
 	}
 	systable_endscan(scan);

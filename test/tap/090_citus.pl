@@ -276,6 +276,27 @@ is(coord(q{SELECT string_agg(DISTINCT rel::text, ',' ORDER BY rel::text)
     'conference,dup,groupedmessage,groupopenperiod,issues,other,parents,platform,project,release,tag',
     'check() runs on the coordinator and reports the logical tables\' guards, no shard\'s');
 
+# a table another role makes under a shard's name, on a node that does not
+# hold that shard, is not the shard: its incidents are not the table's
+my $elsewhere = coord(q{
+    SELECT s.shardid FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+    JOIN pg_dist_node n USING (groupid)
+    WHERE s.logicalrelid = 'conference'::regclass AND n.nodeport = } . $workers[0]->port . q{
+    ORDER BY 1 LIMIT 1});
+coord(q{CREATE ROLE mallory LOGIN; GRANT CREATE ON SCHEMA public TO mallory});
+$workers[1]->safe_psql('postgres', qq{
+    SET ROLE mallory;
+    CREATE TABLE public.conference_$elsewhere (project_id int, id int, PRIMARY KEY (project_id, id));
+    CREATE TRIGGER look_alike BEFORE INSERT OR UPDATE ON public.conference_$elsewhere
+        FOR EACH ROW EXECUTE FUNCTION integrity_guard.guard_unique('mode=skip');
+    INSERT INTO public.conference_$elsewhere VALUES (1, 1);
+    INSERT INTO public.conference_$elsewhere VALUES (1, 1)});
+is($workers[1]->safe_psql('postgres', q{
+    SELECT string_agg(table_name || ' ' || target, ',') FROM integrity_guard.events()
+    WHERE role_name = 'mallory'}),
+    "conference_$elsewhere conference_${elsewhere}_pkey",
+    'a look-alike of a shard made by another role keeps its own name in the audit');
+
 # a node that does not answer is reported, and the others still read
 $workers[1]->stop;
 ($rc, $out, $err) = $coord->psql('postgres',
