@@ -209,20 +209,6 @@ key_equality_operator(Oid parent_type, Oid child_type,
 	return InvalidOid;			/* keep compiler quiet */
 }
 
-/* A relation's owner; InvalidOid if it is gone. */
-static Oid
-get_rel_owner_or_invalid(Oid relid)
-{
-	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tuple))
-		return InvalidOid;
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	return owner;
-}
-
 /*
  * Whether the child's owner consented to this parent's guard acting on its
  * table: a row (parent, child, owner) in integrity_guard.children_consent
@@ -1715,7 +1701,7 @@ ig_consent_children(PG_FUNCTION_ARGS)
 	allow = PG_GETARG_BOOL(2);
 	consent_table_check(child, "child relation");
 	consent_table_check(parent, "parent relation");
-	child_owner = get_rel_owner_or_invalid(child);
+	child_owner = ig_rel_owner(child);
 	if (!has_privs_of_role(GetUserId(), child_owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -1736,7 +1722,7 @@ ig_consent_children(PG_FUNCTION_ARGS)
 	values[1] = ObjectIdGetDatum(child);
 	values[2] = ObjectIdGetDatum(child_owner);
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(get_rel_owner_or_invalid(consent_relid),
+	SetUserIdAndSecContext(ig_rel_owner(consent_relid),
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -21,7 +21,6 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "fmgr.h"
 #include "nodes/primnodes.h"
@@ -29,9 +28,9 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 
 #include "citus_meta.h"
+#include "util.h"
 
 /*
  * A scan of Citus's catalog 'catalog' for rows whose 'column' equals
@@ -56,30 +55,28 @@ citus_scan(const char *catalog, const char *index, const char *column,
 	return systable_beginscan(*rel, indexid, OidIsValid(indexid), NULL, 1, &key);
 }
 
-/* The int4 column 'column' of a row of rel; 'missing' when it is absent. */
-static int32
-int4_column(Relation rel, HeapTuple tuple, const char *column, int32 missing)
+/*
+ * The column 'name' of a row of Citus's catalog rel (found by name: the
+ * catalog is Citus's, not ours); *isnull when it is null or absent.
+ */
+static Datum
+column(Relation rel, HeapTuple tuple, const char *name, bool *isnull)
 {
-	AttrNumber	att = get_attnum(RelationGetRelid(rel), column);
-	bool		isnull = true;
-	Datum		value = att == InvalidAttrNumber ? (Datum) 0 :
-		heap_getattr(tuple, att, RelationGetDescr(rel), &isnull);
+	AttrNumber	att = get_attnum(RelationGetRelid(rel), name);
 
-	return isnull ? missing : DatumGetInt32(value);
+	*isnull = true;
+	return att == InvalidAttrNumber ? (Datum) 0 :
+		heap_getattr(tuple, att, RelationGetDescr(rel), isnull);
 }
 
-/* The owner of a relation, or InvalidOid when it is gone. */
-static Oid
-rel_owner(Oid relid)
+/* The int4 column 'name' of a row of rel; 'missing' when it is absent. */
+static int32
+int4_column(Relation rel, HeapTuple tuple, const char *name, int32 missing)
 {
-	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
+	bool		isnull;
+	Datum		value = column(rel, tuple, name, &isnull);
 
-	if (!HeapTupleIsValid(tuple))
-		return InvalidOid;
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	return owner;
+	return isnull ? missing : DatumGetInt32(value);
 }
 
 /*
@@ -103,14 +100,12 @@ ig_citus_table(Oid relid)
 	return found;
 }
 
-/* The text column 'column' of a row of rel, or NULL. */
+/* The text column 'name' of a row of rel, or NULL. */
 static char *
-text_column(Relation rel, HeapTuple tuple, const char *column)
+text_column(Relation rel, HeapTuple tuple, const char *name)
 {
-	AttrNumber	att = get_attnum(RelationGetRelid(rel), column);
-	bool		isnull = true;
-	Datum		value = att == InvalidAttrNumber ? (Datum) 0 :
-		heap_getattr(tuple, att, RelationGetDescr(rel), &isnull);
+	bool		isnull;
+	Datum		value = column(rel, tuple, name, &isnull);
 
 	return isnull ? NULL : TextDatumGetCString(value);
 }
@@ -133,10 +128,8 @@ ig_citus_table_of(Oid relid, IgCitusTable *table)
 		return false;
 	if (HeapTupleIsValid(tuple = systable_getnext(scan)))
 	{
-		AttrNumber	att = get_attnum(RelationGetRelid(rel), "partmethod");
-		bool		isnull = true;
-		Datum		method = att == InvalidAttrNumber ? (Datum) 0 :
-			heap_getattr(tuple, att, RelationGetDescr(rel), &isnull);
+		bool		isnull;
+		Datum		method = column(rel, tuple, "partmethod", &isnull);
 		char	   *partkey = text_column(rel, tuple, "partkey");
 		Node	   *key = partkey != NULL && partkey[0] == '{' ? stringToNode(partkey) : NULL;
 
@@ -184,10 +177,8 @@ ig_citus_colocated_shard(int64 shardid, Oid logical)
 	while (found == 0 && HeapTupleIsValid(tuple = systable_getnext(scan)))
 	{
 		char	   *other = text_column(rel, tuple, "shardminvalue");
-		AttrNumber	att = get_attnum(RelationGetRelid(rel), "shardid");
-		bool		isnull = true;
-		Datum		id = att == InvalidAttrNumber ? (Datum) 0 :
-			heap_getattr(tuple, att, RelationGetDescr(rel), &isnull);
+		bool		isnull;
+		Datum		id = column(rel, tuple, "shardid", &isnull);
 
 		if (!isnull && other != NULL && strcmp(other, min) == 0)
 			found = DatumGetInt64(id);
@@ -199,7 +190,7 @@ ig_citus_colocated_shard(int64 shardid, Oid logical)
 	/* Citus names a shard after its table and its id, and gives it its owner */
 	shard = get_relname_relid(psprintf("%s_" INT64_FORMAT, name, found),
 							  get_rel_namespace(logical));
-	return OidIsValid(shard) && rel_owner(shard) == rel_owner(logical) ?
+	return OidIsValid(shard) && ig_rel_owner(shard) == ig_rel_owner(logical) ?
 		shard : InvalidOid;
 }
 
@@ -272,10 +263,8 @@ ig_citus_shard_of(Oid relid, IgCitusShard *shard)
 		return false;
 	if (HeapTupleIsValid(tuple = systable_getnext(scan)))
 	{
-		AttrNumber	att = get_attnum(RelationGetRelid(rel), "logicalrelid");
-		bool		isnull = true;
-		Datum		value = att == InvalidAttrNumber ? (Datum) 0 :
-			heap_getattr(tuple, att, RelationGetDescr(rel), &isnull);
+		bool		isnull;
+		Datum		value = column(rel, tuple, "logicalrelid", &isnull);
 		char	   *logical_name = isnull ? NULL :
 			get_rel_name(DatumGetObjectId(value));
 
@@ -288,7 +277,7 @@ ig_citus_shard_of(Oid relid, IgCitusShard *shard)
 			strlen(logical_name) == (size_t) (suffix - name) &&
 			strncmp(logical_name, name, suffix - name) == 0 &&
 			get_rel_namespace(DatumGetObjectId(value)) == get_rel_namespace(relid) &&
-			rel_owner(DatumGetObjectId(value)) == rel_owner(relid))
+			ig_rel_owner(DatumGetObjectId(value)) == ig_rel_owner(relid))
 			logical = DatumGetObjectId(value);
 	}
 	systable_endscan(scan);

@@ -232,6 +232,20 @@ ig_bind_relid(const char *schema_name, const char *table_name,
 	return before ? relid : InvalidOid;
 }
 
+/* A relation's owner; InvalidOid if it is gone. */
+Oid
+ig_rel_owner(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		return InvalidOid;
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
 /*
  * Whether a role may SELECT the table itself (not only some columns).
  * False for a relation that is gone; never raises.

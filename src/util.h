@@ -61,6 +61,7 @@ ig_empty_to_null(const char *s)
 
 extern void ig_int_type_bounds(Oid typid, int64 *lo, int64 *hi);
 extern bool ig_extension_owner(Oid *owner);
+extern Oid	ig_rel_owner(Oid relid);
 extern bool ig_table_selectable_by(Oid relid, Oid roleid);
 extern bool ig_relation_readable_by(Oid relid, Oid roleid);
 extern Oid	ig_bind_relid(const char *schema_name, const char *table_name,

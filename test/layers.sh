@@ -20,7 +20,8 @@ OBJ=${1:-$SRC}
 
 FLOORS=(
     "compat"                                # version shims (header only)
-    "util settings citus_meta"              # shared helpers, setting values, Citus's catalog
+    "util settings"                         # shared helpers, setting values
+    "citus_meta"                            # what the rooms read of Citus's catalog
     "stats"                                 # cumulative statistics
     "queue"                                 # shared-memory queue, flush state
     "audit_table"                           # writes into the audit table
