@@ -26,6 +26,8 @@
 #include "nodes/primnodes.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -238,8 +240,8 @@ counted_here(int64 shardid)
  * *shard says which table, the suffix Citus gives the names of the shard's
  * objects, and whether this copy counts.
  */
-bool
-ig_citus_shard_of(Oid relid, IgCitusShard *shard)
+static bool
+shard_lookup(Oid relid, IgCitusShard *shard)
 {
 	char	   *name = get_rel_name(relid);
 	char	   *suffix;
@@ -289,6 +291,77 @@ ig_citus_shard_of(Oid relid, IgCitusShard *shard)
 	shard->suffix = suffix;
 	shard->counted = counted_here(shardid);
 	return true;
+}
+
+/*
+ * What shard_lookup found for each relation, kept until the next relcache
+ * invalidation (ig_citus_meta_forget): an incident on a shard asks once
+ * per statement, a duplicate storm once per row statement.  Citus
+ * invalidates relcache entries whenever its metadata changes.
+ */
+typedef struct ShardEntry
+{
+	Oid			relid;			/* hash key */
+	bool		shard;
+	IgCitusShard info;
+} ShardEntry;
+
+static MemoryContext shard_cxt = NULL;
+static HTAB *shard_cache = NULL;
+
+bool
+ig_citus_shard_of(Oid relid, IgCitusShard *shard)
+{
+	ShardEntry *entry;
+	bool		found;
+
+	if (shard_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (shard_cxt == NULL)
+			shard_cxt = AllocSetContextCreate(CacheMemoryContext,
+											  "integrity_guard Citus shards",
+											  ALLOCSET_SMALL_SIZES);
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(ShardEntry);
+		ctl.hcxt = shard_cxt;
+		shard_cache = hash_create("integrity_guard Citus shards", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = hash_search(shard_cache, &relid, HASH_FIND, NULL);
+	if (entry == NULL)
+	{
+		IgCitusShard info;
+		bool		is_shard = shard_lookup(relid, &info);
+
+		/* a lookup that read the catalogs may have seen an invalidation */
+		if (shard_cache == NULL)
+		{
+			if (is_shard)
+				*shard = info;
+			return is_shard;
+		}
+		entry = hash_search(shard_cache, &relid, HASH_ENTER, &found);
+		entry->shard = is_shard;
+		if (is_shard)
+		{
+			entry->info = info;
+			entry->info.suffix = MemoryContextStrdup(shard_cxt, info.suffix);
+		}
+	}
+	if (entry->shard)
+		*shard = entry->info;
+	return entry->shard;
+}
+
+/* A relation changed (relcache invalidation): forget what was found. */
+void
+ig_citus_meta_forget(void)
+{
+	shard_cache = NULL;
+	if (shard_cxt != NULL)
+		MemoryContextReset(shard_cxt);
 }
 
 /* The suffix of a shard's object names ("_102008"), or NULL. */

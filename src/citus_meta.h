@@ -32,6 +32,7 @@ extern bool ig_citus_table(Oid relid);
 extern bool ig_citus_table_of(Oid relid, IgCitusTable *table);
 extern Oid	ig_citus_colocated_shard(int64 shardid, Oid logical);
 extern bool ig_citus_shard_of(Oid relid, IgCitusShard *shard);
+extern void ig_citus_meta_forget(void);
 extern char *ig_citus_shard_suffix(Oid relid);
 extern bool ig_citus_shard(Oid relid);
 extern const char *ig_citus_unsuffixed(const char *name, const char *suffix);

@@ -30,6 +30,7 @@
 #include "capture.h"
 #include "children.h"
 #include "citus.h"
+#include "citus_meta.h"
 #include "compat.h"
 #include "counter.h"
 #include "incident.h"
@@ -354,11 +355,15 @@ ig_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		ig_registry_abort();
 }
 
-/* A relation changed: guards parsed against it parse again. */
+/*
+ * A relation changed: guards parsed against it parse again, and what was
+ * read of Citus's catalog is read again.
+ */
 static void
 ig_relcache_callback(Datum arg, Oid relid)
 {
 	ig_registry_relation_changed(relid);
+	ig_citus_meta_forget();
 }
 
 /* A function changed: the guard functions and the rewrite's may be new. */
