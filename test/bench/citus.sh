@@ -7,7 +7,9 @@
 #  - a multi-shard UPDATE of the counter of two rows (two shards), on the
 #    counter table;
 #  - a router INSERT of a new row (ON CONFLICT DO NOTHING, as an ingest
-#    that may replay), on the deduplicated table.
+#    that may replay), on the deduplicated table;
+#  - a replayed row (every INSERT a duplicate): the guard skips and audits
+#    it, against the unguarded table told ON CONFLICT DO NOTHING.
 # Prints measured numbers only; nothing here passes or fails.  Needs Citus
 # (built by ensure_citus from ../shared/citus).
 #   RUNS=3 SECS=10 CLIENTS=2 bash test/bench/citus.sh
@@ -69,6 +71,10 @@ script() {  # script KIND TABLE: a pgbench script file
             "UPDATE $2 SET times_seen = times_seen + 1 WHERE (project_id, id) IN ((:p1, :i1), (:p2, :i2));" >"$f" ;;
         insert) printf '%s\n' '\set p random(0, 63)' '\set id random(100000, 2000000000)' \
             "INSERT INTO $2 VALUES (:p, :id, 1) ON CONFLICT DO NOTHING;" >"$f" ;;
+        # a replayed row: the unguarded side asks the server to skip it, the
+        # guarded side sends the plain INSERT a consumer sends
+        replay) printf '%s\n' '\set id random(1, 64000)' '\set p :id % 64' \
+            "INSERT INTO $2 VALUES (:p, :id, 1)$([ "$2" = plain_gm ] && echo ' ON CONFLICT DO NOTHING');" >"$f" ;;
     esac
     echo "$f"
 }
@@ -81,7 +87,7 @@ printf '\n3 nodes on this machine, 32 shards; %s runs of %s s each, alternating,
     "$RUNS" "$SECS" "$CLIENTS"
 printf '| %-52s | %10s | %10s | %7s |\n' "case" "unguarded" "guarded" "cost"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "------------" "------------" "---------"
-for kind in update insert; do
+for kind in update insert replay; do
     p=$(script "$kind" plain_gm)
     g=$(script "$kind" "$([ "$kind" = update ] && echo counter_gm || echo dedupe_gm)")
     b=() a=()
@@ -90,8 +96,11 @@ for kind in update insert; do
         a+=("$(tps "$g")")
     done
     rm -f "$p" "$g"
-    label=$([ "$kind" = update ] && echo "guard_counter: multi-shard UPDATE of 2 rows" ||
-        echo "guard_duplicates skip: router INSERT of a new row")
+    case $kind in
+        update) label="guard_counter: multi-shard UPDATE of 2 rows" ;;
+        insert) label="guard_duplicates skip: router INSERT of a new row" ;;
+        replay) label="replayed row: skip + audit vs ON CONFLICT DO NOTHING" ;;
+    esac
     awk -v l="$label" -v b="$(median "${b[@]}")" -v a="$(median "${a[@]}")" \
         'BEGIN {printf "| %-52s | %10.0f | %10.0f | %6.3fx |\n", l, b, a, b / a}'
     printf '  runs, unguarded: %s\n  runs, guarded: %s\n' "${b[*]}" "${a[*]}"
