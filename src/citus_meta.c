@@ -21,6 +21,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "fmgr.h"
 #include "nodes/primnodes.h"
@@ -416,6 +417,27 @@ ig_citus_shown(Oid relid, const char **table_name, const char **target)
 	*table_name = get_rel_name(shard.logical);
 	*target = ig_citus_unsuffixed(*target, shard.suffix);
 	return shard.logical;
+}
+
+/*
+ * The names an unbound captured error is shown under: when its table's
+ * name is a shard's now, the logical table's and constraint's.  Its relid
+ * stays unbound (shown only to those who see all): a label, not a binding.
+ */
+void
+ig_citus_label(const char *schema_name, const char **table_name,
+			   const char **target)
+{
+	Oid			nsp;
+	Oid			relid;
+
+	if (schema_name == NULL || schema_name[0] == '\0' ||
+		*table_name == NULL || (*table_name)[0] == '\0')
+		return;
+	nsp = get_namespace_oid(schema_name, true);
+	relid = OidIsValid(nsp) ? get_relname_relid(*table_name, nsp) : InvalidOid;
+	if (OidIsValid(relid))
+		(void) ig_citus_shown(relid, table_name, target);
 }
 
 /*

@@ -1749,6 +1749,8 @@ ig_queue_pending_rows(FunctionCallInfo fcinfo)
 			OidIsValid(relid = ig_bind_relid(k->schema_name, k->table_name,
 											 entries[i].counts.bind_horizon)))
 			relid = ig_citus_shown(relid, &table_name, &target);
+		else if (!OidIsValid(relid))
+			ig_citus_label(k->schema_name, &table_name, &target);
 		for (a = 0; a < desc->natts; a++)
 		{
 			Form_pg_attribute att = TupleDescAttr(desc, a);

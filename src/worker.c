@@ -636,6 +636,9 @@ drain_job(Oid dbid)
 					rows[m].relid = ig_citus_shown(rows[m].relid,
 												   &rows[m].table_name,
 												   &rows[m].target);
+				else if (!OidIsValid(k->relid))
+					ig_citus_label(k->schema_name, &rows[m].table_name,
+								   &rows[m].target);
 				rows[m].occurrences = jobs[i].occurrences;
 				rows[m].first_seen = jobs[i].first_seen;
 				rows[m].last_seen = jobs[i].last_seen;
