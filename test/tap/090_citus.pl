@@ -251,6 +251,22 @@ is(coord(q{SELECT string_agg(node || ' ' || coalesce(table_name, '-') || ' ' || 
            WHERE table_name = 'dup' OR detail->>'message' LIKE '%dup_key%'}),
     "$dup_node dup dup_key 1",
     'a duplicate raised on a worker is one event, on that node, under the logical table and constraint');
+# an exclusion violation likewise: the worker's capture, not the coordinator's
+coord(q{
+    CREATE EXTENSION btree_gist;
+    CREATE TABLE slot (project_id int, during tstzrange,
+                       EXCLUDE USING gist (project_id WITH =, during WITH &&));
+    SELECT create_distributed_table('slot', 'project_id');
+    INSERT INTO slot VALUES (1, '[2026-01-01,2026-01-03)')});
+($rc, $out, $err) = $coord->psql('postgres', q{INSERT INTO slot VALUES (1, '[2026-01-02,2026-01-04)')});
+like($err, qr/conflicting key value violates exclusion constraint/, 'an exclusion violation, relayed');
+my $slot_node = coord(q{
+    SELECT n.nodename || ':' || n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)
+    WHERE p.shardid = get_shard_id_for_distribution_column('slot', 1)});
+is(coord(q{SELECT string_agg(node || ' ' || coalesce(table_name, '-') || ' ' || coalesce(target, '-'), ',')
+           FROM integrity_guard.cluster_events(event_type => 'exclusion_violation')}),
+    "$slot_node slot slot_project_id_during_excl",
+    'is one event, on the worker, under the logical table and constraint');
 is(coord(q{SELECT string_agg(table_name || ' ' || target || ' ' || (detail->>'constraint'), ',')
            FROM integrity_guard.cluster_events(rel => 'tag')}),
     'tag tag_pkey tag_pkey', 'a reference table\'s duplicate is one event, not one per copy');
