@@ -403,41 +403,34 @@ ig_citus_unsuffixed(const char *name, const char *suffix)
 }
 
 /*
- * The table a captured error is shown under, once bound to relid: on a
- * shard, its logical table, with *table_name and *target (a constraint of
- * the shard) as the logical table's names.  Else relid, names untouched.
+ * The relation a captured error is shown under, bound by name when it is
+ * written or read (ig_bind_relid; the error hook reads no catalog), with
+ * its names (*table_name NULL or empty: no table).  On a Citus shard, the logical table, and *table_name and
+ * *target (a constraint of the shard) as the logical ones.  One that
+ * cannot bind stays unbound (InvalidOid: shown only to those who see
+ * all), but is labelled so when its name is a shard's now: a label, not a
+ * binding.
  */
 Oid
-ig_citus_shown(Oid relid, const char **table_name, const char **target)
+ig_citus_bind_captured(const char *schema_name, const char **table_name,
+					   const char **target, TransactionId horizon)
 {
+	const char *name = *table_name ? *table_name : "";
+	Oid			relid = ig_bind_relid(schema_name, name, horizon);
+	Oid			named = relid;
 	IgCitusShard shard;
 
-	if (!ig_citus_shard_of(relid, &shard))
+	if (!OidIsValid(named) && schema_name[0] != '\0' && name[0] != '\0')
+	{
+		Oid			nsp = get_namespace_oid(schema_name, true);
+
+		named = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+	}
+	if (!OidIsValid(named) || !ig_citus_shard_of(named, &shard))
 		return relid;
 	*table_name = get_rel_name(shard.logical);
 	*target = ig_citus_unsuffixed(*target, shard.suffix);
-	return shard.logical;
-}
-
-/*
- * The names an unbound captured error is shown under: when its table's
- * name is a shard's now, the logical table's and constraint's.  Its relid
- * stays unbound (shown only to those who see all): a label, not a binding.
- */
-void
-ig_citus_label(const char *schema_name, const char **table_name,
-			   const char **target)
-{
-	Oid			nsp;
-	Oid			relid;
-
-	if (schema_name == NULL || schema_name[0] == '\0' ||
-		*table_name == NULL || (*table_name)[0] == '\0')
-		return;
-	nsp = get_namespace_oid(schema_name, true);
-	relid = OidIsValid(nsp) ? get_relname_relid(*table_name, nsp) : InvalidOid;
-	if (OidIsValid(relid))
-		(void) ig_citus_shown(relid, table_name, target);
+	return OidIsValid(relid) ? shard.logical : InvalidOid;
 }
 
 /*

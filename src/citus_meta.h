@@ -36,9 +36,9 @@ extern void ig_citus_meta_forget(void);
 extern char *ig_citus_shard_suffix(Oid relid);
 extern bool ig_citus_shard(Oid relid);
 extern const char *ig_citus_unsuffixed(const char *name, const char *suffix);
-extern Oid	ig_citus_shown(Oid relid, const char **table_name,
-						   const char **target);
-extern void ig_citus_label(const char *schema_name, const char **table_name,
-						   const char **target);
+extern Oid	ig_citus_bind_captured(const char *schema_name,
+								   const char **table_name,
+								   const char **target,
+								   TransactionId horizon);
 
 #endif							/* IG_CITUS_META_H */

@@ -991,7 +991,7 @@ ig_queue_registrations(Oid dbid)
 /*
  * A job ended: it wrote (or found no extension), or it failed.  A job that
  * found no extension while CREATE EXTENSION ran after it looked, or while
- * a prepared transaction was pending (undecided), says nothing about the
+ * a prepared CREATE EXTENSION was undecided for it, says nothing about the
  * database: the state stays unknown, and the return value
  * (whether the database is known to have no extension, so its queued
  * incidents go) is false.
@@ -1744,13 +1744,9 @@ ig_queue_pending_rows(FunctionCallInfo fcinfo)
 		const char *target = k->target;
 
 		/* a captured error's table: bound as the writer will bind it */
-		relid = k->relid;
-		if (!OidIsValid(relid) &&
-			OidIsValid(relid = ig_bind_relid(k->schema_name, k->table_name,
-											 entries[i].counts.bind_horizon)))
-			relid = ig_citus_shown(relid, &table_name, &target);
-		else if (!OidIsValid(relid))
-			ig_citus_label(k->schema_name, &table_name, &target);
+		relid = OidIsValid(k->relid) ? k->relid :
+			ig_citus_bind_captured(k->schema_name, &table_name, &target,
+								   entries[i].counts.bind_horizon);
 		for (a = 0; a < desc->natts; a++)
 		{
 			Form_pg_attribute att = TupleDescAttr(desc, a);

@@ -83,6 +83,7 @@ typedef struct IgDbSlot
 	TimestampTz checked;		/* when state was last established */
 	uint32		registrations;	/* CREATE EXTENSIONs seen (a job's "no
 								 * extension" older than one is void) */
+	TransactionId prepared_registration;	/* the last one, when prepared */
 	TimestampTz last_flush;
 	int64		written;		/* incident rows written */
 	int64		set_aside;		/* entries no write could take */

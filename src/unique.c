@@ -573,11 +573,8 @@ ig_unique_passed(const char *schema_name, const char *table_name)
 static bool
 name_matches(const char *indexname, const char *name, const char *suffix)
 {
-	size_t		len = strlen(name);
-
 	return strcmp(indexname, name) == 0 ||
-		(suffix != NULL && strncmp(indexname, name, len) == 0 &&
-		 strcmp(indexname + len, suffix) == 0);
+		strcmp(ig_citus_unsuffixed(indexname, suffix), name) == 0;
 }
 
 /*

@@ -22,14 +22,12 @@
 #include <unistd.h>
 
 #include "access/heapam.h"
-#include "access/twophase.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_database.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -183,26 +181,24 @@ no_extension_lately(IgDbSlot *slot, TimestampTz now)
 }
 
 /*
- * Whether a prepared transaction of this database is pending: it may hold
- * a CREATE EXTENSION, so a job that finds no extension meanwhile cannot
- * tell that the database has none.
+ * Whether this database's last CREATE EXTENSION was prepared and is not
+ * yet decided for the job's snapshot (still prepared, or committed after
+ * the job looked): a job that finds no extension then cannot tell that the
+ * database has none.  Citus creates the extension on its workers so.
  */
 static bool
-prepared_xact_pending(void)
+registration_undecided(Oid dbid)
 {
-	bool		pending;
+	TransactionId xid = InvalidTransactionId;
+	IgDbSlot   *slot;
 
-	if (max_prepared_xacts == 0)
-		return false;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_prepared_xacts"
-					" WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database()"
-					" LIMIT 1", true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_prepared_xacts");
-	pending = SPI_processed > 0;
-	SPI_finish();
-	return pending;
+	ig_queue_lock_slots(false);
+	slot = ig_queue_slot(dbid, false);
+	if (slot)
+		xid = slot->prepared_registration;
+	ig_queue_unlock_slots();
+	return TransactionIdIsValid(xid) &&
+		XidInMVCCSnapshot(xid, GetActiveSnapshot());
 }
 
 /*
@@ -574,7 +570,7 @@ drain_job(Oid dbid)
 		pgstat_report_activity(STATE_RUNNING, "writing queued incidents");
 		registrations = ig_queue_registrations(dbid);
 		installed = ig_audit_owner(&owner);
-		undecided = !installed && prepared_xact_pending();
+		undecided = !installed && registration_undecided(dbid);
 		if (installed)
 		{
 			IgJobIncident *jobs;
@@ -625,20 +621,12 @@ drain_job(Oid dbid)
 				rows[m].event_type = k->event_type;
 				rows[m].schema_name = ig_empty_to_null(k->schema_name);
 				rows[m].table_name = ig_empty_to_null(k->table_name);
-				rows[m].relid = OidIsValid(k->relid) ? k->relid :
-					ig_bind_relid(k->schema_name, k->table_name,
-										jobs[i].bind_horizon);
 				/* a guard's target is never NULL; a captured error may have none */
 				rows[m].target = k->relid != InvalidOid ? k->target :
 					ig_empty_to_null(k->target);
-				/* a captured error on a Citus shard: its logical table's */
-				if (!OidIsValid(k->relid) && OidIsValid(rows[m].relid))
-					rows[m].relid = ig_citus_shown(rows[m].relid,
-												   &rows[m].table_name,
-												   &rows[m].target);
-				else if (!OidIsValid(k->relid))
-					ig_citus_label(k->schema_name, &rows[m].table_name,
-								   &rows[m].target);
+				rows[m].relid = OidIsValid(k->relid) ? k->relid :
+					ig_citus_bind_captured(k->schema_name, &rows[m].table_name,
+										   &rows[m].target, jobs[i].bind_horizon);
 				rows[m].occurrences = jobs[i].occurrences;
 				rows[m].first_seen = jobs[i].first_seen;
 				rows[m].last_seen = jobs[i].last_seen;
@@ -829,7 +817,7 @@ static bool registration_pending = false;
  * until then a job still finds no extension, and must not be believed.
  */
 static void
-registration_committed(void)
+registration_committed(TransactionId prepared_xid)
 {
 	IgDbSlot   *slot;
 
@@ -841,6 +829,7 @@ registration_committed(void)
 		slot->failures = 0;
 		slot->retry_at = 0;
 		slot->registrations++;
+		slot->prepared_registration = prepared_xid;
 	}
 	ig_queue_unlock_slots();
 }
@@ -853,12 +842,14 @@ ig_worker_xact_event(XactEvent event)
 		 event == XACT_EVENT_PREPARE))
 	{
 		/*
-		 * A prepared CREATE EXTENSION is almost always committed (Citus
-		 * creates it on its workers so); a job that finds no extension
-		 * before COMMIT PREPARED does not believe it (prepared_xact_pending)
+		 * A prepared CREATE EXTENSION registers too (Citus creates it on
+		 * its workers so); until it is decided, a job that finds no
+		 * extension does not believe it (registration_undecided)
 		 */
-		if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE)
-			registration_committed();
+		if (event == XACT_EVENT_COMMIT)
+			registration_committed(InvalidTransactionId);
+		else if (event == XACT_EVENT_PREPARE)
+			registration_committed(GetTopTransactionIdIfAny());
 		registration_pending = false;
 	}
 	if (!notice_not_preloaded)

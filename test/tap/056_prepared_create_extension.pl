@@ -1,8 +1,9 @@
 # A CREATE EXTENSION committed by two-phase commit (Citus creates the
 # extension on its workers so) counts as a registration: a database whose
 # flush job found no extension before it keeps the incidents that follow,
-# and a job that finds no extension while the prepared transaction is
-# pending does not conclude that the database has none.
+# and a job that finds no extension while that prepared transaction is
+# undecided does not conclude that the database has none; any other
+# prepared transaction changes nothing.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -48,6 +49,16 @@ $node->safe_psql('app', q{COMMIT PREPARED 'ext2'});
 ok($node->poll_query_until('app', q{SELECT count(*) = 1 FROM integrity_guard.audit_log}),
     'an incident queued while CREATE EXTENSION was prepared is written once it commits');
 is($node->safe_psql('postgres', $discarded), '1', 'nothing is discarded meanwhile');
+
+# any other prepared transaction says nothing: a database without the
+# extension still lets its incidents go, however long it stays prepared
+$node->safe_psql('postgres', 'CREATE DATABASE other');
+$node->safe_psql('other', q{BEGIN; CREATE TABLE t (); PREPARE TRANSACTION 'orphan'});
+$node->psql('other', 'SELECT 2147483647 + 4');
+ok($node->poll_query_until('postgres', q{
+    SELECT coalesce(sum(discarded), 0) > 0 FROM integrity_guard.queue_usage WHERE database_name = 'other'}),
+    'a prepared transaction that creates no extension does not hold back the discard');
+$node->safe_psql('other', q{ROLLBACK PREPARED 'orphan'});
 
 $node->stop;
 done_testing();

@@ -179,6 +179,19 @@ is(coord(q{SELECT string_agg(project_id || ':' || coalesce(pid::text, '-'), ',' 
       FROM kids WHERE id = 20}),
     "1:-,2:-,3:-,4:-",
     'a co-located composite foreign key: the children of deleted parents are cleared on every shard');
+# against an unguarded twin on plain tables with the native action (Citus
+# refuses ON DELETE SET NULL on a key that holds the distribution column)
+my $kids_rows = q{SELECT string_agg(project_id || ':' || id || ':' || coalesce(pid::text, '-'), ','
+                                    ORDER BY project_id, id) FROM };
+coord(q{
+    CREATE TABLE parents_twin (project_id int, id int, PRIMARY KEY (project_id, id));
+    CREATE TABLE kids_twin (project_id int NOT NULL, id int, pid int,
+                            FOREIGN KEY (project_id, pid) REFERENCES parents_twin ON DELETE SET NULL (pid));
+    INSERT INTO parents_twin SELECT p, i FROM generate_series(1, 4) p, generate_series(1, 3) i;
+    INSERT INTO kids_twin SELECT p, i * 10, i FROM generate_series(1, 4) p, generate_series(1, 3) i;
+    DELETE FROM parents_twin WHERE id = 2});
+is(coord($kids_rows . 'kids'), coord($kids_rows . 'kids_twin'),
+    'the same rows as ON DELETE SET NULL (pid) on an unguarded twin');
 # an undeclared reference resolves to the co-located shard: one tenant's
 # delete never touches another tenant's rows with the same key
 coord(q{
@@ -196,6 +209,18 @@ is(coord(q{SELECT string_agg(project_id || ':' || n, ',' ORDER BY project_id)
       FROM (SELECT project_id, count(*) n FROM notes GROUP BY 1) c}),
     "1:1,2:2,3:2,4:2",
     'an undeclared reference deletes only the children of the deleted parents\' tenants');
+coord(q{
+    CREATE TABLE issues_twin (project_id int, id int, PRIMARY KEY (project_id, id));
+    CREATE TABLE notes_twin (project_id int NOT NULL, id int, issue_id int,
+                             FOREIGN KEY (project_id, issue_id) REFERENCES issues_twin ON DELETE CASCADE);
+    INSERT INTO issues_twin SELECT p, i FROM generate_series(1, 4) p, generate_series(1, 3) i;
+    INSERT INTO notes_twin SELECT p, i * 10, i FROM generate_series(1, 4) p, generate_series(1, 3) i;
+    DELETE FROM issues_twin WHERE project_id = 1 AND id = 3;
+    DELETE FROM issues_twin WHERE id = 1});
+my $notes_rows = q{SELECT string_agg(project_id || ':' || id || ':' || issue_id, ',' ORDER BY project_id, id) FROM };
+is(coord($notes_rows . 'notes'), coord($notes_rows . 'notes_twin'),
+    'the same rows as ON DELETE CASCADE on an unguarded twin');
+
 ($rc, $out, $err) = $coord->psql('postgres', q{
     SELECT integrity_guard.guard_children('issues', ARRAY['notes(issue_id) = (id)'])});
 like($err, qr/does not join the distribution columns.*HINT:  Name the child's distribution column against the parent's: 'child\(project_id, col\) = \(project_id, pcol\)'/s,
@@ -222,6 +247,10 @@ is(coord(q{SELECT count(*) FROM event WHERE platform_id IS NULL}),
 is(coord(q{SELECT count(DISTINCT node) || ' ' || sum(occurrences) || ' ' || string_agg(DISTINCT target, ',')
            FROM integrity_guard.cluster_events(rel => 'platform', event_type => 'children_nullified')}),
     '2 8 public.event(platform_id)', 'each worker tells the children it cleared, under the logical tables');
+($rc, $out, $err) = $coord->psql('postgres', q{
+    SELECT integrity_guard.guard_children('platform', ARRAY['event(platform_id)'])});
+like($err, qr/ERROR:  reference "event\(platform_id\)" .* does not name a co-located distributed table/,
+    'an undeclared reference from a reference table is refused: its children must be declared');
 
 # one audit for the cluster: each incident once, on the node that absorbed
 # it, under the logical table and constraint; read from the coordinator
